@@ -1,0 +1,241 @@
+//! Data sets: MNIST IDX and CIFAR-10 binary batches, each read gzip-compressed (`.gz`) or raw.
+//!
+//! Binarized MNIST is a *static* binarization, reproducible bit for bit (and identical to the
+//! PyTorch reference's `pixelzoo_ref.data`): pixel `k` of a file, `k = image·784 + row·28 + col`,
+//! is 1 iff `u_k < intensity/255`, with `u_k` the 53 high bits of draw `k` of a counter-based
+//! SplitMix64 stream, compared exactly in integers as `(z_k >> 11)·255 < intensity·2^53`, where
+//! `z_k = mix(seed + (k+1)·0x9E3779B97F4A7C15)`. Seeds: [`SEED_TRAIN`] for the training file,
+//! [`SEED_TEST`] for the test file. Each pixel is a Bernoulli draw with p = intensity/255, drawn
+//! once and fixed, as in the paper's binarized MNIST. The thresholded variant is intensity ≥ 128.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+
+use crate::error::{Error, Result};
+
+/// Seed of the static binarization of `train-images-idx3-ubyte`.
+pub const SEED_TRAIN: u64 = 2016;
+/// Seed of the static binarization of `t10k-images-idx3-ubyte`.
+pub const SEED_TEST: u64 = 2017;
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The environment variable naming the data directory.
+pub const DATA_ENV: &str = "PIXEL_ZOO_DATA";
+
+/// Images as bytes, row-major `(n, c, h, w)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    pub pixels: Vec<u8>,
+    pub n: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Images {
+    /// The first `limit` images (all if `limit` is larger).
+    pub fn truncate(&mut self, limit: usize) {
+        self.n = self.n.min(limit);
+        self.pixels.truncate(self.n * self.channels * self.height * self.width);
+    }
+    /// Image `i` as a `(c, h, w)` byte slice.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let d = self.channels * self.height * self.width;
+        &self.pixels[i * d..(i + 1) * d]
+    }
+}
+
+/// Draw `k` (0-based) of the counter-based SplitMix64 stream with `seed`.
+pub fn splitmix64(seed: u64, k: u64) -> u64 {
+    let mut z = seed.wrapping_add((k + 1).wrapping_mul(GOLDEN));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The static binarization of 8-bit images (see the module docs); `pixels` in file order.
+pub fn binarize_static(pixels: &[u8], seed: u64) -> Vec<u8> {
+    pixels
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| u8::from((splitmix64(seed, k as u64) >> 11) * 255 < (v as u64) << 53))
+        .collect()
+}
+
+/// Thresholding at half intensity: 1 iff value ≥ 128.
+pub fn threshold(pixels: &[u8]) -> Vec<u8> {
+    pixels.iter().map(|&v| u8::from(v >= 128)).collect()
+}
+
+/// Reads `path`, or `path.gz` decompressed, whichever exists.
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let gz = PathBuf::from(format!("{}.gz", path.display()));
+    let mut out = Vec::new();
+    if path.exists() {
+        File::open(path).and_then(|mut f| f.read_to_end(&mut out)).map_err(|e| Error::io(path, e))?;
+    } else if gz.exists() {
+        let f = File::open(&gz).map_err(|e| Error::io(&gz, e))?;
+        GzDecoder::new(f).read_to_end(&mut out).map_err(|e| Error::bad_file(&gz, format!("not a valid gzip file: {e}")))?;
+    } else {
+        return Err(Error::MissingData {
+            msg: format!(
+                "data file {} (or {}) not found; point --data-dir or {DATA_ENV} at a directory holding mnist/ and cifar10/",
+                path.display(),
+                gz.display()
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// Parses an IDX file of u8 images (magic 0x00000803): `(n, 1, rows, cols)`.
+pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<Images> {
+    if bytes.len() < 16 {
+        return Err(Error::bad_file(path, format!("IDX file too short ({} bytes) for its 16-byte header", bytes.len())));
+    }
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
+    let magic = be(0);
+    if magic != 0x0803 {
+        return Err(Error::bad_file(path, format!("not an IDX u8 image file: magic 0x{magic:08x}, expected 0x00000803")));
+    }
+    let (n, rows, cols) = (be(4), be(8), be(12));
+    if rows == 0 || cols == 0 || rows > 4096 || cols > 4096 {
+        return Err(Error::bad_file(path, format!("implausible IDX image size {rows}x{cols}")));
+    }
+    let need = n.checked_mul(rows * cols).and_then(|v| v.checked_add(16));
+    if need != Some(bytes.len()) {
+        return Err(Error::bad_file(
+            path,
+            format!("IDX header says {n} images of {rows}x{cols} ({} bytes) but the file has {} bytes: truncated or corrupt", need.map_or("too many".into(), |v| v.to_string()), bytes.len()),
+        ));
+    }
+    Ok(Images { pixels: bytes[16..].to_vec(), n, channels: 1, height: rows, width: cols })
+}
+
+/// Parses CIFAR-10 binary records (1 label byte + 3072 pixel bytes): `(n, 3, 32, 32)`.
+pub fn parse_cifar(bytes: &[u8], path: &Path) -> Result<Images> {
+    const REC: usize = 1 + 3 * 32 * 32;
+    if bytes.is_empty() || bytes.len() % REC != 0 {
+        return Err(Error::bad_file(
+            path,
+            format!("not a CIFAR-10 binary batch: {} bytes is not a positive multiple of the 3073-byte record", bytes.len()),
+        ));
+    }
+    let n = bytes.len() / REC;
+    let mut pixels = Vec::with_capacity(n * (REC - 1));
+    for rec in bytes.chunks(REC) {
+        if rec[0] > 9 {
+            return Err(Error::bad_file(path, format!("not a CIFAR-10 batch: label byte {} is not 0..=9", rec[0])));
+        }
+        pixels.extend_from_slice(&rec[1..]);
+    }
+    Ok(Images { pixels, n, channels: 3, height: 32, width: 32 })
+}
+
+/// The data sets the zoo's models are trained and evaluated on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dataset {
+    /// MNIST, statically binarized with a fixed seed (the paper's binarized MNIST).
+    MnistBinarized,
+    /// MNIST thresholded at intensity ≥ 128.
+    MnistThresholded,
+    /// CIFAR-10, 8-bit RGB.
+    Cifar10,
+}
+
+impl Dataset {
+    /// The name used in the manifest: `mnist-binarized`, `mnist-thresholded`, `cifar10`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "mnist-binarized" => Some(Self::MnistBinarized),
+            "mnist-thresholded" => Some(Self::MnistThresholded),
+            "cifar10" => Some(Self::Cifar10),
+            _ => None,
+        }
+    }
+
+    /// The manifest name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MnistBinarized => "mnist-binarized",
+            Self::MnistThresholded => "mnist-thresholded",
+            Self::Cifar10 => "cifar10",
+        }
+    }
+
+    /// The test images (the 10,000 MNIST test images; for CIFAR-10, the first 1,000 test images
+    /// that `../shared/data` holds, or the whole `test_batch` if present) from `data_dir`.
+    pub fn load_test(self, data_dir: &Path) -> Result<Images> {
+        if !data_dir.is_dir() {
+            return Err(Error::MissingData {
+                msg: format!(
+                    "data directory {} does not exist; pass --data-dir or set {DATA_ENV} to a directory holding mnist/ and cifar10/",
+                    data_dir.display()
+                ),
+            });
+        }
+        match self {
+            Self::MnistBinarized | Self::MnistThresholded => {
+                let path = data_dir.join("mnist").join("t10k-images-idx3-ubyte");
+                let mut images = parse_idx_images(&read_maybe_gz(&path)?, &path)?;
+                images.pixels = match self {
+                    Self::MnistBinarized => binarize_static(&images.pixels, SEED_TEST),
+                    _ => threshold(&images.pixels),
+                };
+                Ok(images)
+            }
+            Self::Cifar10 => {
+                let dir = data_dir.join("cifar10");
+                let full = dir.join("test_batch.bin");
+                let path = if full.exists() || dir.join("test_batch.bin.gz").exists() { full } else { dir.join("test_batch_first1000.bin") };
+                parse_cifar(&read_maybe_gz(&path)?, &path)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix64_matches_the_published_sequence() {
+        // SplitMix64 seeded with 0 (Vigna's reference): first outputs.
+        assert_eq!(splitmix64(0, 0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(splitmix64(0, 1), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn binarization_is_exact_at_the_ends_and_fair_in_the_middle() {
+        let zeros = binarize_static(&[0u8; 1000], 7);
+        assert!(zeros.iter().all(|&b| b == 0));
+        let ones = binarize_static(&[255u8; 1000], 7);
+        assert!(ones.iter().all(|&b| b == 1));
+        let half = binarize_static(&[128u8; 100_000], 7);
+        let mean = half.iter().map(|&b| b as f64).sum::<f64>() / 1e5;
+        assert!((mean - 128.0 / 255.0).abs() < 0.01, "mean {mean}");
+    }
+
+    #[test]
+    fn idx_header_errors_say_what_is_wrong() {
+        let p = Path::new("x.idx");
+        let e = parse_idx_images(&[0, 0, 8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], p).unwrap_err();
+        assert!(e.to_string().contains("magic"), "{e}");
+        let mut ok = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
+        ok.extend([1, 2, 3, 4, 5, 6, 7]);
+        let e = parse_idx_images(&ok, p).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        ok.push(8);
+        assert_eq!(parse_idx_images(&ok, p).unwrap().n, 2);
+    }
+
+    #[test]
+    fn cifar_records_must_be_whole() {
+        let p = Path::new("c.bin");
+        assert!(parse_cifar(&vec![0u8; 3073 * 2 - 1], p).unwrap_err().to_string().contains("3073"));
+        assert_eq!(parse_cifar(&vec![0u8; 3073 * 2], p).unwrap().n, 2);
+    }
+}

@@ -1,0 +1,135 @@
+//! Output heads (paper §2, §4): the output stack of two ReLU + 1×1 mask-B convolutions, and the
+//! distribution each pixel value is drawn from: a Bernoulli (binary images, one logit) or a 256-way
+//! softmax per colour channel. Log-likelihoods use log-softmax / softplus, so they never overflow.
+
+use std::f64::consts::LN_2;
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::conv::{masked_conv2d, MaskedConv2d};
+use crate::mask::MaskKind;
+
+/// The distribution of one pixel value given its context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// Binary pixels {0, 1}; one logit `z`, p(1) = σ(z).
+    Bernoulli,
+    /// 8-bit pixels 0..=255; 256 logits, a softmax.
+    Softmax256,
+}
+
+impl Head {
+    /// Logits per colour channel: 1 or 256.
+    pub fn levels(self) -> usize {
+        match self {
+            Head::Bernoulli => 1,
+            Head::Softmax256 => 256,
+        }
+    }
+
+    /// Number of distinct pixel values: 2 or 256.
+    pub fn values(self) -> usize {
+        match self {
+            Head::Bernoulli => 2,
+            Head::Softmax256 => 256,
+        }
+    }
+
+    /// Pixel values → network input, scaled and centred: binary {0,1} → {−1,1}; 0..=255 → [−1,1].
+    /// `x`: `(b, c, h, w)` of any dtype holding pixel values; returns f32.
+    pub fn encode_input(self, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_dtype(DType::F32)?;
+        match self {
+            Head::Bernoulli => x.affine(2.0, -1.0),
+            Head::Softmax256 => x.affine(1.0 / 127.5, -1.0),
+        }
+    }
+
+    /// Negative log-likelihood in nats of each image: `logits` `(b, c, levels, h, w)`, `x` `(b, c, h, w)`
+    /// pixel values → `(b,)`.
+    pub fn nll_per_image(self, logits: &Tensor, x: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let per_value = match self {
+            Head::Bernoulli => {
+                // −log p(x) = softplus(z) − x·z, with softplus(z) = max(z, 0) + ln(1 + e^{−|z|}).
+                let z = logits.squeeze(2)?.to_dtype(DType::F32)?;
+                let x = x.to_dtype(DType::F32)?;
+                let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+                (softplus - (x * z)?)?
+            }
+            Head::Softmax256 => {
+                let logp = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, 2)?;
+                let idx = x.to_dtype(DType::U32)?.unsqueeze(2)?;
+                logp.gather(&idx, 2)?.squeeze(2)?.neg()?
+            }
+        };
+        per_value.reshape((b, ()))?.sum(D::Minus1)
+    }
+
+    /// Draws one value per row of `logits` `(n, levels)` (already on the CPU as f32), at `temperature`.
+    pub fn sample_values<R: Rng>(self, logits: &[f32], n: usize, temperature: f64, rng: &mut R) -> Vec<u8> {
+        let k = self.levels();
+        debug_assert_eq!(logits.len(), n * k);
+        logits
+            .chunks(k)
+            .map(|row| match self {
+                Head::Bernoulli => {
+                    let p = 1.0 / (1.0 + (-(row[0] as f64) / temperature).exp());
+                    u8::from(rng.gen::<f64>() < p)
+                }
+                Head::Softmax256 => {
+                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+                    let weights: Vec<f64> = row.iter().map(|&v| ((v as f64 - max) / temperature).exp()).collect();
+                    let total: f64 = weights.iter().sum();
+                    let mut u = rng.gen::<f64>() * total;
+                    for (value, w) in weights.iter().enumerate() {
+                        if u < *w {
+                            return value as u8;
+                        }
+                        u -= w;
+                    }
+                    // Rounding left u past the last bucket: take the last value with non-zero weight.
+                    weights.iter().rposition(|&w| w > 0.0).unwrap_or(0) as u8
+                }
+            })
+            .collect()
+    }
+}
+
+/// Nats per image → bits per dimension, for images of `dims` = c·h·w values.
+pub fn bits_per_dim(nats_per_image: f64, dims: usize) -> f64 {
+    nats_per_image / (dims as f64 * LN_2)
+}
+
+/// The output stack (paper §4, step 3): ReLU → 1×1 mask B (`in` → `d`) → ReLU → 1×1 mask B
+/// (`d` → colours·levels), reshaped to logits `(b, colours, levels, h, w)`.
+#[derive(Debug, Clone)]
+pub struct OutputStack {
+    hidden: MaskedConv2d,
+    logits: MaskedConv2d,
+    colours: usize,
+    head: Head,
+}
+
+impl OutputStack {
+    /// Tensors `hidden.{weight,bias}` and `logits.{weight,bias}` under `vb`.
+    pub fn new(in_features: usize, d: usize, colours: usize, head: Head, vb: VarBuilder) -> Result<Self> {
+        let hidden = masked_conv2d(MaskKind::B, in_features, d, (1, 1), colours, vb.pp("hidden"))?;
+        let logits = masked_conv2d(MaskKind::B, d, colours * head.levels(), (1, 1), colours, vb.pp("logits"))?;
+        Ok(Self { hidden, logits, colours, head })
+    }
+}
+
+impl Module for OutputStack {
+    /// `(b, in, h, w)` → logits `(b, colours, levels, h, w)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let y = self.hidden.forward(&x.relu()?)?;
+        let y = self.logits.forward(&y.relu()?)?;
+        y.reshape((b, self.colours, self.head.levels(), h, w))
+    }
+}

@@ -1,0 +1,25 @@
+//! The operations every PixelRNN-family model shares (van den Oord et al. 2016, arXiv:1601.06759).
+//!
+//! Each paper concept lives in exactly one module:
+//! - [`mask`]: the causal masks A and B over space and the R→G→B colour groups (§3.4);
+//! - [`conv`]: masked convolutions, masks multiplied into the weights at load time;
+//! - [`head`]: the output stack (two ReLU + 1×1 mask-B convolutions, §4), the Bernoulli and 256-way
+//!   softmax distributions, and the log-likelihood in nats and bits/dim;
+//! - [`model`]: the [`PixelModel`] trait every architecture implements;
+//! - [`sampler`]: raster-order sampling and completion for any [`PixelModel`];
+//! - [`data`]: MNIST IDX and CIFAR-10 readers, binarized MNIST; [`image_io`]: PNG in and out.
+
+pub mod conv;
+pub mod data;
+pub mod error;
+pub mod head;
+pub mod image_io;
+pub mod mask;
+pub mod model;
+pub mod sampler;
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use head::Head;
+pub use mask::MaskKind;
+pub use model::{ImageSpec, PixelModel};

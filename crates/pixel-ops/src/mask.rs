@@ -1,0 +1,124 @@
+//! Causal masks (paper §3.4): the one place where every mask is built.
+//!
+//! Features are split into as many groups as the image has colours (R, G, B or one grey group),
+//! contiguously: feature `k` of `n` belongs to group `⌊k·colours/n⌋`. Spatially a mask opens the
+//! taps above the centre row and the taps left of the centre in the centre row. At the centre tap,
+//! output group `j` reads input group `i` iff `i < j` (mask A: a channel never sees itself) or
+//! `i ≤ j` (mask B). With one colour, mask A closes the centre and mask B opens it.
+
+use candle_core::{DType, Device, Tensor};
+
+/// Which centre-tap rule a mask uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskKind {
+    /// First layer only: output group `j` reads input groups `i < j` at the centre.
+    A,
+    /// Every later layer: output group `j` reads input groups `i ≤ j` at the centre.
+    B,
+}
+
+/// The colour group of feature `k` among `n` features split into `colours` groups.
+pub fn colour_group(k: usize, n: usize, colours: usize) -> usize {
+    k * colours / n
+}
+
+/// The mask values, row-major over `(out_ch, in_ch, kh, kw)`, 1.0 where a tap is open.
+pub fn mask_values(kind: MaskKind, out_ch: usize, in_ch: usize, kh: usize, kw: usize, colours: usize) -> Vec<f32> {
+    let (cy, cx) = (kh / 2, kw / 2);
+    let mut m = vec![0f32; out_ch * in_ch * kh * kw];
+    for o in 0..out_ch {
+        let g_out = colour_group(o, out_ch, colours);
+        for i in 0..in_ch {
+            let g_in = colour_group(i, in_ch, colours);
+            let centre_open = match kind {
+                MaskKind::A => g_in < g_out,
+                MaskKind::B => g_in <= g_out,
+            };
+            for y in 0..kh {
+                for x in 0..kw {
+                    let open = y < cy || (y == cy && x < cx) || (y == cy && x == cx && centre_open);
+                    if open {
+                        m[((o * in_ch + i) * kh + y) * kw + x] = 1.0;
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
+/// The mask as a tensor of shape `(out_ch, in_ch, kh, kw)` on `device` in `dtype`.
+pub fn mask_tensor(
+    kind: MaskKind,
+    out_ch: usize,
+    in_ch: usize,
+    (kh, kw): (usize, usize),
+    colours: usize,
+    device: &Device,
+    dtype: DType,
+) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(mask_values(kind, out_ch, in_ch, kh, kw, colours), (out_ch, in_ch, kh, kw), device)?.to_dtype(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spatial(kind: MaskKind, k: usize) -> Vec<f32> {
+        mask_values(kind, 1, 1, k, k, 1)
+    }
+
+    #[test]
+    fn grey_3x3_masks_by_hand() {
+        #[rustfmt::skip]
+        let a = [1., 1., 1.,
+                 1., 0., 0.,
+                 0., 0., 0.];
+        #[rustfmt::skip]
+        let b = [1., 1., 1.,
+                 1., 1., 0.,
+                 0., 0., 0.];
+        assert_eq!(spatial(MaskKind::A, 3), a);
+        assert_eq!(spatial(MaskKind::B, 3), b);
+    }
+
+    #[test]
+    fn grey_1x1_mask_b_is_open_and_a_is_closed() {
+        assert_eq!(spatial(MaskKind::B, 1), [1.]);
+        assert_eq!(spatial(MaskKind::A, 1), [0.]);
+    }
+
+    #[test]
+    fn rgb_centre_taps_by_hand() {
+        // 1x1 kernels, 3 outputs x 3 inputs (one feature per colour): rows = output R, G, B.
+        #[rustfmt::skip]
+        let a = [0., 0., 0.,
+                 1., 0., 0.,
+                 1., 1., 0.];
+        #[rustfmt::skip]
+        let b = [1., 0., 0.,
+                 1., 1., 0.,
+                 1., 1., 1.];
+        assert_eq!(mask_values(MaskKind::A, 3, 3, 1, 1, 3), a);
+        assert_eq!(mask_values(MaskKind::B, 3, 3, 1, 1, 3), b);
+    }
+
+    #[test]
+    fn rgb_groups_are_contiguous_blocks() {
+        let groups: Vec<usize> = (0..8).map(|k| colour_group(k, 8, 3)).collect();
+        assert_eq!(groups, [0, 0, 0, 1, 1, 1, 2, 2]);
+        // 6 outputs (2 per colour) reading 3 inputs, mask A: centre-tap rows per output feature.
+        let m = mask_values(MaskKind::A, 6, 3, 1, 1, 3);
+        assert_eq!(&m[0..6], &[0., 0., 0., 0., 0., 0.]); // R features see nothing at the centre
+        assert_eq!(&m[6..12], &[1., 0., 0., 1., 0., 0.]); // G features see R
+        assert_eq!(&m[12..18], &[1., 1., 0., 1., 1., 0.]); // B features see R and G
+    }
+
+    #[test]
+    fn row_kernel_k_by_1_opens_only_the_left_taps() {
+        // A 1x3 kernel along the row (Row LSTM input-to-state), grey, mask B: left, centre open.
+        assert_eq!(mask_values(MaskKind::B, 1, 1, 1, 3, 1), [1., 1., 0.]);
+        // A 3x1 column kernel: only the tap above and the centre.
+        assert_eq!(mask_values(MaskKind::B, 1, 1, 3, 1, 1), [1., 1., 0.]);
+    }
+}

@@ -1,0 +1,68 @@
+//! The trait every architecture implements (paper §2: p(x) = Π p(x_i | x_<i), raster order, R→G→B).
+
+use candle_core::{Device, IndexOp, Result, Tensor};
+
+use crate::head::{bits_per_dim, Head};
+
+/// What images a model describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// 1 (grey / binary) or 3 (RGB).
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub head: Head,
+}
+
+impl ImageSpec {
+    /// Values per image: c·h·w.
+    pub fn dims(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+/// An autoregressive image model: logits of every conditional in one parallel pass.
+///
+/// The logit of channel `c` at pixel `(r, q)` may depend only on pixels before `(r, q)` in raster
+/// order and on channels `< c` of pixel `(r, q)` itself. The causality tests check exactly that.
+pub trait PixelModel: Send + Sync {
+    /// The images this model describes.
+    fn spec(&self) -> ImageSpec;
+
+    /// The device the weights live on.
+    fn device(&self) -> &Device;
+
+    /// Logits of every conditional: `x` `(b, c, h, w)` pixel values (0/1 or 0..=255, any dtype)
+    /// → `(b, c, levels, h, w)` f32, where `levels` is 1 (Bernoulli) or 256 (softmax).
+    fn logits(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Logits `(b, levels)` of channel `channel` at pixel `(row, col)` given `x` `(b, c, h, w)`, whose
+    /// values at and after that position are ignored. The default runs the network on rows
+    /// `0..=row` only, which causality makes exact; architectures may override it with a cheaper step.
+    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        let upto = x.narrow(2, 0, row + 1)?;
+        self.logits(&upto)?.i((.., channel, .., row, col))
+    }
+
+    /// Negative log-likelihood of each image in nats: `x` `(b, c, h, w)` → `(b,)`.
+    fn nll(&self, x: &Tensor) -> Result<Tensor> {
+        self.spec().head.nll_per_image(&self.logits(x)?, x)
+    }
+
+    /// Log-probabilities of each conditional: `(b, c, levels, h, w)`: log-softmax over the 256
+    /// values, or for the Bernoulli head log p(x = 1) = log σ(z).
+    fn log_probs(&self, x: &Tensor) -> Result<Tensor> {
+        let logits = self.logits(x)?;
+        match self.spec().head {
+            Head::Softmax256 => candle_nn::ops::log_softmax(&logits, 2),
+            // log σ(z) = −softplus(−z) = min(z, 0) − ln(1 + e^{−|z|})
+            Head::Bernoulli => logits.minimum(0f32)? - (logits.abs()?.neg()?.exp()? + 1.0)?.log()?,
+        }
+    }
+
+    /// Bits per dimension of each image: `x` `(b, c, h, w)` → `Vec` of b values.
+    fn bits_per_dim(&self, x: &Tensor) -> Result<Vec<f64>> {
+        let dims = self.spec().dims();
+        Ok(self.nll(x)?.to_vec1::<f32>()?.into_iter().map(|n| bits_per_dim(n as f64, dims)).collect())
+    }
+}

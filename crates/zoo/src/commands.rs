@@ -1,0 +1,243 @@
+//! The subcommands: each parses its inputs, calls the library, writes its output atomically.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use pixel_ops::data::Dataset;
+use pixel_ops::head::bits_per_dim;
+use pixel_ops::image_io::{grid, read_image, write_atomic, write_png};
+use pixel_ops::sampler::{complete, sample, SampleOptions};
+use pixel_zoo::{LoadedModel, Zoo};
+use serde_json::json;
+
+use crate::{Cli, Command, DeviceArg, ModelArgs};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let mut zoo = Zoo::new()?;
+    zoo.resolver.progress = true;
+    match cli.command {
+        Command::List { json } => list(&zoo, json),
+        Command::Fetch { id } => fetch(&zoo, &id),
+        Command::Sample { model, count, seed, temperature, output } => {
+            let m = load(&zoo, &model, cli.device)?;
+            let opts = SampleOptions { count, seed, temperature };
+            check_output(&output)?;
+            let t = Instant::now();
+            let bar = bar(m.spec().height as u64, "sampling rows");
+            let images = sample(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
+            bar.finish_and_clear();
+            let spec = m.spec();
+            let pixels = images.flatten_all()?.to_vec1::<u8>()?;
+            let cols = (count as f64).sqrt().ceil() as usize;
+            write_png(&grid(&pixels, count, &spec, cols, 2), &output)?;
+            eprintln!("wrote {count} samples of {} to {} in {:.1} s", m.entry.id, output.display(), t.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::Eval { model, data_dir, limit, batch, json } => eval(&zoo, &model, cli.device, data_dir, limit, batch, json),
+        Command::Score { model, images, json } => score(&zoo, &model, cli.device, &images, json),
+        Command::Logits { model, images, output } => {
+            let m = load(&zoo, &model, cli.device)?;
+            check_output(&output)?;
+            let x = read_images(&m, &images)?;
+            let logits = m.logits(&x)?.to_device(&Device::Cpu)?;
+            let x = x.to_device(&Device::Cpu)?;
+            let bytes = safetensors::serialize([("logits", &logits), ("images", &x)], None)
+                .context("serialising the logits")?;
+            write_atomic(&output, &bytes)?;
+            eprintln!("wrote logits {:?} and images {:?} to {}", logits.dims(), x.dims(), output.display());
+            Ok(())
+        }
+        Command::Complete { model, image, keep_rows, count, seed, temperature, output } => {
+            let m = load(&zoo, &model, cli.device)?;
+            check_output(&output)?;
+            let spec = m.spec();
+            let given = read_images(&m, std::slice::from_ref(&image))?;
+            let opts = SampleOptions { count, seed, temperature };
+            let bar = bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
+            let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
+            bar.finish_and_clear();
+            // One row: the original, the occluded input (dropped rows grey), the completions.
+            let original = given.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<u8>()?;
+            let mut occluded = original.clone();
+            let (h, w) = (spec.height, spec.width);
+            let grey = if spec.head == pixel_zoo::Head::Bernoulli { 0 } else { 128 };
+            for ch in 0..spec.channels {
+                for y in keep_rows..h {
+                    occluded[(ch * h + y) * w..(ch * h + y + 1) * w].fill(grey);
+                }
+            }
+            let mut all = original;
+            all.extend(occluded);
+            all.extend(done.flatten_all()?.to_vec1::<u8>()?);
+            write_png(&grid(&all, count + 2, &spec, count + 2, 2), &output)?;
+            eprintln!("wrote the original, the occluded image and {count} completions to {}", output.display());
+            Ok(())
+        }
+    }
+}
+
+fn device(arg: DeviceArg) -> Result<Device> {
+    Ok(match arg {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Cuda => Device::new_cuda(0).context("--device cuda: build with `--features cuda` on a machine with an NVIDIA GPU")?,
+        DeviceArg::Metal => Device::new_metal(0).context("--device metal: build with `--features metal` on a Mac")?,
+        DeviceArg::Auto => {
+            if candle_core::utils::cuda_is_available() {
+                Device::new_cuda(0)?
+            } else if candle_core::utils::metal_is_available() {
+                Device::new_metal(0)?
+            } else {
+                Device::Cpu
+            }
+        }
+    })
+}
+
+fn load(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg) -> Result<LoadedModel> {
+    let device = device(dev)?;
+    let m = zoo.load_with(&args.id, &device, args.weights.as_deref())?;
+    tracing::info!(id = %args.id, weights = %m.source.path().display(), source = m.source.kind(), "model loaded");
+    Ok(m)
+}
+
+/// Fails early, before any work, if `path` cannot be written.
+fn check_output(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!("cannot write {}: directory {} does not exist", path.display(), dir.display());
+    }
+    if path.is_dir() {
+        bail!("cannot write {}: it is a directory", path.display());
+    }
+    Ok(())
+}
+
+fn bar(len: u64, msg: &'static str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]").expect("valid template"));
+    b.set_message(msg);
+    b
+}
+
+fn read_images(m: &LoadedModel, paths: &[PathBuf]) -> Result<Tensor> {
+    let spec = m.spec();
+    let mut pixels = Vec::with_capacity(paths.len() * spec.dims());
+    for p in paths {
+        pixels.extend(read_image(p, &spec)?);
+    }
+    Ok(Tensor::from_vec(pixels, (paths.len(), spec.channels, spec.height, spec.width), m.device())?)
+}
+
+fn list(zoo: &Zoo, json: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    for e in &zoo.manifest.models {
+        let source = zoo.resolver.locate(e);
+        let params = source.as_ref().and_then(|s| parameter_count(s.path()).ok());
+        let where_ = match &source {
+            Some(s) => format!("{} ({})", s.kind(), s.path().display()),
+            None => format!("hub ({})", zoo.resolver.url(e)),
+        };
+        rows.push(json!({
+            "id": e.id, "architecture": e.architecture, "dataset": e.dataset, "parameters": params,
+            "test_nll_nats": e.metrics.as_ref().map(|m| m.test_nll_nats),
+            "test_bits_per_dim": e.metrics.as_ref().map(|m| m.test_bits_per_dim),
+            "test_images": e.metrics.as_ref().map(|m| m.test_images),
+            "paper": e.paper, "weights": where_,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!("{:<26} {:<10} {:<16} {:>10} {:>22}  weights", "id", "arch", "dataset", "params", "test NLL");
+    for (e, r) in zoo.manifest.models.iter().zip(&rows) {
+        let nll = match &e.metrics {
+            Some(m) if e.dataset == "cifar10" => format!("{:.3} bits/dim", m.test_bits_per_dim),
+            Some(m) => format!("{:.2} nats/image", m.test_nll_nats),
+            None => "not measured".into(),
+        };
+        let params = r["parameters"].as_u64().map_or("?".to_string(), |p| p.to_string());
+        println!("{:<26} {:<10} {:<16} {:>10} {:>22}  {}", e.id, e.architecture, e.dataset, params, nll, r["weights"].as_str().unwrap_or(""));
+    }
+    Ok(())
+}
+
+fn parameter_count(path: &Path) -> Result<u64> {
+    let bytes = std::fs::read(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    Ok(st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>() as u64).sum())
+}
+
+fn fetch(zoo: &Zoo, id: &str) -> Result<()> {
+    let entry = zoo.entry(id)?;
+    let (source, _) = zoo.resolver.fetch(entry, None)?;
+    eprintln!("{id}: {} ({}), sha256 verified", source.path().display(), source.kind());
+    Ok(())
+}
+
+fn eval(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg, data_dir: Option<PathBuf>, limit: Option<usize>, batch: usize, json: bool) -> Result<()> {
+    let data_dir = data_dir.context("no data directory: pass --data-dir DIR or set PIXEL_ZOO_DATA to a directory holding mnist/ and cifar10/")?;
+    if batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let entry = zoo.entry(&args.id)?;
+    let dataset = Dataset::from_name(&entry.dataset).context("manifest data set")?;
+    let mut images = dataset.load_test(&data_dir)?;
+    if let Some(l) = limit {
+        if l == 0 {
+            bail!("--limit must be at least 1");
+        }
+        images.truncate(l);
+    }
+    let m = load(zoo, args, dev)?;
+    let spec = m.spec();
+    if (images.channels, images.height, images.width) != (spec.channels, spec.height, spec.width) {
+        bail!("{} test images are {}x{}x{} but the model takes {}x{}x{}", entry.dataset, images.channels, images.height, images.width, spec.channels, spec.height, spec.width);
+    }
+    let t = Instant::now();
+    let bar = bar(images.n as u64, "evaluating images");
+    let mut total = 0f64;
+    let d = spec.dims();
+    for start in (0..images.n).step_by(batch) {
+        let b = batch.min(images.n - start);
+        let x = Tensor::from_slice(&images.pixels[start * d..(start + b) * d], (b, spec.channels, spec.height, spec.width), m.device())?;
+        total += m.nll(&x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>();
+        bar.inc(b as u64);
+    }
+    bar.finish_and_clear();
+    let nats = total / images.n as f64;
+    let bpd = bits_per_dim(nats, d);
+    let secs = t.elapsed().as_secs_f64();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&json!({
+            "id": entry.id, "dataset": entry.dataset, "images": images.n,
+            "nll_nats_per_image": nats, "bits_per_dim": bpd, "seconds": secs,
+        }))?);
+    } else if entry.dataset == "cifar10" {
+        println!("{}: {bpd:.4} bits/dim ({nats:.1} nats/image) on {} {} test images, {secs:.1} s", entry.id, images.n, entry.dataset);
+    } else {
+        println!("{}: {nats:.3} nats/image ({bpd:.5} bits/dim) on {} {} test images, {secs:.1} s", entry.id, images.n, entry.dataset);
+    }
+    Ok(())
+}
+
+fn score(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg, paths: &[PathBuf], json: bool) -> Result<()> {
+    let m = load(zoo, args, dev)?;
+    let x = read_images(&m, paths)?;
+    let nats = m.nll(&x)?.to_vec1::<f32>()?;
+    let d = m.spec().dims();
+    let rows: Vec<_> = paths.iter().zip(&nats).map(|(p, &n)| json!({
+        "image": p.display().to_string(), "nll_nats": n as f64, "bits_per_dim": bits_per_dim(n as f64, d),
+    })).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for (p, &n) in paths.iter().zip(&nats) {
+            println!("{}\t{:.3} nats\t{:.4} bits/dim", p.display(), n, bits_per_dim(n as f64, d));
+        }
+    }
+    Ok(())
+}

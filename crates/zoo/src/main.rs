@@ -1,0 +1,138 @@
+//! `zoo`: sample, evaluate, score and complete images with the pixel-zoo models.
+//!
+//! Every subcommand goes through the one registry ([`pixel_zoo::Zoo`]); each is a thin layer over
+//! the library. Errors print their whole chain and exit with status 1; nothing half-written is
+//! left behind (outputs are written to a temporary file and renamed).
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "zoo", version, about = "PixelRNN-family image models: sample, eval, score, complete", long_about = None)]
+pub struct Cli {
+    /// Where to run: auto picks cuda, then metal, then cpu.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto, global = true)]
+    pub device: DeviceArg,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+/// Options shared by every command that loads a model.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model id (see `zoo list`).
+    pub id: String,
+    /// Use this weights file instead of the manifest's (its config must match the model's).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the models: id, architecture, data set, parameters, test NLL, where the weights are.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw new images and write them as a PNG grid.
+    Sample {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Number of images.
+        #[arg(short = 'n', long = "count", default_value_t = 16)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Logits are divided by this; 1 samples the model's distribution.
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        #[arg(short, long, default_value = "samples.png")]
+        output: PathBuf,
+    },
+    /// Test-set NLL: nats/image (MNIST models) or bits/dim (CIFAR-10 models).
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA).
+        #[arg(long, env = "PIXEL_ZOO_DATA")]
+        data_dir: Option<PathBuf>,
+        /// Only the first N test images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// NLL of each image (PNG or any format the image crate reads).
+    Score {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Raw logits of images to a safetensors file: `logits` (n, c, levels, h, w) f32, `images`
+    /// (n, c, h, w) u8; levels is 1 (Bernoulli logit) or 256 (softmax logits).
+    Logits {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Keep the top rows of an image and sample the rest: original, occluded, completions side by side.
+    Complete {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        image: PathBuf,
+        /// Rows kept from the top.
+        #[arg(long)]
+        keep_rows: usize,
+        /// Completions.
+        #[arg(short = 'n', long = "count", default_value_t = 4)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        #[arg(short, long, default_value = "completions.png")]
+        output: PathBuf,
+    },
+    /// Put a model's weights in the local cache (download from the hub if needed).
+    Fetch { id: String },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if let Err(e) = commands::run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

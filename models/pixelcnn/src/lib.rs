@@ -1,0 +1,137 @@
+//! PixelCNN (van den Oord, Kalchbrenner, Kavukcuoglu 2016, arXiv:1601.06759, §3.5 and §4): a 7×7
+//! mask-A convolution, a stack of residual blocks around a 3×3 mask-B convolution, the output stack
+//! of two ReLU + 1×1 mask-B convolutions, and a Bernoulli or 256-way softmax head.
+//!
+//! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/pixelcnn.py`):
+//! `input_conv.*`, `blocks.{i}.{reduce,spatial,expand}.*`, `output.{hidden,logits}.*`.
+
+use candle_core::{Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use pixel_ops::conv::{masked_conv2d, MaskedConv2d};
+use pixel_ops::head::OutputStack;
+use pixel_ops::{Head, ImageSpec, MaskKind, PixelModel};
+use serde::{Deserialize, Serialize};
+
+/// The PixelCNN configuration, stored as JSON in the weights' safetensors metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Colour channels of the image: 1 or 3.
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub head: Head,
+    /// h: the residual stream has 2h features, each block's inner layers h.
+    pub hidden: usize,
+    /// Number of residual blocks.
+    pub layers: usize,
+    /// Features d of the first output 1×1 convolution (1024 in the paper for CIFAR-10, 32 for MNIST).
+    pub output_features: usize,
+    /// Size of the first, mask-A, convolution (7).
+    pub input_kernel: usize,
+    /// Size of each block's mask-B convolution (3).
+    pub block_kernel: usize,
+}
+
+impl Config {
+    /// The paper's CIFAR-10 PixelCNN (Table 1 †: 15 layers, h = 128, 1024 output features).
+    pub fn paper_cifar10() -> Self {
+        Self {
+            channels: 3,
+            height: 32,
+            width: 32,
+            head: Head::Softmax256,
+            hidden: 128,
+            layers: 15,
+            output_features: 1024,
+            input_kernel: 7,
+            block_kernel: 3,
+        }
+    }
+
+    /// Residual-stream features: 2h.
+    pub fn residual_features(&self) -> usize {
+        2 * self.hidden
+    }
+
+    /// The images this configuration describes.
+    pub fn spec(&self) -> ImageSpec {
+        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+    }
+}
+
+/// A residual block: 2h →ReLU→ 1×1 → h →ReLU→ k×k mask B → h →ReLU→ 1×1 → 2h, plus the input.
+#[derive(Debug, Clone)]
+pub struct ResidualBlock {
+    reduce: MaskedConv2d,
+    spatial: MaskedConv2d,
+    expand: MaskedConv2d,
+}
+
+impl ResidualBlock {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (h, c, k) = (cfg.hidden, cfg.channels, cfg.block_kernel);
+        Ok(Self {
+            reduce: masked_conv2d(MaskKind::B, 2 * h, h, (1, 1), c, vb.pp("reduce"))?,
+            spatial: masked_conv2d(MaskKind::B, h, h, (k, k), c, vb.pp("spatial"))?,
+            expand: masked_conv2d(MaskKind::B, h, 2 * h, (1, 1), c, vb.pp("expand"))?,
+        })
+    }
+}
+
+impl Module for ResidualBlock {
+    /// `(b, 2h, H, W)` → `(b, 2h, H, W)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.reduce.forward(&x.relu()?)?;
+        let y = self.spatial.forward(&y.relu()?)?;
+        let y = self.expand.forward(&y.relu()?)?;
+        x + y
+    }
+}
+
+/// The PixelCNN.
+#[derive(Debug, Clone)]
+pub struct PixelCnn {
+    cfg: Config,
+    input_conv: MaskedConv2d,
+    blocks: Vec<ResidualBlock>,
+    output: OutputStack,
+    device: Device,
+}
+
+impl PixelCnn {
+    /// Builds the network from `vb`; every weight is masked here.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        if cfg.channels != 1 && cfg.channels != 3 {
+            candle_core::bail!("PixelCNN takes 1 or 3 colour channels, the config says {}", cfg.channels);
+        }
+        let k = cfg.input_kernel;
+        let input_conv =
+            masked_conv2d(MaskKind::A, cfg.channels, cfg.residual_features(), (k, k), cfg.channels, vb.pp("input_conv"))?;
+        let blocks = (0..cfg.layers).map(|i| ResidualBlock::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
+        let output =
+            OutputStack::new(cfg.residual_features(), cfg.output_features, cfg.channels, cfg.head, vb.pp("output"))?;
+        Ok(Self { cfg: cfg.clone(), input_conv, blocks, output, device: vb.device().clone() })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+}
+
+impl PixelModel for PixelCnn {
+    fn spec(&self) -> ImageSpec {
+        self.cfg.spec()
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = self.input_conv.forward(&self.cfg.head.encode_input(x)?.to_device(&self.device)?)?;
+        for block in &self.blocks {
+            y = block.forward(&y)?;
+        }
+        self.output.forward(&y)
+    }
+}

@@ -1,0 +1,90 @@
+"""Data sets: MNIST IDX and CIFAR-10 binary batches (gz or raw), binarized MNIST.
+
+Binarized MNIST is a *static* binarization, identical to the zoo's (pixel-ops `data` module):
+pixel k of a file (k = image_index * 784 + row * 28 + col) is 1 iff
+    (splitmix64(seed + (k + 1) * 0x9E3779B97F4A7C15) >> 11) * 255 < intensity << 53
+i.e. u < intensity / 255 with u uniform on [0, 1) from the 53 high bits of a counter-based
+SplitMix64. Seeds: 2016 for the training file, 2017 for the test file.
+"""
+import gzip
+import os
+
+import numpy as np
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+SEED_TRAIN = 2016
+SEED_TEST = 2017
+
+
+def _open(path):
+    if os.path.exists(path):
+        return open(path, "rb")
+    if os.path.exists(path + ".gz"):
+        return gzip.open(path + ".gz", "rb")
+    raise FileNotFoundError(f"neither {path} nor {path}.gz exists")
+
+
+def read_idx_images(path):
+    with _open(path) as f:
+        raw = f.read()
+    magic, n, rows, cols = np.frombuffer(raw[:16], dtype=">u4")
+    assert magic == 2051, f"{path}: bad IDX magic {magic}"
+    return np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, rows, cols)
+
+
+def read_cifar(paths):
+    out = []
+    for p in paths:
+        with _open(p) as f:
+            raw = np.frombuffer(f.read(), dtype=np.uint8)
+        rec = raw.reshape(-1, 3073)
+        out.append(rec[:, 1:].reshape(-1, 3, 32, 32))
+    return np.concatenate(out)
+
+
+def splitmix64_stream(seed, n):
+    """Draw k of the counter-based SplitMix64 stream, for k in 0..n."""
+    with np.errstate(over="ignore"):
+        k = np.arange(1, n + 1, dtype=np.uint64)
+        z = np.uint64(seed) + k * GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def binarize_static(images, seed):
+    flat = images.reshape(-1).astype(np.uint64)
+    z = splitmix64_stream(seed, flat.size)
+    with np.errstate(over="ignore"):
+        bits = (z >> np.uint64(11)) * np.uint64(255) < (flat << np.uint64(53))
+    return bits.astype(np.uint8).reshape(images.shape)
+
+
+def load(dataset, data_dir, split):
+    """Returns uint8 array (n, c, h, w): 0/1 for binarized MNIST, 0..255 for CIFAR-10.
+
+    split: 'train' (training file less the validation part), 'valid' or 'test'.
+    Validation: the last 10,000 MNIST training images; the last 5,000 CIFAR-10 training images
+    (the end of data_batch_5). Test images are never used for model selection.
+    """
+    if dataset in ("mnist-binarized", "mnist-thresholded"):
+        if split == "test":
+            x = read_idx_images(os.path.join(data_dir, "mnist", "t10k-images-idx3-ubyte"))
+            seed = SEED_TEST
+        else:
+            x = read_idx_images(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte"))
+            seed = SEED_TRAIN
+        x = binarize_static(x, seed) if dataset == "mnist-binarized" else (x >= 128).astype(np.uint8)
+        x = x[:, None]
+        if split == "train":
+            x = x[:50000]
+        elif split == "valid":
+            x = x[50000:]
+        return x
+    if dataset == "cifar10":
+        d = os.path.join(data_dir, "cifar10")
+        if split == "test":
+            return read_cifar([os.path.join(d, "test_batch_first1000.bin")])
+        x = read_cifar([os.path.join(d, f"data_batch_{i}.bin") for i in range(1, 6)])
+        return x[:45000] if split == "train" else x[45000:]
+    raise ValueError(f"unknown data set {dataset}")

@@ -1,0 +1,87 @@
+"""Reference logits for the Rust tests (the way candle checks its models against PyTorch).
+
+    cd reference && PYTHONPATH=. python -m pixelzoo_ref.fixtures --data-dir ../../shared/data
+
+Writes into ../tests/fixtures/:
+- pixelcnn-random-{rgb,binary}.safetensors: a small random-weight PixelCNN in the zoo's layout,
+  its weights stored UNMASKED (the zoo must apply the masks at load time), config in the metadata;
+- pixelcnn-random-{rgb,binary}.logits.safetensors: `input` (n, c, h, w) u8 and `logits`
+  (n, c, levels, h, w) f32 computed by this reference, and `nll` (n,) nats;
+- <model-id>.logits.safetensors for each shipped model in ../weights: `input` = its first test
+  images, `logits` of the first 2 images in rows 0..4 (n, c, levels, 4, w), `nll` (n,) nats of all.
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from . import data as D
+from .layers import nll_per_image
+from .pixelcnn import build
+
+RANDOM = {
+    "rgb": dict(architecture="pixelcnn", channels=3, height=6, width=5, head="softmax256", hidden=6,
+                layers=2, output_features=12, input_kernel=7, block_kernel=3),
+    "binary": dict(architecture="pixelcnn", channels=1, height=5, width=4, head="bernoulli", hidden=4,
+                   layers=2, output_features=8, input_kernel=7, block_kernel=3),
+}
+
+
+def random_fixture(name, cfg, out, seed):
+    torch.manual_seed(seed)
+    model = build(cfg)
+    with torch.no_grad():  # larger than default init, so every layer matters to the logits
+        for p in model.parameters():
+            p.mul_(3.0)
+    params = {k: v.detach().contiguous() for k, v in model.named_parameters()}
+    save_file(params, os.path.join(out, f"pixelcnn-random-{name}.safetensors"),
+              metadata={"format": "pixel-zoo", "config": json.dumps(cfg, sort_keys=True)})
+    hi = 256 if cfg["head"] == "softmax256" else 2
+    x = torch.randint(0, hi, (3, cfg["channels"], cfg["height"], cfg["width"]), dtype=torch.uint8)
+    with torch.no_grad():
+        logits = model(x)
+        nll = nll_per_image(logits, x, cfg["head"])
+    save_file({"input": x, "logits": logits.contiguous(), "nll": nll.contiguous()},
+              os.path.join(out, f"pixelcnn-random-{name}.logits.safetensors"))
+    print(f"random {name}: logits {tuple(logits.shape)}, nll {nll.tolist()}")
+
+
+def shipped_fixture(path, model_id, data_dir, out, n=8):
+    with safe_open(path, "pt") as f:
+        cfg = json.loads(f.metadata()["config"])
+    model = build(cfg)
+    state = load_file(path)
+    model.load_state_dict(state)
+    model.eval()
+    dataset = "cifar10" if cfg["channels"] == 3 else ("mnist-binarized" if "lasagne" not in model_id else "mnist-thresholded")
+    x = torch.from_numpy(np.ascontiguousarray(D.load(dataset, data_dir, "test")[:n]))
+    with torch.no_grad():
+        logits = model(x)
+        nll = nll_per_image(logits, x, cfg["head"])
+    save_file({"input": x, "logits": logits[:2, :, :, :4].contiguous(), "nll": nll.contiguous()},
+              os.path.join(out, f"{model_id}.logits.safetensors"))
+    print(f"{model_id}: nll of the first {n} test images {[round(v, 3) for v in nll.tolist()]}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", "../../shared/data"))
+    p.add_argument("--weights-dir", default="../weights")
+    p.add_argument("--out", default="../tests/fixtures")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    os.makedirs(a.out, exist_ok=True)
+    for i, (name, cfg) in enumerate(RANDOM.items()):
+        random_fixture(name, cfg, a.out, seed=100 + i)
+    if os.path.isdir(a.weights_dir):
+        for f in sorted(os.listdir(a.weights_dir)):
+            if f.endswith(".safetensors"):
+                shipped_fixture(os.path.join(a.weights_dir, f), f[: -len(".safetensors")], a.data_dir, a.out)
+
+
+if __name__ == "__main__":
+    main()

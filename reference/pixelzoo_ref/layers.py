@@ -1,0 +1,70 @@
+"""Masked convolutions and output heads (paper sections 3.4 and 4)."""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def colour_group(n_features, colours):
+    """Group (0=R, 1=G, 2=B) of each of n_features: contiguous blocks, feature k in floor(k*colours/n)."""
+    return torch.div(torch.arange(n_features) * colours, n_features, rounding_mode="floor")
+
+
+def build_mask(kind, out_ch, in_ch, kh, kw, colours):
+    """Mask of shape (out_ch, in_ch, kh, kw).
+
+    Taps above the centre row and left of the centre in the centre row are open; the centre tap
+    connects output group j to input group i iff i < j (mask 'A') or i <= j (mask 'B');
+    everything right of / below the centre is closed.
+    """
+    m = torch.zeros(out_ch, in_ch, kh, kw)
+    cy, cx = kh // 2, kw // 2
+    m[:, :, :cy, :] = 1.0
+    m[:, :, cy, :cx] = 1.0
+    g_out = colour_group(out_ch, colours)[:, None]
+    g_in = colour_group(in_ch, colours)[None, :]
+    centre = (g_in < g_out) if kind == "A" else (g_in <= g_out)
+    m[:, :, cy, cx] = centre.float()
+    return m
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A 'same'-padded convolution whose weight is multiplied by a fixed causal mask."""
+
+    def __init__(self, kind, in_ch, out_ch, kernel, colours, bias=True):
+        kh, kw = kernel
+        super().__init__(in_ch, out_ch, (kh, kw), padding=(kh // 2, kw // 2), bias=bias)
+        self.register_buffer("mask", build_mask(kind, out_ch, in_ch, kh, kw, colours), persistent=False)
+        # Fan-in counts only the open taps.
+        fan_in = max(1.0, float(self.mask[0].sum()))
+        nn.init.uniform_(self.weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+def encode_input(x, head):
+    """Pixel values -> network input: binary {0,1} -> {-1,1}; 8-bit 0..255 -> [-1, 1]."""
+    x = x.float()
+    return 2 * x - 1 if head == "bernoulli" else x / 127.5 - 1
+
+
+def head_levels(head):
+    return 1 if head == "bernoulli" else 256
+
+
+def reshape_logits(raw, colours, head):
+    """(b, colours*levels, h, w) -> (b, colours, levels, h, w)."""
+    b, _, h, w = raw.shape
+    return raw.view(b, colours, head_levels(head), h, w)
+
+
+def nll_per_image(logits, x, head):
+    """Negative log-likelihood in nats per image. logits (b, c, k, h, w), x (b, c, h, w) ints."""
+    if head == "bernoulli":
+        z = logits[:, :, 0]
+        return F.binary_cross_entropy_with_logits(z, x.float(), reduction="none").flatten(1).sum(1)
+    logp = F.log_softmax(logits, dim=2)
+    picked = logp.gather(2, x.long().unsqueeze(2)).squeeze(2)
+    return -picked.flatten(1).sum(1)

@@ -1,0 +1,31 @@
+//! pixel-zoo: PixelRNN-family image models (van den Oord et al. 2016) on Candle, with pretrained
+//! weights, loaded by id.
+//!
+//! ```no_run
+//! use pixel_zoo::{Device, SampleOptions, Zoo};
+//! # fn main() -> Result<(), pixel_zoo::ZooError> {
+//! let zoo = Zoo::new()?;
+//! let model = zoo.load("pixelcnn-mnist", &Device::Cpu)?;
+//! let images = pixel_zoo::sample(model.as_ref(), &SampleOptions { count: 4, ..Default::default() }, &mut |_, _| {})?;
+//! let nats = model.nll(&images)?; // (4,) negative log-likelihood of each image in nats
+//! # Ok(()) }
+//! ```
+//!
+//! - [`Zoo`] reads the manifest (`weights-manifest.toml`, compiled in) and resolves weights:
+//!   an explicit path, then the repository's `weights/`, then the Hugging Face cache, then a
+//!   download with `hf-hub`; the sha256 is checked every time.
+//! - Every model implements [`PixelModel`]: logits, log-probabilities, NLL, a sampling step.
+
+pub mod error;
+pub mod manifest;
+pub mod registry;
+pub mod weights;
+
+pub use candle_core::{Device, Tensor};
+pub use error::ZooError;
+pub use manifest::{Manifest, ModelEntry};
+pub use pixel_ops as ops;
+pub use pixel_ops::sampler::{complete, sample, SampleOptions};
+pub use pixel_ops::{Head, ImageSpec, PixelModel};
+pub use registry::{LoadedModel, Zoo};
+pub use weights::WeightsSource;
