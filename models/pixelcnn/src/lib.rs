@@ -5,7 +5,7 @@
 //! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/pixelcnn.py`):
 //! `input_conv.*`, `blocks.{i}.{reduce,spatial,expand}.*`, `output.{hidden,logits}.*`.
 
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
@@ -116,6 +116,12 @@ impl PixelCnn {
     pub fn config(&self) -> &Config {
         &self.cfg
     }
+
+    /// How far (in rows up, and columns either side) the logits at one position can see:
+    /// ⌊input_kernel/2⌋ + layers·⌊block_kernel/2⌋.
+    pub fn receptive_radius(&self) -> usize {
+        self.cfg.input_kernel / 2 + self.cfg.layers * (self.cfg.block_kernel / 2)
+    }
 }
 
 impl PixelModel for PixelCnn {
@@ -133,5 +139,16 @@ impl PixelModel for PixelCnn {
             y = block.forward(&y)?;
         }
         self.output.forward(&y)
+    }
+
+    /// Runs the network on the window that the logits at `(row, col)` can see: rows
+    /// `row−R..=row` and columns `col−R..=col+R` (R = [`PixelCnn::receptive_radius`]), clipped to
+    /// the image. Exact: values outside the window reach at most R positions into it.
+    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        let r = self.receptive_radius();
+        let (top, left) = (row.saturating_sub(r), col.saturating_sub(r));
+        let right = (col + r + 1).min(x.dim(3)?);
+        let window = x.narrow(2, top, row + 1 - top)?.narrow(3, left, right - left)?;
+        self.logits(&window)?.i((.., channel, .., row - top, col - left))
     }
 }

@@ -73,3 +73,21 @@ fn masks_are_applied_at_load_time() -> anyhow::Result<()> {
     assert_ne!(below_centre, 0.0, "fixture should hold an unmasked value there");
     Ok(())
 }
+
+#[test]
+fn the_windowed_sampling_step_equals_the_full_pass() -> anyhow::Result<()> {
+    use candle_core::{IndexOp, Tensor};
+    use pixel_ops::PixelModel;
+    // 16x16 is larger than the receptive window (radius 3 + 2 = 5), so the window is really cut.
+    let model = random_model("rgb", Some((16, 16)))?;
+    let px: Vec<u8> = (0..2 * 3 * 256u64).map(|k| (pixel_ops::data::splitmix64(9, k) % 256) as u8).collect();
+    let x = Tensor::from_vec(px, (2, 3, 16, 16), &Device::Cpu)?;
+    let full = model.logits(&x)?;
+    for (row, col, ch) in [(0, 0, 0), (5, 7, 1), (10, 0, 2), (15, 15, 0), (12, 8, 2), (3, 15, 1)] {
+        let step = model.step_logits(&x, row, col, ch)?;
+        let want = full.i((.., ch, .., row, col))?;
+        let diff = (step - want)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "({row},{col},{ch}): max |Δ| = {diff}");
+    }
+    Ok(())
+}
