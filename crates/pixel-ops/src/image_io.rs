@@ -26,7 +26,10 @@ pub fn read_image(path: &Path, spec: &ImageSpec) -> Result<Vec<u8>> {
     if (h, w) != (spec.height, spec.width) {
         return Err(Error::bad_file(
             path,
-            format!("image is {w}x{h} but the model takes {}x{} images; resize or crop it first", spec.width, spec.height),
+            format!(
+                "image is {w}x{h} but the model takes {}x{} images; resize or crop it first",
+                spec.width, spec.height
+            ),
         ));
     }
     let kind = match img.color() {
@@ -35,14 +38,21 @@ pub fn read_image(path: &Path, spec: &ImageSpec) -> Result<Vec<u8>> {
         other => {
             return Err(Error::bad_file(
                 path,
-                format!("{other:?} images are not supported; save it as 8-bit {} without alpha", want(spec)),
+                format!(
+                    "{other:?} images are not supported; save it as 8-bit {} without alpha",
+                    want(spec)
+                ),
             ))
         }
     };
     if kind != spec.channels {
         return Err(Error::bad_file(
             path,
-            format!("image has {kind} colour channel(s) but the model takes {}: save it as 8-bit {}", spec.channels, want(spec)),
+            format!(
+                "image has {kind} colour channel(s) but the model takes {}: save it as 8-bit {}",
+                spec.channels,
+                want(spec)
+            ),
         ));
     }
     let hwc = img.into_bytes();
@@ -74,7 +84,13 @@ pub fn grid(images: &[u8], n: usize, spec: &ImageSpec, cols: usize, border: usiz
     let rows = n.div_ceil(cols);
     let gw = cols * w + (cols + 1) * border;
     let gh = rows * h + (rows + 1) * border;
-    let scale = |v: u8| if spec.head == Head::Bernoulli { v.saturating_mul(255) } else { v };
+    let scale = |v: u8| {
+        if spec.head == Head::Bernoulli {
+            v.saturating_mul(255)
+        } else {
+            v
+        }
+    };
     let mut out = vec![128u8; gw * gh * c];
     for i in 0..n {
         let (gy, gx) = (i / cols, i % cols);
@@ -89,9 +105,14 @@ pub fn grid(images: &[u8], n: usize, spec: &ImageSpec, cols: usize, border: usiz
         }
     }
     if c == 3 {
-        DynamicImage::ImageRgb8(image::RgbImage::from_raw(gw as u32, gh as u32, out).expect("buffer sized to the grid"))
+        DynamicImage::ImageRgb8(
+            image::RgbImage::from_raw(gw as u32, gh as u32, out).expect("buffer sized to the grid"),
+        )
     } else {
-        DynamicImage::ImageLuma8(image::GrayImage::from_raw(gw as u32, gh as u32, out).expect("buffer sized to the grid"))
+        DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(gw as u32, gh as u32, out)
+                .expect("buffer sized to the grid"),
+        )
     }
 }
 
@@ -109,8 +130,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let res = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);

@@ -21,24 +21,55 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::List { json } => list(&zoo, json),
         Command::Fetch { id } => fetch(&zoo, &id),
-        Command::Sample { model, count, seed, temperature, output } => {
+        Command::Sample {
+            model,
+            count,
+            seed,
+            temperature,
+            output,
+        } => {
             let m = load(&zoo, &model, cli.device)?;
-            let opts = SampleOptions { count, seed, temperature };
+            let opts = SampleOptions {
+                count,
+                seed,
+                temperature,
+            };
             check_output(&output)?;
             let t = Instant::now();
             let bar = bar(m.spec().height as u64, "sampling rows");
-            let images = sample(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
+            let images = sample(m.as_ref(), &opts, &mut |done, _| {
+                bar.set_position(done as u64)
+            })?;
             bar.finish_and_clear();
             let spec = m.spec();
             let pixels = images.flatten_all()?.to_vec1::<u8>()?;
             let cols = (count as f64).sqrt().ceil() as usize;
             write_png(&grid(&pixels, count, &spec, cols, 2), &output)?;
-            eprintln!("wrote {count} samples of {} to {} in {:.1} s", m.entry.id, output.display(), t.elapsed().as_secs_f64());
+            eprintln!(
+                "wrote {count} samples of {} to {} in {:.1} s",
+                m.entry.id,
+                output.display(),
+                t.elapsed().as_secs_f64()
+            );
             Ok(())
         }
-        Command::Eval { model, data_dir, limit, batch, json } => eval(&zoo, &model, cli.device, data_dir, limit, batch, json),
-        Command::Score { model, images, json } => score(&zoo, &model, cli.device, &images, json),
-        Command::Logits { model, images, output } => {
+        Command::Eval {
+            model,
+            data_dir,
+            limit,
+            batch,
+            json,
+        } => eval(&zoo, &model, cli.device, data_dir, limit, batch, json),
+        Command::Score {
+            model,
+            images,
+            json,
+        } => score(&zoo, &model, cli.device, &images, json),
+        Command::Logits {
+            model,
+            images,
+            output,
+        } => {
             let m = load(&zoo, &model, cli.device)?;
             check_output(&output)?;
             let x = read_images(&m, &images)?;
@@ -47,23 +78,52 @@ pub fn run(cli: Cli) -> Result<()> {
             let bytes = safetensors::serialize([("logits", &logits), ("images", &x)], None)
                 .context("serialising the logits")?;
             write_atomic(&output, &bytes)?;
-            eprintln!("wrote logits {:?} and images {:?} to {}", logits.dims(), x.dims(), output.display());
+            eprintln!(
+                "wrote logits {:?} and images {:?} to {}",
+                logits.dims(),
+                x.dims(),
+                output.display()
+            );
             Ok(())
         }
-        Command::Complete { model, image, keep_rows, count, seed, temperature, output } => {
+        Command::Complete {
+            model,
+            image,
+            keep_rows,
+            count,
+            seed,
+            temperature,
+            output,
+        } => {
             let m = load(&zoo, &model, cli.device)?;
             check_output(&output)?;
             let spec = m.spec();
             let given = read_images(&m, std::slice::from_ref(&image))?;
-            let opts = SampleOptions { count, seed, temperature };
-            let bar = bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
-            let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
+            let opts = SampleOptions {
+                count,
+                seed,
+                temperature,
+            };
+            let bar = bar(
+                spec.height.saturating_sub(keep_rows) as u64,
+                "completing rows",
+            );
+            let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| {
+                bar.set_position(d as u64)
+            })?;
             bar.finish_and_clear();
             // One row: the original, the occluded input (dropped rows grey), the completions.
-            let original = given.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<u8>()?;
+            let original = given
+                .to_device(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1::<u8>()?;
             let mut occluded = original.clone();
             let (h, w) = (spec.height, spec.width);
-            let grey = if spec.head == pixel_zoo::Head::Bernoulli { 0 } else { 128 };
+            let grey = if spec.head == pixel_zoo::Head::Bernoulli {
+                0
+            } else {
+                128
+            };
             for ch in 0..spec.channels {
                 for y in keep_rows..h {
                     occluded[(ch * h + y) * w..(ch * h + y + 1) * w].fill(grey);
@@ -73,7 +133,10 @@ pub fn run(cli: Cli) -> Result<()> {
             all.extend(occluded);
             all.extend(done.flatten_all()?.to_vec1::<u8>()?);
             write_png(&grid(&all, count + 2, &spec, count + 2, 2), &output)?;
-            eprintln!("wrote the original, the occluded image and {count} completions to {}", output.display());
+            eprintln!(
+                "wrote the original, the occluded image and {count} completions to {}",
+                output.display()
+            );
             Ok(())
         }
     }
@@ -82,8 +145,11 @@ pub fn run(cli: Cli) -> Result<()> {
 fn device(arg: DeviceArg) -> Result<Device> {
     Ok(match arg {
         DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Cuda => Device::new_cuda(0).context("--device cuda: build with `--features cuda` on a machine with an NVIDIA GPU")?,
-        DeviceArg::Metal => Device::new_metal(0).context("--device metal: build with `--features metal` on a Mac")?,
+        DeviceArg::Cuda => Device::new_cuda(0).context(
+            "--device cuda: build with `--features cuda` on a machine with an NVIDIA GPU",
+        )?,
+        DeviceArg::Metal => Device::new_metal(0)
+            .context("--device metal: build with `--features metal` on a Mac")?,
         DeviceArg::Auto => {
             if candle_core::utils::cuda_is_available() {
                 Device::new_cuda(0)?
@@ -105,9 +171,16 @@ fn load(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg) -> Result<LoadedModel> {
 
 /// Fails early, before any work, if `path` cannot be written.
 fn check_output(path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        bail!("cannot write {}: directory {} does not exist", path.display(), dir.display());
+        bail!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
     }
     if path.is_dir() {
         bail!("cannot write {}: it is a directory", path.display());
@@ -117,7 +190,12 @@ fn check_output(path: &Path) -> Result<()> {
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
     let b = ProgressBar::new(len);
-    b.set_style(ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]").expect("valid template"));
+    b.set_style(
+        ProgressStyle::with_template(
+            "{msg} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
+        )
+        .expect("valid template"),
+    );
     b.set_message(msg);
     b
 }
@@ -128,7 +206,11 @@ fn read_images(m: &LoadedModel, paths: &[PathBuf]) -> Result<Tensor> {
     for p in paths {
         pixels.extend(read_image(p, &spec)?);
     }
-    Ok(Tensor::from_vec(pixels, (paths.len(), spec.channels, spec.height, spec.width), m.device())?)
+    Ok(Tensor::from_vec(
+        pixels,
+        (paths.len(), spec.channels, spec.height, spec.width),
+        m.device(),
+    )?)
 }
 
 fn list(zoo: &Zoo, json: bool) -> Result<()> {
@@ -152,15 +234,28 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<26} {:<10} {:<16} {:>10} {:>22}  weights", "id", "arch", "dataset", "params", "test NLL");
+    println!(
+        "{:<26} {:<10} {:<16} {:>10} {:>22}  weights",
+        "id", "arch", "dataset", "params", "test NLL"
+    );
     for (e, r) in zoo.manifest.models.iter().zip(&rows) {
         let nll = match &e.metrics {
             Some(m) if e.dataset == "cifar10" => format!("{:.3} bits/dim", m.test_bits_per_dim),
             Some(m) => format!("{:.2} nats/image", m.test_nll_nats),
             None => "not measured".into(),
         };
-        let params = r["parameters"].as_u64().map_or("?".to_string(), |p| p.to_string());
-        println!("{:<26} {:<10} {:<16} {:>10} {:>22}  {}", e.id, e.architecture, e.dataset, params, nll, r["weights"].as_str().unwrap_or(""));
+        let params = r["parameters"]
+            .as_u64()
+            .map_or("?".to_string(), |p| p.to_string());
+        println!(
+            "{:<26} {:<10} {:<16} {:>10} {:>22}  {}",
+            e.id,
+            e.architecture,
+            e.dataset,
+            params,
+            nll,
+            r["weights"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }
@@ -168,17 +263,33 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
 fn parameter_count(path: &Path) -> Result<u64> {
     let bytes = std::fs::read(path)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    Ok(st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>() as u64).sum())
+    Ok(st
+        .tensors()
+        .iter()
+        .map(|(_, v)| v.shape().iter().product::<usize>() as u64)
+        .sum())
 }
 
 fn fetch(zoo: &Zoo, id: &str) -> Result<()> {
     let entry = zoo.entry(id)?;
     let (source, _) = zoo.resolver.fetch(entry, None)?;
-    eprintln!("{id}: {} ({}), sha256 verified", source.path().display(), source.kind());
+    eprintln!(
+        "{id}: {} ({}), sha256 verified",
+        source.path().display(),
+        source.kind()
+    );
     Ok(())
 }
 
-fn eval(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg, data_dir: Option<PathBuf>, limit: Option<usize>, batch: usize, json: bool) -> Result<()> {
+fn eval(
+    zoo: &Zoo,
+    args: &ModelArgs,
+    dev: DeviceArg,
+    data_dir: Option<PathBuf>,
+    limit: Option<usize>,
+    batch: usize,
+    json: bool,
+) -> Result<()> {
     let data_dir = data_dir.context("no data directory: pass --data-dir DIR or set PIXEL_ZOO_DATA to a directory holding mnist/ and cifar10/")?;
     if batch == 0 {
         bail!("--batch must be at least 1");
@@ -195,7 +306,16 @@ fn eval(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg, data_dir: Option<PathBuf>, 
     let m = load(zoo, args, dev)?;
     let spec = m.spec();
     if (images.channels, images.height, images.width) != (spec.channels, spec.height, spec.width) {
-        bail!("{} test images are {}x{}x{} but the model takes {}x{}x{}", entry.dataset, images.channels, images.height, images.width, spec.channels, spec.height, spec.width);
+        bail!(
+            "{} test images are {}x{}x{} but the model takes {}x{}x{}",
+            entry.dataset,
+            images.channels,
+            images.height,
+            images.width,
+            spec.channels,
+            spec.height,
+            spec.width
+        );
     }
     let t = Instant::now();
     let bar = bar(images.n as u64, "evaluating images");
@@ -203,8 +323,17 @@ fn eval(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg, data_dir: Option<PathBuf>, 
     let d = spec.dims();
     for start in (0..images.n).step_by(batch) {
         let b = batch.min(images.n - start);
-        let x = Tensor::from_slice(&images.pixels[start * d..(start + b) * d], (b, spec.channels, spec.height, spec.width), m.device())?;
-        total += m.nll(&x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>();
+        let x = Tensor::from_slice(
+            &images.pixels[start * d..(start + b) * d],
+            (b, spec.channels, spec.height, spec.width),
+            m.device(),
+        )?;
+        total += m
+            .nll(&x)?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>();
         bar.inc(b as u64);
     }
     bar.finish_and_clear();
@@ -212,14 +341,23 @@ fn eval(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg, data_dir: Option<PathBuf>, 
     let bpd = bits_per_dim(nats, d);
     let secs = t.elapsed().as_secs_f64();
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({
-            "id": entry.id, "dataset": entry.dataset, "images": images.n,
-            "nll_nats_per_image": nats, "bits_per_dim": bpd, "seconds": secs,
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "id": entry.id, "dataset": entry.dataset, "images": images.n,
+                "nll_nats_per_image": nats, "bits_per_dim": bpd, "seconds": secs,
+            }))?
+        );
     } else if entry.dataset == "cifar10" {
-        println!("{}: {bpd:.4} bits/dim ({nats:.1} nats/image) on {} {} test images, {secs:.1} s", entry.id, images.n, entry.dataset);
+        println!(
+            "{}: {bpd:.4} bits/dim ({nats:.1} nats/image) on {} {} test images, {secs:.1} s",
+            entry.id, images.n, entry.dataset
+        );
     } else {
-        println!("{}: {nats:.3} nats/image ({bpd:.5} bits/dim) on {} {} test images, {secs:.1} s", entry.id, images.n, entry.dataset);
+        println!(
+            "{}: {nats:.3} nats/image ({bpd:.5} bits/dim) on {} {} test images, {secs:.1} s",
+            entry.id, images.n, entry.dataset
+        );
     }
     Ok(())
 }
@@ -236,7 +374,12 @@ fn score(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg, paths: &[PathBuf], json: b
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for (p, &n) in paths.iter().zip(&nats) {
-            println!("{}\t{:.3} nats\t{:.4} bits/dim", p.display(), n, bits_per_dim(n as f64, d));
+            println!(
+                "{}\t{:.3} nats\t{:.4} bits/dim",
+                p.display(),
+                n,
+                bits_per_dim(n as f64, d)
+            );
         }
     }
     Ok(())

@@ -1,0 +1,509 @@
+//! The `zoo` tool end to end: list, sample, eval, score, logits, complete, fetch through a local
+//! hub, and bad input (a clear error, exit status 1, no panic, no output file).
+
+#[path = "../../../tests/support/hub.rs"]
+mod hub;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn data_dir() -> Option<PathBuf> {
+    let d = std::env::var_os("PIXEL_ZOO_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"));
+    if d.join("mnist").is_dir() {
+        Some(d)
+    } else {
+        eprintln!(
+            "skipped: no data directory at {} (set PIXEL_ZOO_DATA)",
+            d.display()
+        );
+        None
+    }
+}
+
+fn zoo(args: &[&str]) -> Output {
+    zoo_env(args, &[])
+}
+
+fn zoo_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_zoo"));
+    c.args(args)
+        .env_remove("RUST_LOG")
+        .env("HF_HUB_OFFLINE", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run zoo")
+}
+
+fn ok(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "zoo failed: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs a command that must fail cleanly; returns its stderr.
+fn fails(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1, got {:?}: {err}",
+        o.status
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+fn png_size(p: &Path) -> (u32, u32, image::ColorType) {
+    let img = image::open(p).unwrap();
+    (img.width(), img.height(), img.color())
+}
+
+#[test]
+fn list_shows_every_model_with_its_figures() {
+    let out = ok(&zoo(&["list", "--json"]));
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"pixelcnn-mnist") && ids.contains(&"pixelcnn-cifar10"),
+        "{ids:?}"
+    );
+    for r in rows.as_array().unwrap() {
+        assert!(r["parameters"].as_u64().unwrap() > 1000, "{r}");
+        assert!(r["test_nll_nats"].as_f64().is_some(), "{r}");
+        assert!(r["weights"].as_str().unwrap().starts_with("local"), "{r}");
+    }
+    let table = ok(&zoo(&["list"]));
+    assert!(
+        table.contains("pixelcnn-cifar10") && table.contains("bits/dim"),
+        "{table}"
+    );
+}
+
+#[test]
+fn sample_writes_a_grid_and_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
+    ok(&zoo(&[
+        "sample",
+        "pixelcnn-mnist",
+        "-n",
+        "2",
+        "--seed",
+        "7",
+        "--device",
+        "cpu",
+        "-o",
+        a.to_str().unwrap(),
+    ]));
+    ok(&zoo(&[
+        "sample",
+        "pixelcnn-mnist",
+        "-n",
+        "2",
+        "--seed",
+        "7",
+        "-o",
+        b.to_str().unwrap(),
+    ]));
+    // 2 images of 28x28 on a 2-column grid with a 2-pixel border.
+    assert_eq!(png_size(&a), (62, 32, image::ColorType::L8));
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "same seed, different PNG"
+    );
+    let img = image::open(&a).unwrap().into_luma8();
+    let inner: Vec<u8> = (2..30)
+        .flat_map(|y| (2..30).map(move |x| (x, y)))
+        .map(|(x, y)| img.get_pixel(x, y)[0])
+        .collect();
+    assert!(
+        inner.iter().all(|&v| v == 0 || v == 255),
+        "binary samples must be black or white"
+    );
+    assert!(inner.contains(&255), "a blank sample");
+}
+
+#[test]
+fn eval_matches_the_pytorch_reference_on_the_first_test_images() {
+    let Some(data) = data_dir() else { return };
+    // The reference fixture holds the PyTorch NLL of the first 8 test images of each shipped model.
+    for id in ["pixelcnn-mnist", "pixelcnn-cifar10"] {
+        let t = candle_core::safetensors::load(
+            root().join(format!("tests/fixtures/{id}.logits.safetensors")),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let want = t["nll"]
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>()
+            / 8.0;
+        let out = ok(&zoo(&[
+            "eval",
+            id,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--limit",
+            "8",
+            "--json",
+        ]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["images"], 8);
+        let got = v["nll_nats_per_image"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() / want < 1e-5,
+            "{id}: zoo eval {got} vs PyTorch {want}"
+        );
+        let human = ok(&zoo(&[
+            "eval",
+            id,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--limit",
+            "2",
+        ]));
+        assert!(
+            human.contains(if id.contains("cifar") {
+                "bits/dim"
+            } else {
+                "nats/image"
+            }),
+            "{human}"
+        );
+    }
+}
+
+/// Writes test image `i` of the fixture of `id` as a PNG.
+fn fixture_png(id: &str, i: usize, path: &Path) {
+    let t = candle_core::safetensors::load(
+        root().join(format!("tests/fixtures/{id}.logits.safetensors")),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let x = &t["input"];
+    let (_, c, h, w) = x.dims4().unwrap();
+    let px = x
+        .get(i)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<u8>()
+        .unwrap();
+    if c == 1 {
+        image::GrayImage::from_raw(w as u32, h as u32, px.iter().map(|&v| v * 255).collect())
+            .unwrap()
+            .save(path)
+            .unwrap();
+    } else {
+        let hwc: Vec<u8> = (0..h * w)
+            .flat_map(|p| (0..3).map(move |ch| (p, ch)))
+            .map(|(p, ch)| px[ch * h * w + p])
+            .collect();
+        image::RgbImage::from_raw(w as u32, h as u32, hwc)
+            .unwrap()
+            .save(path)
+            .unwrap();
+    }
+}
+
+#[test]
+fn score_and_logits_of_png_images_match_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["pixelcnn-mnist", "pixelcnn-cifar10"] {
+        let t = candle_core::safetensors::load(
+            root().join(format!("tests/fixtures/{id}.logits.safetensors")),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let want = t["nll"].to_vec1::<f32>().unwrap();
+        let (p0, p1) = (
+            dir.path().join(format!("{id}-0.png")),
+            dir.path().join(format!("{id}-1.png")),
+        );
+        fixture_png(id, 0, &p0);
+        fixture_png(id, 1, &p1);
+        let out = ok(&zoo(&[
+            "score",
+            id,
+            p0.to_str().unwrap(),
+            p1.to_str().unwrap(),
+            "--json",
+        ]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for i in 0..2 {
+            let got = v[i]["nll_nats"].as_f64().unwrap();
+            assert!(
+                (got - want[i] as f64).abs() / (want[i] as f64) < 1e-5,
+                "{id} image {i}: {got} vs {}",
+                want[i]
+            );
+        }
+        let lp = dir.path().join(format!("{id}.safetensors"));
+        ok(&zoo(&[
+            "logits",
+            id,
+            p0.to_str().unwrap(),
+            "-o",
+            lp.to_str().unwrap(),
+        ]));
+        let l = candle_core::safetensors::load(&lp, &candle_core::Device::Cpu).unwrap();
+        let levels = if id.contains("cifar") { 256 } else { 1 };
+        let (c, h, w) = if id.contains("cifar") {
+            (3, 32, 32)
+        } else {
+            (1, 28, 28)
+        };
+        assert_eq!(l["logits"].dims(), &[1, c, levels, h, w]);
+        assert_eq!(l["images"].dims(), &[1, c, h, w]);
+        let got = l["logits"].narrow(3, 0, 4).unwrap().get(0).unwrap();
+        let want = t["logits"].get(0).unwrap();
+        let d = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-4, "{id}: max |Δlogit| {d}");
+    }
+}
+
+#[test]
+fn complete_keeps_the_top_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("in.png");
+    fixture_png("pixelcnn-cifar10", 0, &img);
+    let out = dir.path().join("c.png");
+    ok(&zoo(&[
+        "complete",
+        "pixelcnn-cifar10",
+        "--image",
+        img.to_str().unwrap(),
+        "--keep-rows",
+        "30",
+        "-n",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    // original, occluded, 2 completions: 4 columns of 32 + 5 borders of 2.
+    assert_eq!(png_size(&out), (4 * 32 + 10, 36, image::ColorType::Rgb8));
+    let g = image::open(&out).unwrap().into_rgb8();
+    for y in 0..30 {
+        for x in 0..32 {
+            assert_eq!(
+                g.get_pixel(2 + x, 2 + y),
+                g.get_pixel(2 + 2 * 34 + x, 2 + y),
+                "kept row {y} changed"
+            );
+        }
+    }
+}
+
+#[test]
+fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly() {
+    let bytes = std::fs::read(root().join("weights/pixelcnn-mnist.safetensors")).unwrap();
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("weights-manifest.toml")).unwrap())
+            .unwrap();
+    let entry = manifest["model"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"].as_str() == Some("pixelcnn-mnist"))
+        .unwrap();
+    let url = format!(
+        "/{}/resolve/{}/{}",
+        entry["hf_repo"].as_str().unwrap(),
+        entry["hf_revision"].as_str().unwrap(),
+        entry["weights"].as_str().unwrap()
+    );
+    let server = hub::HubServer::start(HashMap::from([(url, bytes)]));
+    let (home, empty) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = [
+        ("HF_HOME", home.path().to_str().unwrap()),
+        ("HF_ENDPOINT", server.endpoint.as_str()),
+        ("HF_HUB_OFFLINE", "0"),
+        ("PIXEL_ZOO_WEIGHTS_DIR", empty.path().to_str().unwrap()),
+    ];
+    let o = zoo_env(&["fetch", "pixelcnn-mnist"], &env);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sha256 verified"));
+    let listed = ok(&zoo_env(&["list", "--json"], &env));
+    assert!(listed.contains("\"cache ("), "{listed}");
+    drop(server);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let out = fresh.path().join("s.png");
+    let err = fails(&zoo_env(
+        &[
+            "sample",
+            "pixelcnn-mnist",
+            "-n",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[
+            ("HF_HOME", fresh.path().to_str().unwrap()),
+            ("PIXEL_ZOO_WEIGHTS_DIR", empty.path().to_str().unwrap()),
+        ],
+    ));
+    assert!(
+        err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-mnist"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_no_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    let o = out.to_str().unwrap();
+
+    let err = fails(&zoo(&["sample", "pixelcnn-mnst", "-o", o]));
+    assert!(
+        err.contains("unknown model id 'pixelcnn-mnst'")
+            && err.contains("did you mean 'pixelcnn-mnist'"),
+        "{err}"
+    );
+
+    let corrupt = dir.path().join("corrupt.safetensors");
+    std::fs::write(&corrupt, b"this is not a safetensors file").unwrap();
+    let err = fails(&zoo(&[
+        "sample",
+        "pixelcnn-mnist",
+        "--weights",
+        corrupt.to_str().unwrap(),
+        "-o",
+        o,
+    ]));
+    assert!(err.contains("not a valid safetensors file"), "{err}");
+
+    let cifar_weights = root().join("weights/pixelcnn-cifar10.safetensors");
+    let err = fails(&zoo(&[
+        "sample",
+        "pixelcnn-mnist",
+        "--weights",
+        cifar_weights.to_str().unwrap(),
+        "-o",
+        o,
+    ]));
+    assert!(err.contains("differs from the manifest"), "{err}");
+
+    let small = dir.path().join("small.png");
+    image::GrayImage::new(10, 10).save(&small).unwrap();
+    let err = fails(&zoo(&["score", "pixelcnn-mnist", small.to_str().unwrap()]));
+    assert!(err.contains("10x10") && err.contains("28x28"), "{err}");
+
+    let rgb = dir.path().join("rgb.png");
+    image::RgbImage::new(28, 28).save(&rgb).unwrap();
+    let err = fails(&zoo(&["score", "pixelcnn-mnist", rgb.to_str().unwrap()]));
+    assert!(
+        err.contains("3 colour channel(s)") && err.contains("greyscale"),
+        "{err}"
+    );
+    let grey = dir.path().join("grey.png");
+    image::GrayImage::new(32, 32).save(&grey).unwrap();
+    let err = fails(&zoo(&[
+        "logits",
+        "pixelcnn-cifar10",
+        grey.to_str().unwrap(),
+        "-o",
+        o,
+    ]));
+    assert!(
+        err.contains("1 colour channel(s)") && err.contains("RGB"),
+        "{err}"
+    );
+
+    let err = fails(&zoo(&[
+        "eval",
+        "pixelcnn-mnist",
+        "--data-dir",
+        dir.path().join("nope").to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("does not exist") && err.contains("PIXEL_ZOO_DATA"),
+        "{err}"
+    );
+    let err = fails(&zoo_env(
+        &[
+            "eval",
+            "pixelcnn-mnist",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains("t10k-images-idx3-ubyte") && err.contains("not found"),
+        "{err}"
+    );
+
+    let err = fails(&zoo(&["sample", "pixelcnn-mnist", "-n", "0", "-o", o]));
+    assert!(err.contains("at least 1"), "{err}");
+    let err = fails(&zoo(&[
+        "sample",
+        "pixelcnn-mnist",
+        "--temperature",
+        "0",
+        "-o",
+        o,
+    ]));
+    assert!(err.contains("temperature"), "{err}");
+    let err = fails(&zoo(&[
+        "complete",
+        "pixelcnn-mnist",
+        "--image",
+        grey.to_str().unwrap(),
+        "--keep-rows",
+        "3",
+        "-o",
+        o,
+    ]));
+    assert!(err.contains("32x32"), "{err}");
+    let err = fails(&zoo(&[
+        "sample",
+        "pixelcnn-mnist",
+        "-n",
+        "1",
+        "-o",
+        dir.path().join("no/such/dir.png").to_str().unwrap(),
+    ]));
+    assert!(err.contains("does not exist"), "{err}");
+
+    assert!(!out.exists(), "a failed command left {o}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        leftovers
+            .iter()
+            .all(|n| !n.to_string_lossy().contains("tmp")),
+        "{leftovers:?}"
+    );
+}

@@ -1,0 +1,87 @@
+//! The shipped models: every manifest entry's weights file is in `weights/` with the manifest's
+//! sha256 and config, and its logits on the first test images match the PyTorch reference.
+
+use std::path::{Path, PathBuf};
+
+use pixel_zoo::ops::data::Dataset;
+use pixel_zoo::ops::testing::compare_with_reference;
+use pixel_zoo::weights::sha256_hex;
+use pixel_zoo::{Device, Manifest, Zoo};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_manifest_on_disk_is_the_embedded_one_and_parses() {
+    let text = std::fs::read_to_string(root().join("weights-manifest.toml")).unwrap();
+    let m = Manifest::parse(&text, "weights-manifest.toml").unwrap();
+    assert!(m.models.len() >= 2, "expected the PixelCNN models");
+    assert_eq!(text, pixel_zoo::manifest::EMBEDDED_MANIFEST);
+}
+
+#[test]
+fn every_shipped_weights_file_has_the_manifest_sha256() {
+    let zoo = Zoo::new().unwrap();
+    for e in &zoo.manifest.models {
+        let path = root().join("weights").join(&e.weights);
+        let bytes = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        assert_eq!(sha256_hex(&bytes), e.sha256, "{}", e.id);
+        assert!(
+            bytes.len() < 8 << 20,
+            "{}: {} bytes is too large for git",
+            e.id,
+            bytes.len()
+        );
+    }
+}
+
+#[test]
+fn shipped_models_match_the_pytorch_reference_on_their_first_test_images() {
+    let zoo = Zoo::new().unwrap();
+    for e in &zoo.manifest.models {
+        let model = zoo.load(&e.id, &Device::Cpu).unwrap();
+        let fixture = root().join(format!("tests/fixtures/{}.logits.safetensors", e.id));
+        let (dlogit, dnll) = compare_with_reference(model.as_ref(), &fixture).unwrap();
+        assert!(dlogit < 1e-4, "{}: max |Δlogit| = {dlogit}", e.id);
+        assert!(dnll < 1e-5, "{}: max relative |ΔNLL| = {dnll}", e.id);
+    }
+}
+
+#[test]
+fn the_test_sets_are_read_exactly_as_the_reference_reads_them() {
+    let data = std::env::var_os("PIXEL_ZOO_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"));
+    if !data.join("mnist").is_dir() {
+        eprintln!(
+            "skipped: no data directory at {} (set PIXEL_ZOO_DATA)",
+            data.display()
+        );
+        return;
+    }
+    let zoo = Zoo::new().unwrap();
+    for e in &zoo.manifest.models {
+        let fixture = candle_core::safetensors::load(
+            root().join(format!("tests/fixtures/{}.logits.safetensors", e.id)),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let want = fixture["input"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<u8>()
+            .unwrap();
+        let images = Dataset::from_name(&e.dataset)
+            .unwrap()
+            .load_test(&data)
+            .unwrap();
+        assert_eq!(
+            &images.pixels[..want.len()],
+            &want[..],
+            "{}: the zoo's {} test images differ from the reference's",
+            e.id,
+            e.dataset
+        );
+    }
+}
