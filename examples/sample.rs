@@ -12,14 +12,8 @@ fn main() -> anyhow::Result<()> {
 
     let zoo = Zoo::new()?;
     let model = zoo.load(&id, &Device::Cpu)?;
-    let opts = SampleOptions {
-        count,
-        seed: 1,
-        temperature: 1.0,
-    };
-    let images = pixel_zoo::sample(model.as_ref(), &opts, &mut |row, rows| {
-        eprint!("\rrow {row}/{rows}")
-    })?;
+    let opts = SampleOptions { count, seed: 1, temperature: 1.0 };
+    let images = pixel_zoo::sample(model.as_ref(), &opts, &mut |row, rows| eprint!("\rrow {row}/{rows}"))?;
     eprintln!();
 
     // Score what we drew: −log p(x) in nats and bits/dim.

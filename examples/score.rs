@@ -6,19 +6,13 @@ use pixel_zoo::{Device, Tensor, Zoo};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let id = args
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: score MODEL-ID IMAGE..."))?;
+    let id = args.next().ok_or_else(|| anyhow::anyhow!("usage: score MODEL-ID IMAGE..."))?;
     let zoo = Zoo::new()?;
     let model = zoo.load(&id, &Device::Cpu)?;
     let spec = model.spec();
     for path in args {
         let pixels = read_image(path.as_ref(), &spec)?;
-        let x = Tensor::from_vec(
-            pixels,
-            (1, spec.channels, spec.height, spec.width),
-            model.device(),
-        )?;
+        let x = Tensor::from_vec(pixels, (1, spec.channels, spec.height, spec.width), model.device())?;
         let nats = model.nll(&x)?.to_vec1::<f32>()?[0];
         // (1, c, levels, h, w): log p of every value of every conditional.
         let log_probs = model.log_probs(&x)?;

@@ -4,31 +4,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ZooError {
     #[error("unknown model id '{id}'{}; `zoo list` shows every id", suggest(.suggestions))]
-    UnknownModel {
-        id: String,
-        suggestions: Vec<String>,
-    },
+    UnknownModel { id: String, suggestions: Vec<String> },
     #[error("weights manifest {path}: {msg}")]
     Manifest { path: String, msg: String },
     #[error("weights for '{id}' ({file}) not found: {hint}")]
-    WeightsNotFound {
-        id: String,
-        file: String,
-        hint: String,
-    },
+    WeightsNotFound { id: String, file: String, hint: String },
     #[error("{path}: sha256 is {actual} but the manifest expects {expected} for '{id}': the file is corrupt or not these weights; delete it and run `zoo fetch {id}`, or pass the right file with --weights")]
-    ChecksumMismatch {
-        id: String,
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    ChecksumMismatch { id: String, path: PathBuf, expected: String, actual: String },
     #[error("{path}: not usable weights for '{id}': {msg}")]
-    BadWeights {
-        id: String,
-        path: PathBuf,
-        msg: String,
-    },
+    BadWeights { id: String, path: PathBuf, msg: String },
     #[error("downloading {url}: {msg}")]
     Download { url: String, msg: String },
     #[error("{path}: {source}")]
@@ -47,12 +31,6 @@ fn suggest(s: &[String]) -> String {
     if s.is_empty() {
         String::new()
     } else {
-        format!(
-            " (did you mean {}?)",
-            s.iter()
-                .map(|x| format!("'{x}'"))
-                .collect::<Vec<_>>()
-                .join(" or ")
-        )
+        format!(" (did you mean {}?)", s.iter().map(|x| format!("'{x}'")).collect::<Vec<_>>().join(" or "))
     }
 }

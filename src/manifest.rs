@@ -60,10 +60,7 @@ pub struct Metrics {
 impl Manifest {
     /// Parses and validates a manifest (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ZooError> {
-        let err = |msg: String| ZooError::Manifest {
-            path: origin.to_string(),
-            msg,
-        };
+        let err = |msg: String| ZooError::Manifest { path: origin.to_string(), msg };
         let m: Manifest = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         let mut seen = HashSet::new();
         for e in &m.models {
@@ -85,10 +82,7 @@ impl Manifest {
                 )));
             }
             if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err(format!(
-                    "model '{}': sha256 must be 64 hex digits",
-                    e.id
-                )));
+                return Err(err(format!("model '{}': sha256 must be 64 hex digits", e.id)));
             }
         }
         Ok(m)
@@ -105,24 +99,11 @@ impl Manifest {
             let mut scored: Vec<(f64, &str)> = self
                 .models
                 .iter()
-                .map(|e| {
-                    (
-                        strsim::normalized_damerau_levenshtein(id, &e.id),
-                        e.id.as_str(),
-                    )
-                })
+                .map(|e| (strsim::normalized_damerau_levenshtein(id, &e.id), e.id.as_str()))
                 .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let suggestions = scored
-                .iter()
-                .filter(|(s, _)| *s >= 0.4)
-                .take(2)
-                .map(|(_, i)| i.to_string())
-                .collect();
-            ZooError::UnknownModel {
-                id: id.to_string(),
-                suggestions,
-            }
+            let suggestions = scored.iter().filter(|(s, _)| *s >= 0.4).take(2).map(|(_, i)| i.to_string()).collect();
+            ZooError::UnknownModel { id: id.to_string(), suggestions }
         })
     }
 }

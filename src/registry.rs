@@ -46,10 +46,7 @@ pub struct Zoo {
 impl Zoo {
     /// The embedded manifest, weights resolved as [`Resolver::from_env`] says.
     pub fn new() -> Result<Self, ZooError> {
-        Ok(Self {
-            manifest: Manifest::embedded()?,
-            resolver: Resolver::from_env(),
-        })
+        Ok(Self { manifest: Manifest::embedded()?, resolver: Resolver::from_env() })
     }
 
     /// The entry of `id`, or an error naming the nearest ids.
@@ -63,21 +60,12 @@ impl Zoo {
     }
 
     /// Loads `id` on `device` from `weights` if given, else as [`Zoo::load`].
-    pub fn load_with(
-        &self,
-        id: &str,
-        device: &Device,
-        weights: Option<&Path>,
-    ) -> Result<LoadedModel, ZooError> {
+    pub fn load_with(&self, id: &str, device: &Device, weights: Option<&Path>) -> Result<LoadedModel, ZooError> {
         let entry = self.entry(id)?.clone();
         let (source, bytes) = self.resolver.fetch(&entry, weights)?;
         let model = build(&entry, source.path(), bytes, device)?;
         tracing::debug!(id, path = %source.path().display(), "loaded");
-        Ok(LoadedModel {
-            entry,
-            source,
-            model,
-        })
+        Ok(LoadedModel { entry, source, model })
     }
 }
 
@@ -88,24 +76,13 @@ pub fn build(
     bytes: Vec<u8>,
     device: &Device,
 ) -> Result<Box<dyn PixelModel>, ZooError> {
-    let bad = |msg: String| ZooError::BadWeights {
-        id: entry.id.clone(),
-        path: path.to_path_buf(),
-        msg,
-    };
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
+    let bad = |msg: String| ZooError::BadWeights { id: entry.id.clone(), path: path.to_path_buf(), msg };
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
     for (name, view) in st.tensors() {
         if view.dtype() != safetensors::Dtype::F32 {
-            return Err(bad(format!(
-                "tensor '{name}' is {:?}; the zoo's weights are F32",
-                view.dtype()
-            )));
+            return Err(bad(format!("tensor '{name}' is {:?}; the zoo's weights are F32", view.dtype())));
         }
-        let finite = view
-            .data()
-            .chunks_exact(4)
-            .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
+        let finite = view.data().chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
         if !finite {
             return Err(bad(format!("tensor '{name}' holds NaN or infinite values")));
         }
@@ -116,11 +93,9 @@ pub fn build(
         .as_ref()
         .and_then(|m| m.get("config").cloned())
         .ok_or_else(|| bad("no 'config' in the safetensors metadata".into()))?;
-    let mut config: serde_json::Value = serde_json::from_str(&config_json)
-        .map_err(|e| bad(format!("metadata config is not JSON: {e}")))?;
-    let file_arch = config
-        .as_object_mut()
-        .and_then(|o| o.remove("architecture"));
+    let mut config: serde_json::Value =
+        serde_json::from_str(&config_json).map_err(|e| bad(format!("metadata config is not JSON: {e}")))?;
+    let file_arch = config.as_object_mut().and_then(|o| o.remove("architecture"));
     if file_arch.as_ref().and_then(|a| a.as_str()) != Some(entry.architecture.as_str()) {
         return Err(bad(format!(
             "the file's architecture is {file_arch:?}, the manifest says '{}'",
@@ -129,16 +104,13 @@ pub fn build(
     }
     let manifest_config = serde_json::to_value(&entry.config).map_err(|e| bad(e.to_string()))?;
     if config != manifest_config {
-        return Err(bad(format!(
-            "the file's config {config} differs from the manifest's {manifest_config}"
-        )));
+        return Err(bad(format!("the file's config {config} differs from the manifest's {manifest_config}")));
     }
     drop(st);
     let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)?;
     let model: Box<dyn PixelModel> = match entry.architecture.as_str() {
         "pixelcnn" => {
-            let cfg: pixelcnn::Config =
-                serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
+            let cfg: pixelcnn::Config = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
             Box::new(pixelcnn::PixelCnn::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
         }
         other => return Err(bad(format!("unknown architecture '{other}'"))),

@@ -63,25 +63,13 @@ impl Resolver {
         let weights_dir = std::env::var_os("PIXEL_ZOO_WEIGHTS_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
-        let endpoint =
-            std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".to_string());
-        let offline = std::env::var("HF_HUB_OFFLINE")
-            .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-        Self {
-            weights_dir,
-            cache: Cache::from_env(),
-            endpoint,
-            offline,
-            progress: false,
-        }
+        let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".to_string());
+        let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        Self { weights_dir, cache: Cache::from_env(), endpoint, offline, progress: false }
     }
 
     fn repo(entry: &ModelEntry) -> Repo {
-        Repo::with_revision(
-            entry.hf_repo.clone(),
-            RepoType::Model,
-            entry.hf_revision.clone(),
-        )
+        Repo::with_revision(entry.hf_repo.clone(), RepoType::Model, entry.hf_revision.clone())
     }
 
     /// Where the weights are without touching the network: the repository, then the cache.
@@ -90,28 +78,18 @@ impl Resolver {
         if local.is_file() {
             return Some(WeightsSource::Repository(local));
         }
-        self.cache
-            .repo(Self::repo(entry))
-            .get(&entry.weights)
-            .map(WeightsSource::Cache)
+        self.cache.repo(Self::repo(entry)).get(&entry.weights).map(WeightsSource::Cache)
     }
 
     /// The URL the weights would be downloaded from.
     pub fn url(&self, entry: &ModelEntry) -> String {
-        format!(
-            "{}/{}/resolve/{}/{}",
-            self.endpoint, entry.hf_repo, entry.hf_revision, entry.weights
-        )
+        format!("{}/{}/resolve/{}/{}", self.endpoint, entry.hf_repo, entry.hf_revision, entry.weights)
     }
 
     /// Finds the weights (downloading them if needed and allowed) and returns them with their
     /// bytes, sha256 verified. An explicit file whose sha256 differs from the manifest's is used
     /// with a warning (it may be your own fine-tuned weights); every other source must match.
-    pub fn fetch(
-        &self,
-        entry: &ModelEntry,
-        explicit: Option<&Path>,
-    ) -> Result<(WeightsSource, Vec<u8>), ZooError> {
+    pub fn fetch(&self, entry: &ModelEntry, explicit: Option<&Path>) -> Result<(WeightsSource, Vec<u8>), ZooError> {
         if let Some(p) = explicit {
             let bytes = read(p)?;
             let actual = sha256_hex(&bytes);
@@ -156,10 +134,7 @@ impl Resolver {
             .with_progress(self.progress)
             .with_retries(2)
             .build()
-            .map_err(|e| ZooError::Download {
-                url: url.clone(),
-                msg: e.to_string(),
-            })?;
+            .map_err(|e| ZooError::Download { url: url.clone(), msg: e.to_string() })?;
         let path = api.repo(Self::repo(entry)).download(&entry.weights).map_err(|e| ZooError::Download {
             url: url.clone(),
             msg: format!(
@@ -174,10 +149,7 @@ impl Resolver {
 }
 
 fn read(p: &Path) -> Result<Vec<u8>, ZooError> {
-    std::fs::read(p).map_err(|source| ZooError::Io {
-        path: p.to_path_buf(),
-        source,
-    })
+    std::fs::read(p).map_err(|source| ZooError::Io { path: p.to_path_buf(), source })
 }
 
 /// Removes a cached file that failed its check: the snapshot entry and the blob it points to.

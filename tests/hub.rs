@@ -42,12 +42,7 @@ fn zoo(entry: ModelEntry, endpoint: &str, cache: &Path, weights_dir: &Path) -> Z
         offline: false,
         progress: false,
     };
-    Zoo {
-        manifest: Manifest {
-            models: vec![entry],
-        },
-        resolver,
-    }
+    Zoo { manifest: Manifest { models: vec![entry] }, resolver }
 }
 
 #[test]
@@ -62,11 +57,7 @@ fn downloads_through_hf_hub_into_the_cache_then_loads_offline() {
     let mut z = zoo(e, &server.endpoint, cache.path(), weights.path());
 
     let m = z.load("pixelcnn-test", &Device::Cpu).unwrap();
-    assert!(
-        matches!(m.source, WeightsSource::Downloaded(_)),
-        "{:?}",
-        m.source
-    );
+    assert!(matches!(m.source, WeightsSource::Downloaded(_)), "{:?}", m.source);
     assert_eq!(std::fs::read(m.source.path()).unwrap(), bytes);
     assert!(server.requests.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 
@@ -74,11 +65,7 @@ fn downloads_through_hf_hub_into_the_cache_then_loads_offline() {
     drop(server);
     z.resolver.offline = true;
     let m = z.load("pixelcnn-test", &Device::Cpu).unwrap();
-    assert!(
-        matches!(m.source, WeightsSource::Cache(_)),
-        "{:?}",
-        m.source
-    );
+    assert!(matches!(m.source, WeightsSource::Cache(_)), "{:?}", m.source);
 }
 
 #[test]
@@ -94,18 +81,10 @@ fn a_wrong_file_from_the_hub_is_refused_and_not_cached() {
     )]));
     let (cache, weights) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let z = zoo(e, &server.endpoint, cache.path(), weights.path());
-    let err = z
-        .load("pixelcnn-test", &Device::Cpu)
-        .err()
-        .expect("must fail");
+    let err = z.load("pixelcnn-test", &Device::Cpu).err().expect("must fail");
     assert!(matches!(err, ZooError::ChecksumMismatch { .. }), "{err}");
     assert!(err.to_string().contains("sha256"), "{err}");
-    assert!(
-        z.resolver
-            .locate(z.entry("pixelcnn-test").unwrap())
-            .is_none(),
-        "a corrupt file stayed in the cache"
-    );
+    assert!(z.resolver.locate(z.entry("pixelcnn-test").unwrap()).is_none(), "a corrupt file stayed in the cache");
 }
 
 #[test]
@@ -113,26 +92,10 @@ fn missing_on_the_hub_and_offline_give_clear_errors() {
     let bytes = std::fs::read(FIXTURE).unwrap();
     let server = HubServer::start(HashMap::new());
     let (cache, weights) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut z = zoo(
-        entry(&bytes),
-        &server.endpoint,
-        cache.path(),
-        weights.path(),
-    );
-    let err = z
-        .load("pixelcnn-test", &Device::Cpu)
-        .err()
-        .expect("404 must fail")
-        .to_string();
+    let mut z = zoo(entry(&bytes), &server.endpoint, cache.path(), weights.path());
+    let err = z.load("pixelcnn-test", &Device::Cpu).err().expect("404 must fail").to_string();
     assert!(err.contains("404") && err.contains("--weights"), "{err}");
     z.resolver.offline = true;
-    let err = z
-        .load("pixelcnn-test", &Device::Cpu)
-        .err()
-        .expect("offline must fail")
-        .to_string();
-    assert!(
-        err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-test"),
-        "{err}"
-    );
+    let err = z.load("pixelcnn-test", &Device::Cpu).err().expect("offline must fail").to_string();
+    assert!(err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-test"), "{err}");
 }

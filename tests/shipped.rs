@@ -27,12 +27,7 @@ fn every_shipped_weights_file_has_the_manifest_sha256() {
         let path = root().join("weights").join(&e.weights);
         let bytes = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
         assert_eq!(sha256_hex(&bytes), e.sha256, "{}", e.id);
-        assert!(
-            bytes.len() < 8 << 20,
-            "{}: {} bytes is too large for git",
-            e.id,
-            bytes.len()
-        );
+        assert!(bytes.len() < 8 << 20, "{}: {} bytes is too large for git", e.id, bytes.len());
     }
 }
 
@@ -50,14 +45,9 @@ fn shipped_models_match_the_pytorch_reference_on_their_first_test_images() {
 
 #[test]
 fn the_test_sets_are_read_exactly_as_the_reference_reads_them() {
-    let data = std::env::var_os("PIXEL_ZOO_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/data"));
+    let data = std::env::var_os("PIXEL_ZOO_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
     if !data.join("mnist").is_dir() {
-        eprintln!(
-            "skipped: no data directory at {} (set PIXEL_ZOO_DATA)",
-            data.display()
-        );
+        eprintln!("skipped: no data directory at {} (set PIXEL_ZOO_DATA)", data.display());
         return;
     }
     let zoo = Zoo::new().unwrap();
@@ -67,15 +57,8 @@ fn the_test_sets_are_read_exactly_as_the_reference_reads_them() {
             &Device::Cpu,
         )
         .unwrap();
-        let want = fixture["input"]
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<u8>()
-            .unwrap();
-        let images = Dataset::from_name(&e.dataset)
-            .unwrap()
-            .load_test(&data)
-            .unwrap();
+        let want = fixture["input"].flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        let images = Dataset::from_name(&e.dataset).unwrap().load_test(&data).unwrap();
         assert_eq!(
             &images.pixels[..want.len()],
             &want[..],

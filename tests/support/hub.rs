@@ -46,12 +46,7 @@ impl HubServer {
                 }
             }
         });
-        Self {
-            endpoint,
-            requests,
-            stop,
-            handle: Some(handle),
-        }
+        Self { endpoint, requests, stop, handle: Some(handle) }
     }
 }
 
@@ -82,42 +77,23 @@ fn serve(stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::Result
             }
         }
     }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_string();
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let mut out = stream;
     let Some(body) = files.get(&path) else {
         let msg = "Entry not found";
-        write!(
-            out,
-            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
-            msg.len()
-        )?;
+        write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len())?;
         return Ok(());
     };
     let (start, end) = match range.as_deref().and_then(|r| r.split_once('-')) {
         Some((a, b)) => {
             let a: usize = a.parse().unwrap_or(0);
-            let b: usize = if b.is_empty() {
-                body.len() - 1
-            } else {
-                b.parse().unwrap_or(body.len() - 1)
-            };
+            let b: usize = if b.is_empty() { body.len() - 1 } else { b.parse().unwrap_or(body.len() - 1) };
             (a.min(body.len()), (b + 1).min(body.len()))
         }
         None => (0, body.len()),
     };
-    let status = if range.is_some() {
-        "206 Partial Content"
-    } else {
-        "200 OK"
-    };
-    let etag = format!(
-        "{:016x}",
-        (body.len() as u64 * 2654435761) ^ body.iter().map(|&b| b as u64).sum::<u64>()
-    );
+    let status = if range.is_some() { "206 Partial Content" } else { "200 OK" };
+    let etag = format!("{:016x}", (body.len() as u64 * 2654435761) ^ body.iter().map(|&b| b as u64).sum::<u64>());
     write!(
         out,
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\netag: \"{etag}\"\r\n\

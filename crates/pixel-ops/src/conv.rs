@@ -20,36 +20,20 @@ pub struct MaskedConv2d {
 impl MaskedConv2d {
     /// A layer from tensors: `weight` `(out, in, kh, kw)` (odd kh and kw), `bias` `(out,)`.
     /// `mask`, if any, is `(kind, colours)`; it is multiplied into the weight here.
-    pub fn new(
-        weight: Tensor,
-        bias: Option<Tensor>,
-        mask: Option<(MaskKind, usize)>,
-    ) -> Result<Self> {
+    pub fn new(weight: Tensor, bias: Option<Tensor>, mask: Option<(MaskKind, usize)>) -> Result<Self> {
         let (out_ch, in_ch, kh, kw) = weight.dims4()?;
         if kh % 2 == 0 || kw % 2 == 0 {
             candle_core::bail!("masked convolution kernels must have odd sizes, got {kh}x{kw}");
         }
         let weight = match mask {
             Some((kind, colours)) => {
-                let m = mask_tensor(
-                    kind,
-                    out_ch,
-                    in_ch,
-                    (kh, kw),
-                    colours,
-                    weight.device(),
-                    weight.dtype(),
-                )?;
+                let m = mask_tensor(kind, out_ch, in_ch, (kh, kw), colours, weight.device(), weight.dtype())?;
                 (weight * m)?
             }
             None => weight,
         };
         let bias = bias.map(|b| b.reshape((1, out_ch, 1, 1))).transpose()?;
-        Ok(Self {
-            weight,
-            bias,
-            kernel: (kh, kw),
-        })
+        Ok(Self { weight, bias, kernel: (kh, kw) })
     }
 
     /// The masked weight, `(out, in, kh, kw)`.
@@ -65,9 +49,7 @@ impl Module for MaskedConv2d {
         let y = if kh == kw {
             x.conv2d(&self.weight, kh / 2, 1, 1, 1)?
         } else {
-            let x = x
-                .pad_with_zeros(2, kh / 2, kh / 2)?
-                .pad_with_zeros(3, kw / 2, kw / 2)?;
+            let x = x.pad_with_zeros(2, kh / 2, kh / 2)?.pad_with_zeros(3, kw / 2, kw / 2)?;
             x.conv2d(&self.weight, 0, 1, 1, 1)?
         };
         match &self.bias {

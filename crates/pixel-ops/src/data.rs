@@ -39,8 +39,7 @@ impl Images {
     /// The first `limit` images (all if `limit` is larger).
     pub fn truncate(&mut self, limit: usize) {
         self.n = self.n.min(limit);
-        self.pixels
-            .truncate(self.n * self.channels * self.height * self.width);
+        self.pixels.truncate(self.n * self.channels * self.height * self.width);
     }
     /// Image `i` as a `(c, h, w)` byte slice.
     pub fn image(&self, i: usize) -> &[u8] {
@@ -76,9 +75,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let gz = PathBuf::from(format!("{}.gz", path.display()));
     let mut out = Vec::new();
     if path.exists() {
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut out))
-            .map_err(|e| Error::io(path, e))?;
+        File::open(path).and_then(|mut f| f.read_to_end(&mut out)).map_err(|e| Error::io(path, e))?;
     } else if gz.exists() {
         let f = File::open(&gz).map_err(|e| Error::io(&gz, e))?;
         GzDecoder::new(f)
@@ -101,15 +98,10 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<Images> {
     if bytes.len() < 16 {
         return Err(Error::bad_file(
             path,
-            format!(
-                "IDX file too short ({} bytes) for its 16-byte header",
-                bytes.len()
-            ),
+            format!("IDX file too short ({} bytes) for its 16-byte header", bytes.len()),
         ));
     }
-    let be = |i: usize| {
-        u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize
-    };
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
     let magic = be(0);
     if magic != 0x0803 {
         return Err(Error::bad_file(
@@ -119,10 +111,7 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<Images> {
     }
     let (n, rows, cols) = (be(4), be(8), be(12));
     if rows == 0 || cols == 0 || rows > 4096 || cols > 4096 {
-        return Err(Error::bad_file(
-            path,
-            format!("implausible IDX image size {rows}x{cols}"),
-        ));
+        return Err(Error::bad_file(path, format!("implausible IDX image size {rows}x{cols}")));
     }
     let need = n.checked_mul(rows * cols).and_then(|v| v.checked_add(16));
     if need != Some(bytes.len()) {
@@ -131,13 +120,7 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<Images> {
             format!("IDX header says {n} images of {rows}x{cols} ({} bytes) but the file has {} bytes: truncated or corrupt", need.map_or("too many".into(), |v| v.to_string()), bytes.len()),
         ));
     }
-    Ok(Images {
-        pixels: bytes[16..].to_vec(),
-        n,
-        channels: 1,
-        height: rows,
-        width: cols,
-    })
+    Ok(Images { pixels: bytes[16..].to_vec(), n, channels: 1, height: rows, width: cols })
 }
 
 /// Parses CIFAR-10 binary records (1 label byte + 3072 pixel bytes): `(n, 3, 32, 32)`.
@@ -146,27 +129,21 @@ pub fn parse_cifar(bytes: &[u8], path: &Path) -> Result<Images> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(REC) {
         return Err(Error::bad_file(
             path,
-            format!("not a CIFAR-10 binary batch: {} bytes is not a positive multiple of the 3073-byte record", bytes.len()),
+            format!(
+                "not a CIFAR-10 binary batch: {} bytes is not a positive multiple of the 3073-byte record",
+                bytes.len()
+            ),
         ));
     }
     let n = bytes.len() / REC;
     let mut pixels = Vec::with_capacity(n * (REC - 1));
     for rec in bytes.chunks(REC) {
         if rec[0] > 9 {
-            return Err(Error::bad_file(
-                path,
-                format!("not a CIFAR-10 batch: label byte {} is not 0..=9", rec[0]),
-            ));
+            return Err(Error::bad_file(path, format!("not a CIFAR-10 batch: label byte {} is not 0..=9", rec[0])));
         }
         pixels.extend_from_slice(&rec[1..]);
     }
-    Ok(Images {
-        pixels,
-        n,
-        channels: 3,
-        height: 32,
-        width: 32,
-    })
+    Ok(Images { pixels, n, channels: 3, height: 32, width: 32 })
 }
 
 /// The data sets the zoo's models are trained and evaluated on.
@@ -273,10 +250,7 @@ mod tests {
     #[test]
     fn cifar_records_must_be_whole() {
         let p = Path::new("c.bin");
-        assert!(parse_cifar(&vec![0u8; 3073 * 2 - 1], p)
-            .unwrap_err()
-            .to_string()
-            .contains("3073"));
+        assert!(parse_cifar(&vec![0u8; 3073 * 2 - 1], p).unwrap_err().to_string().contains("3073"));
         assert_eq!(parse_cifar(&vec![0u8; 3073 * 2], p).unwrap().n, 2);
     }
 }

@@ -71,13 +71,7 @@ impl Head {
     }
 
     /// Draws one value per row of `logits` `(n, levels)` (already on the CPU as f32), at `temperature`.
-    pub fn sample_values<R: Rng>(
-        self,
-        logits: &[f32],
-        n: usize,
-        temperature: f64,
-        rng: &mut R,
-    ) -> Vec<u8> {
+    pub fn sample_values<R: Rng>(self, logits: &[f32], n: usize, temperature: f64, rng: &mut R) -> Vec<u8> {
         let k = self.levels();
         debug_assert_eq!(logits.len(), n * k);
         logits
@@ -89,10 +83,7 @@ impl Head {
                 }
                 Head::Softmax256 => {
                     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-                    let weights: Vec<f64> = row
-                        .iter()
-                        .map(|&v| ((v as f64 - max) / temperature).exp())
-                        .collect();
+                    let weights: Vec<f64> = row.iter().map(|&v| ((v as f64 - max) / temperature).exp()).collect();
                     let total: f64 = weights.iter().sum();
                     let mut u = rng.gen::<f64>() * total;
                     for (value, w) in weights.iter().enumerate() {
@@ -126,35 +117,10 @@ pub struct OutputStack {
 
 impl OutputStack {
     /// Tensors `hidden.{weight,bias}` and `logits.{weight,bias}` under `vb`.
-    pub fn new(
-        in_features: usize,
-        d: usize,
-        colours: usize,
-        head: Head,
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        let hidden = masked_conv2d(
-            MaskKind::B,
-            in_features,
-            d,
-            (1, 1),
-            colours,
-            vb.pp("hidden"),
-        )?;
-        let logits = masked_conv2d(
-            MaskKind::B,
-            d,
-            colours * head.levels(),
-            (1, 1),
-            colours,
-            vb.pp("logits"),
-        )?;
-        Ok(Self {
-            hidden,
-            logits,
-            colours,
-            head,
-        })
+    pub fn new(in_features: usize, d: usize, colours: usize, head: Head, vb: VarBuilder) -> Result<Self> {
+        let hidden = masked_conv2d(MaskKind::B, in_features, d, (1, 1), colours, vb.pp("hidden"))?;
+        let logits = masked_conv2d(MaskKind::B, d, colours * head.levels(), (1, 1), colours, vb.pp("logits"))?;
+        Ok(Self { hidden, logits, colours, head })
     }
 }
 

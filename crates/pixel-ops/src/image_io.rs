@@ -38,10 +38,7 @@ pub fn read_image(path: &Path, spec: &ImageSpec) -> Result<Vec<u8>> {
         other => {
             return Err(Error::bad_file(
                 path,
-                format!(
-                    "{other:?} images are not supported; save it as 8-bit {} without alpha",
-                    want(spec)
-                ),
+                format!("{other:?} images are not supported; save it as 8-bit {} without alpha", want(spec)),
             ))
         }
     };
@@ -105,13 +102,10 @@ pub fn grid(images: &[u8], n: usize, spec: &ImageSpec, cols: usize, border: usiz
         }
     }
     if c == 3 {
-        DynamicImage::ImageRgb8(
-            image::RgbImage::from_raw(gw as u32, gh as u32, out).expect("buffer sized to the grid"),
-        )
+        DynamicImage::ImageRgb8(image::RgbImage::from_raw(gw as u32, gh as u32, out).expect("buffer sized to the grid"))
     } else {
         DynamicImage::ImageLuma8(
-            image::GrayImage::from_raw(gw as u32, gh as u32, out)
-                .expect("buffer sized to the grid"),
+            image::GrayImage::from_raw(gw as u32, gh as u32, out).expect("buffer sized to the grid"),
         )
     }
 }
@@ -130,14 +124,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let name =
+        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let res = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);

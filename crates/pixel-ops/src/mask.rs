@@ -23,14 +23,7 @@ pub fn colour_group(k: usize, n: usize, colours: usize) -> usize {
 }
 
 /// The mask values, row-major over `(out_ch, in_ch, kh, kw)`, 1.0 where a tap is open.
-pub fn mask_values(
-    kind: MaskKind,
-    out_ch: usize,
-    in_ch: usize,
-    kh: usize,
-    kw: usize,
-    colours: usize,
-) -> Vec<f32> {
+pub fn mask_values(kind: MaskKind, out_ch: usize, in_ch: usize, kh: usize, kw: usize, colours: usize) -> Vec<f32> {
     let (cy, cx) = (kh / 2, kw / 2);
     let mut m = vec![0f32; out_ch * in_ch * kh * kw];
     for o in 0..out_ch {
@@ -64,12 +57,8 @@ pub fn mask_tensor(
     device: &Device,
     dtype: DType,
 ) -> candle_core::Result<Tensor> {
-    Tensor::from_vec(
-        mask_values(kind, out_ch, in_ch, kh, kw, colours),
-        (out_ch, in_ch, kh, kw),
-        device,
-    )?
-    .to_dtype(dtype)
+    Tensor::from_vec(mask_values(kind, out_ch, in_ch, kh, kw, colours), (out_ch, in_ch, kh, kw), device)?
+        .to_dtype(dtype)
 }
 
 #[cfg(test)]

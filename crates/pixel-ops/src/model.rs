@@ -56,20 +56,13 @@ pub trait PixelModel: Send + Sync {
         match self.spec().head {
             Head::Softmax256 => candle_nn::ops::log_softmax(&logits, 2),
             // log σ(z) = −softplus(−z) = min(z, 0) − ln(1 + e^{−|z|})
-            Head::Bernoulli => {
-                logits.minimum(0f32)? - (logits.abs()?.neg()?.exp()? + 1.0)?.log()?
-            }
+            Head::Bernoulli => logits.minimum(0f32)? - (logits.abs()?.neg()?.exp()? + 1.0)?.log()?,
         }
     }
 
     /// Bits per dimension of each image: `x` `(b, c, h, w)` → `Vec` of b values.
     fn bits_per_dim(&self, x: &Tensor) -> Result<Vec<f64>> {
         let dims = self.spec().dims();
-        Ok(self
-            .nll(x)?
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(|n| bits_per_dim(n as f64, dims))
-            .collect())
+        Ok(self.nll(x)?.to_vec1::<f32>()?.into_iter().map(|n| bits_per_dim(n as f64, dims)).collect())
     }
 }

@@ -21,20 +21,14 @@ pub struct SampleOptions {
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        Self {
-            count: 16,
-            seed: 0,
-            temperature: 1.0,
-        }
+        Self { count: 16, seed: 0, temperature: 1.0 }
     }
 }
 
 impl SampleOptions {
     fn validate(&self) -> Result<()> {
         if self.count == 0 {
-            return Err(Error::InvalidArgument(
-                "the number of images must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("the number of images must be at least 1".into()));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(Error::InvalidArgument(format!(
@@ -48,11 +42,7 @@ impl SampleOptions {
 
 /// Draws `opts.count` new images: `(n, c, h, w)` u8 pixel values (0/1 or 0..=255).
 /// `progress(done, total)` is called after each generated row.
-pub fn sample(
-    model: &dyn PixelModel,
-    opts: &SampleOptions,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Tensor> {
+pub fn sample(model: &dyn PixelModel, opts: &SampleOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Tensor> {
     opts.validate()?;
     let s = model.spec();
     let start = vec![0u8; opts.count * s.dims()];
@@ -86,10 +76,7 @@ pub fn complete(
             start.extend_from_slice(img);
         }
     }
-    let opts = SampleOptions {
-        count: n * opts.count,
-        ..*opts
-    };
+    let opts = SampleOptions { count: n * opts.count, ..*opts };
     generate(model, start, keep_rows, &opts, progress)
 }
 
@@ -111,10 +98,7 @@ fn generate(
             for ch in 0..c {
                 let x = Tensor::from_slice(&pixels, (n, c, h, w), &device)?;
                 let logits = model.step_logits(&x, row, col, ch)?;
-                let logits = logits
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
+                let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
                 let values = s.head.sample_values(&logits, n, opts.temperature, &mut rng);
                 for (i, v) in values.into_iter().enumerate() {
                     pixels[((i * c + ch) * h + row) * w + col] = v;

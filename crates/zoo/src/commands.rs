@@ -21,25 +21,13 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::List { json } => list(&zoo, json),
         Command::Fetch { id } => fetch(&zoo, &id),
-        Command::Sample {
-            model,
-            count,
-            seed,
-            temperature,
-            output,
-        } => {
+        Command::Sample { model, count, seed, temperature, output } => {
             let m = load(&zoo, &model, cli.device)?;
-            let opts = SampleOptions {
-                count,
-                seed,
-                temperature,
-            };
+            let opts = SampleOptions { count, seed, temperature };
             check_output(&output)?;
             let t = Instant::now();
             let bar = bar(m.spec().height as u64, "sampling rows");
-            let images = sample(m.as_ref(), &opts, &mut |done, _| {
-                bar.set_position(done as u64)
-            })?;
+            let images = sample(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
             bar.finish_and_clear();
             let spec = m.spec();
             let pixels = images.flatten_all()?.to_vec1::<u8>()?;
@@ -53,23 +41,11 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Eval {
-            model,
-            data_dir,
-            limit,
-            batch,
-            json,
-        } => eval(&zoo, &model, cli.device, data_dir, limit, batch, json),
-        Command::Score {
-            model,
-            images,
-            json,
-        } => score(&zoo, &model, cli.device, &images, json),
-        Command::Logits {
-            model,
-            images,
-            output,
-        } => {
+        Command::Eval { model, data_dir, limit, batch, json } => {
+            eval(&zoo, &model, cli.device, data_dir, limit, batch, json)
+        }
+        Command::Score { model, images, json } => score(&zoo, &model, cli.device, &images, json),
+        Command::Logits { model, images, output } => {
             let m = load(&zoo, &model, cli.device)?;
             check_output(&output)?;
             let x = read_images(&m, &images)?;
@@ -78,52 +54,23 @@ pub fn run(cli: Cli) -> Result<()> {
             let bytes = safetensors::serialize([("logits", &logits), ("images", &x)], None)
                 .context("serialising the logits")?;
             write_atomic(&output, &bytes)?;
-            eprintln!(
-                "wrote logits {:?} and images {:?} to {}",
-                logits.dims(),
-                x.dims(),
-                output.display()
-            );
+            eprintln!("wrote logits {:?} and images {:?} to {}", logits.dims(), x.dims(), output.display());
             Ok(())
         }
-        Command::Complete {
-            model,
-            image,
-            keep_rows,
-            count,
-            seed,
-            temperature,
-            output,
-        } => {
+        Command::Complete { model, image, keep_rows, count, seed, temperature, output } => {
             let m = load(&zoo, &model, cli.device)?;
             check_output(&output)?;
             let spec = m.spec();
             let given = read_images(&m, std::slice::from_ref(&image))?;
-            let opts = SampleOptions {
-                count,
-                seed,
-                temperature,
-            };
-            let bar = bar(
-                spec.height.saturating_sub(keep_rows) as u64,
-                "completing rows",
-            );
-            let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| {
-                bar.set_position(d as u64)
-            })?;
+            let opts = SampleOptions { count, seed, temperature };
+            let bar = bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
+            let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
             bar.finish_and_clear();
             // One row: the original, the occluded input (dropped rows grey), the completions.
-            let original = given
-                .to_device(&Device::Cpu)?
-                .flatten_all()?
-                .to_vec1::<u8>()?;
+            let original = given.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<u8>()?;
             let mut occluded = original.clone();
             let (h, w) = (spec.height, spec.width);
-            let grey = if spec.head == pixel_zoo::Head::Bernoulli {
-                0
-            } else {
-                128
-            };
+            let grey = if spec.head == pixel_zoo::Head::Bernoulli { 0 } else { 128 };
             for ch in 0..spec.channels {
                 for y in keep_rows..h {
                     occluded[(ch * h + y) * w..(ch * h + y + 1) * w].fill(grey);
@@ -133,10 +80,7 @@ pub fn run(cli: Cli) -> Result<()> {
             all.extend(occluded);
             all.extend(done.flatten_all()?.to_vec1::<u8>()?);
             write_png(&grid(&all, count + 2, &spec, count + 2, 2), &output)?;
-            eprintln!(
-                "wrote the original, the occluded image and {count} completions to {}",
-                output.display()
-            );
+            eprintln!("wrote the original, the occluded image and {count} completions to {}", output.display());
             Ok(())
         }
     }
@@ -145,11 +89,9 @@ pub fn run(cli: Cli) -> Result<()> {
 fn device(arg: DeviceArg) -> Result<Device> {
     Ok(match arg {
         DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Cuda => Device::new_cuda(0).context(
-            "--device cuda: build with `--features cuda` on a machine with an NVIDIA GPU",
-        )?,
-        DeviceArg::Metal => Device::new_metal(0)
-            .context("--device metal: build with `--features metal` on a Mac")?,
+        DeviceArg::Cuda => Device::new_cuda(0)
+            .context("--device cuda: build with `--features cuda` on a machine with an NVIDIA GPU")?,
+        DeviceArg::Metal => Device::new_metal(0).context("--device metal: build with `--features metal` on a Mac")?,
         DeviceArg::Auto => {
             if candle_core::utils::cuda_is_available() {
                 Device::new_cuda(0)?
@@ -171,16 +113,9 @@ fn load(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg) -> Result<LoadedModel> {
 
 /// Fails early, before any work, if `path` cannot be written.
 fn check_output(path: &Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        bail!(
-            "cannot write {}: directory {} does not exist",
-            path.display(),
-            dir.display()
-        );
+        bail!("cannot write {}: directory {} does not exist", path.display(), dir.display());
     }
     if path.is_dir() {
         bail!("cannot write {}: it is a directory", path.display());
@@ -191,10 +126,8 @@ fn check_output(path: &Path) -> Result<()> {
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
     let b = ProgressBar::new(len);
     b.set_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]")
+            .expect("valid template"),
     );
     b.set_message(msg);
     b
@@ -206,11 +139,7 @@ fn read_images(m: &LoadedModel, paths: &[PathBuf]) -> Result<Tensor> {
     for p in paths {
         pixels.extend(read_image(p, &spec)?);
     }
-    Ok(Tensor::from_vec(
-        pixels,
-        (paths.len(), spec.channels, spec.height, spec.width),
-        m.device(),
-    )?)
+    Ok(Tensor::from_vec(pixels, (paths.len(), spec.channels, spec.height, spec.width), m.device())?)
 }
 
 fn list(zoo: &Zoo, json: bool) -> Result<()> {
@@ -234,19 +163,14 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
-        "{:<26} {:<10} {:<16} {:>10} {:>22}  weights",
-        "id", "arch", "dataset", "params", "test NLL"
-    );
+    println!("{:<26} {:<10} {:<16} {:>10} {:>22}  weights", "id", "arch", "dataset", "params", "test NLL");
     for (e, r) in zoo.manifest.models.iter().zip(&rows) {
         let nll = match &e.metrics {
             Some(m) if e.dataset == "cifar10" => format!("{:.3} bits/dim", m.test_bits_per_dim),
             Some(m) => format!("{:.2} nats/image", m.test_nll_nats),
             None => "not measured".into(),
         };
-        let params = r["parameters"]
-            .as_u64()
-            .map_or("?".to_string(), |p| p.to_string());
+        let params = r["parameters"].as_u64().map_or("?".to_string(), |p| p.to_string());
         println!(
             "{:<26} {:<10} {:<16} {:>10} {:>22}  {}",
             e.id,
@@ -263,21 +187,13 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
 fn parameter_count(path: &Path) -> Result<u64> {
     let bytes = std::fs::read(path)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    Ok(st
-        .tensors()
-        .iter()
-        .map(|(_, v)| v.shape().iter().product::<usize>() as u64)
-        .sum())
+    Ok(st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>() as u64).sum())
 }
 
 fn fetch(zoo: &Zoo, id: &str) -> Result<()> {
     let entry = zoo.entry(id)?;
     let (source, _) = zoo.resolver.fetch(entry, None)?;
-    eprintln!(
-        "{id}: {} ({}), sha256 verified",
-        source.path().display(),
-        source.kind()
-    );
+    eprintln!("{id}: {} ({}), sha256 verified", source.path().display(), source.kind());
     Ok(())
 }
 
@@ -290,7 +206,9 @@ fn eval(
     batch: usize,
     json: bool,
 ) -> Result<()> {
-    let data_dir = data_dir.context("no data directory: pass --data-dir DIR or set PIXEL_ZOO_DATA to a directory holding mnist/ and cifar10/")?;
+    let data_dir = data_dir.context(
+        "no data directory: pass --data-dir DIR or set PIXEL_ZOO_DATA to a directory holding mnist/ and cifar10/",
+    )?;
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -328,12 +246,7 @@ fn eval(
             (b, spec.channels, spec.height, spec.width),
             m.device(),
         )?;
-        total += m
-            .nll(&x)?
-            .to_vec1::<f32>()?
-            .iter()
-            .map(|&v| v as f64)
-            .sum::<f64>();
+        total += m.nll(&x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>();
         bar.inc(b as u64);
     }
     bar.finish_and_clear();
@@ -367,19 +280,20 @@ fn score(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg, paths: &[PathBuf], json: b
     let x = read_images(&m, paths)?;
     let nats = m.nll(&x)?.to_vec1::<f32>()?;
     let d = m.spec().dims();
-    let rows: Vec<_> = paths.iter().zip(&nats).map(|(p, &n)| json!({
-        "image": p.display().to_string(), "nll_nats": n as f64, "bits_per_dim": bits_per_dim(n as f64, d),
-    })).collect();
+    let rows: Vec<_> = paths
+        .iter()
+        .zip(&nats)
+        .map(|(p, &n)| {
+            json!({
+                "image": p.display().to_string(), "nll_nats": n as f64, "bits_per_dim": bits_per_dim(n as f64, d),
+            })
+        })
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for (p, &n) in paths.iter().zip(&nats) {
-            println!(
-                "{}\t{:.3} nats\t{:.4} bits/dim",
-                p.display(),
-                n,
-                bits_per_dim(n as f64, d)
-            );
+            println!("{}\t{:.3} nats\t{:.4} bits/dim", p.display(), n, bits_per_dim(n as f64, d));
         }
     }
     Ok(())

@@ -13,16 +13,11 @@ fn root() -> PathBuf {
 }
 
 fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("PIXEL_ZOO_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/data"));
+    let d = std::env::var_os("PIXEL_ZOO_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
     if d.join("mnist").is_dir() {
         Some(d)
     } else {
-        eprintln!(
-            "skipped: no data directory at {} (set PIXEL_ZOO_DATA)",
-            d.display()
-        );
+        eprintln!("skipped: no data directory at {} (set PIXEL_ZOO_DATA)", d.display());
         None
     }
 }
@@ -33,9 +28,7 @@ fn zoo(args: &[&str]) -> Output {
 
 fn zoo_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zoo"));
-    c.args(args)
-        .env_remove("RUST_LOG")
-        .env("HF_HUB_OFFLINE", "1");
+    c.args(args).env_remove("RUST_LOG").env("HF_HUB_OFFLINE", "1");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -52,12 +45,7 @@ fn ok(o: &Output) -> String {
 /// Runs a command that must fail cleanly; returns its stderr.
 fn fails(o: &Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "expected exit 1, got {:?}: {err}",
-        o.status
-    );
+    assert_eq!(o.status.code(), Some(1), "expected exit 1, got {:?}: {err}", o.status);
     assert!(!err.contains("panicked"), "panic: {err}");
     assert!(err.starts_with("error: "), "{err}");
     err
@@ -72,70 +60,30 @@ fn png_size(p: &Path) -> (u32, u32, image::ColorType) {
 fn list_shows_every_model_with_its_figures() {
     let out = ok(&zoo(&["list", "--json"]));
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let ids: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
-    assert!(
-        ids.contains(&"pixelcnn-mnist") && ids.contains(&"pixelcnn-cifar10"),
-        "{ids:?}"
-    );
+    let ids: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"pixelcnn-mnist") && ids.contains(&"pixelcnn-cifar10"), "{ids:?}");
     for r in rows.as_array().unwrap() {
         assert!(r["parameters"].as_u64().unwrap() > 1000, "{r}");
         assert!(r["test_nll_nats"].as_f64().is_some(), "{r}");
         assert!(r["weights"].as_str().unwrap().starts_with("local"), "{r}");
     }
     let table = ok(&zoo(&["list"]));
-    assert!(
-        table.contains("pixelcnn-cifar10") && table.contains("bits/dim"),
-        "{table}"
-    );
+    assert!(table.contains("pixelcnn-cifar10") && table.contains("bits/dim"), "{table}");
 }
 
 #[test]
 fn sample_writes_a_grid_and_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
-    ok(&zoo(&[
-        "sample",
-        "pixelcnn-mnist",
-        "-n",
-        "2",
-        "--seed",
-        "7",
-        "--device",
-        "cpu",
-        "-o",
-        a.to_str().unwrap(),
-    ]));
-    ok(&zoo(&[
-        "sample",
-        "pixelcnn-mnist",
-        "-n",
-        "2",
-        "--seed",
-        "7",
-        "-o",
-        b.to_str().unwrap(),
-    ]));
+    ok(&zoo(&["sample", "pixelcnn-mnist", "-n", "2", "--seed", "7", "--device", "cpu", "-o", a.to_str().unwrap()]));
+    ok(&zoo(&["sample", "pixelcnn-mnist", "-n", "2", "--seed", "7", "-o", b.to_str().unwrap()]));
     // 2 images of 28x28 on a 2-column grid with a 2-pixel border.
     assert_eq!(png_size(&a), (62, 32, image::ColorType::L8));
-    assert_eq!(
-        std::fs::read(&a).unwrap(),
-        std::fs::read(&b).unwrap(),
-        "same seed, different PNG"
-    );
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same seed, different PNG");
     let img = image::open(&a).unwrap().into_luma8();
-    let inner: Vec<u8> = (2..30)
-        .flat_map(|y| (2..30).map(move |x| (x, y)))
-        .map(|(x, y)| img.get_pixel(x, y)[0])
-        .collect();
-    assert!(
-        inner.iter().all(|&v| v == 0 || v == 255),
-        "binary samples must be black or white"
-    );
+    let inner: Vec<u8> =
+        (2..30).flat_map(|y| (2..30).map(move |x| (x, y))).map(|(x, y)| img.get_pixel(x, y)[0]).collect();
+    assert!(inner.iter().all(|&v| v == 0 || v == 255), "binary samples must be black or white");
     assert!(inner.contains(&255), "a blank sample");
 }
 
@@ -149,45 +97,14 @@ fn eval_matches_the_pytorch_reference_on_the_first_test_images() {
             &candle_core::Device::Cpu,
         )
         .unwrap();
-        let want = t["nll"]
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|&v| v as f64)
-            .sum::<f64>()
-            / 8.0;
-        let out = ok(&zoo(&[
-            "eval",
-            id,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--limit",
-            "8",
-            "--json",
-        ]));
+        let want = t["nll"].to_vec1::<f32>().unwrap().iter().map(|&v| v as f64).sum::<f64>() / 8.0;
+        let out = ok(&zoo(&["eval", id, "--data-dir", data.to_str().unwrap(), "--limit", "8", "--json"]));
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["images"], 8);
         let got = v["nll_nats_per_image"].as_f64().unwrap();
-        assert!(
-            (got - want).abs() / want < 1e-5,
-            "{id}: zoo eval {got} vs PyTorch {want}"
-        );
-        let human = ok(&zoo(&[
-            "eval",
-            id,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--limit",
-            "2",
-        ]));
-        assert!(
-            human.contains(if id.contains("cifar") {
-                "bits/dim"
-            } else {
-                "nats/image"
-            }),
-            "{human}"
-        );
+        assert!((got - want).abs() / want < 1e-5, "{id}: zoo eval {got} vs PyTorch {want}");
+        let human = ok(&zoo(&["eval", id, "--data-dir", data.to_str().unwrap(), "--limit", "2"]));
+        assert!(human.contains(if id.contains("cifar") { "bits/dim" } else { "nats/image" }), "{human}");
     }
 }
 
@@ -200,27 +117,16 @@ fn fixture_png(id: &str, i: usize, path: &Path) {
     .unwrap();
     let x = &t["input"];
     let (_, c, h, w) = x.dims4().unwrap();
-    let px = x
-        .get(i)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<u8>()
-        .unwrap();
+    let px = x.get(i).unwrap().flatten_all().unwrap().to_vec1::<u8>().unwrap();
     if c == 1 {
         image::GrayImage::from_raw(w as u32, h as u32, px.iter().map(|&v| v * 255).collect())
             .unwrap()
             .save(path)
             .unwrap();
     } else {
-        let hwc: Vec<u8> = (0..h * w)
-            .flat_map(|p| (0..3).map(move |ch| (p, ch)))
-            .map(|(p, ch)| px[ch * h * w + p])
-            .collect();
-        image::RgbImage::from_raw(w as u32, h as u32, hwc)
-            .unwrap()
-            .save(path)
-            .unwrap();
+        let hwc: Vec<u8> =
+            (0..h * w).flat_map(|p| (0..3).map(move |ch| (p, ch))).map(|(p, ch)| px[ch * h * w + p]).collect();
+        image::RgbImage::from_raw(w as u32, h as u32, hwc).unwrap().save(path).unwrap();
     }
 }
 
@@ -234,57 +140,25 @@ fn score_and_logits_of_png_images_match_the_reference() {
         )
         .unwrap();
         let want = t["nll"].to_vec1::<f32>().unwrap();
-        let (p0, p1) = (
-            dir.path().join(format!("{id}-0.png")),
-            dir.path().join(format!("{id}-1.png")),
-        );
+        let (p0, p1) = (dir.path().join(format!("{id}-0.png")), dir.path().join(format!("{id}-1.png")));
         fixture_png(id, 0, &p0);
         fixture_png(id, 1, &p1);
-        let out = ok(&zoo(&[
-            "score",
-            id,
-            p0.to_str().unwrap(),
-            p1.to_str().unwrap(),
-            "--json",
-        ]));
+        let out = ok(&zoo(&["score", id, p0.to_str().unwrap(), p1.to_str().unwrap(), "--json"]));
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         for i in 0..2 {
             let got = v[i]["nll_nats"].as_f64().unwrap();
-            assert!(
-                (got - want[i] as f64).abs() / (want[i] as f64) < 1e-5,
-                "{id} image {i}: {got} vs {}",
-                want[i]
-            );
+            assert!((got - want[i] as f64).abs() / (want[i] as f64) < 1e-5, "{id} image {i}: {got} vs {}", want[i]);
         }
         let lp = dir.path().join(format!("{id}.safetensors"));
-        ok(&zoo(&[
-            "logits",
-            id,
-            p0.to_str().unwrap(),
-            "-o",
-            lp.to_str().unwrap(),
-        ]));
+        ok(&zoo(&["logits", id, p0.to_str().unwrap(), "-o", lp.to_str().unwrap()]));
         let l = candle_core::safetensors::load(&lp, &candle_core::Device::Cpu).unwrap();
         let levels = if id.contains("cifar") { 256 } else { 1 };
-        let (c, h, w) = if id.contains("cifar") {
-            (3, 32, 32)
-        } else {
-            (1, 28, 28)
-        };
+        let (c, h, w) = if id.contains("cifar") { (3, 32, 32) } else { (1, 28, 28) };
         assert_eq!(l["logits"].dims(), &[1, c, levels, h, w]);
         assert_eq!(l["images"].dims(), &[1, c, h, w]);
         let got = l["logits"].narrow(3, 0, 4).unwrap().get(0).unwrap();
         let want = t["logits"].get(0).unwrap();
-        let d = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = (got - want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
         assert!(d < 1e-4, "{id}: max |Δlogit| {d}");
     }
 }
@@ -312,11 +186,7 @@ fn complete_keeps_the_top_rows() {
     let g = image::open(&out).unwrap().into_rgb8();
     for y in 0..30 {
         for x in 0..32 {
-            assert_eq!(
-                g.get_pixel(2 + x, 2 + y),
-                g.get_pixel(2 + 2 * 34 + x, 2 + y),
-                "kept row {y} changed"
-            );
+            assert_eq!(g.get_pixel(2 + x, 2 + y), g.get_pixel(2 + 2 * 34 + x, 2 + y), "kept row {y} changed");
         }
     }
 }
@@ -325,14 +195,9 @@ fn complete_keeps_the_top_rows() {
 fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly() {
     let bytes = std::fs::read(root().join("weights/pixelcnn-mnist.safetensors")).unwrap();
     let manifest: toml::Table =
-        toml::from_str(&std::fs::read_to_string(root().join("weights-manifest.toml")).unwrap())
-            .unwrap();
-    let entry = manifest["model"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"].as_str() == Some("pixelcnn-mnist"))
-        .unwrap();
+        toml::from_str(&std::fs::read_to_string(root().join("weights-manifest.toml")).unwrap()).unwrap();
+    let entry =
+        manifest["model"].as_array().unwrap().iter().find(|m| m["id"].as_str() == Some("pixelcnn-mnist")).unwrap();
     let url = format!(
         "/{}/resolve/{}/{}",
         entry["hf_repo"].as_str().unwrap(),
@@ -357,153 +222,55 @@ fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly
     let fresh = tempfile::tempdir().unwrap();
     let out = fresh.path().join("s.png");
     let err = fails(&zoo_env(
-        &[
-            "sample",
-            "pixelcnn-mnist",
-            "-n",
-            "1",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        &[
-            ("HF_HOME", fresh.path().to_str().unwrap()),
-            ("PIXEL_ZOO_WEIGHTS_DIR", empty.path().to_str().unwrap()),
-        ],
+        &["sample", "pixelcnn-mnist", "-n", "1", "-o", out.to_str().unwrap()],
+        &[("HF_HOME", fresh.path().to_str().unwrap()), ("PIXEL_ZOO_WEIGHTS_DIR", empty.path().to_str().unwrap())],
     ));
-    assert!(
-        err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-mnist"),
-        "{err}"
-    );
+    assert!(err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-mnist"), "{err}");
     assert!(!out.exists());
 }
 
 #[test]
 fn bad_input_gives_clear_errors_and_no_output_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.png");
-    let o = out.to_str().unwrap();
-
-    let err = fails(&zoo(&["sample", "pixelcnn-mnst", "-o", o]));
-    assert!(
-        err.contains("unknown model id 'pixelcnn-mnst'")
-            && err.contains("did you mean 'pixelcnn-mnist'"),
-        "{err}"
-    );
-
-    let corrupt = dir.path().join("corrupt.safetensors");
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (out, corrupt, small, rgb, grey) =
+        (p("out.png"), p("corrupt.safetensors"), p("small.png"), p("rgb.png"), p("grey.png"));
     std::fs::write(&corrupt, b"this is not a safetensors file").unwrap();
-    let err = fails(&zoo(&[
-        "sample",
-        "pixelcnn-mnist",
-        "--weights",
-        corrupt.to_str().unwrap(),
-        "-o",
-        o,
-    ]));
-    assert!(err.contains("not a valid safetensors file"), "{err}");
-
-    let cifar_weights = root().join("weights/pixelcnn-cifar10.safetensors");
-    let err = fails(&zoo(&[
-        "sample",
-        "pixelcnn-mnist",
-        "--weights",
-        cifar_weights.to_str().unwrap(),
-        "-o",
-        o,
-    ]));
-    assert!(err.contains("differs from the manifest"), "{err}");
-
-    let small = dir.path().join("small.png");
     image::GrayImage::new(10, 10).save(&small).unwrap();
-    let err = fails(&zoo(&["score", "pixelcnn-mnist", small.to_str().unwrap()]));
-    assert!(err.contains("10x10") && err.contains("28x28"), "{err}");
-
-    let rgb = dir.path().join("rgb.png");
     image::RgbImage::new(28, 28).save(&rgb).unwrap();
-    let err = fails(&zoo(&["score", "pixelcnn-mnist", rgb.to_str().unwrap()]));
-    assert!(
-        err.contains("3 colour channel(s)") && err.contains("greyscale"),
-        "{err}"
-    );
-    let grey = dir.path().join("grey.png");
     image::GrayImage::new(32, 32).save(&grey).unwrap();
-    let err = fails(&zoo(&[
-        "logits",
-        "pixelcnn-cifar10",
-        grey.to_str().unwrap(),
-        "-o",
-        o,
-    ]));
-    assert!(
-        err.contains("1 colour channel(s)") && err.contains("RGB"),
-        "{err}"
-    );
+    let ok28 = p("ok28.png");
+    image::GrayImage::new(28, 28).save(&ok28).unwrap();
+    let cifar_weights = root().join("weights/pixelcnn-cifar10.safetensors").to_str().unwrap().to_string();
+    let (missing_dir, no_such_out) = (p("nope"), p("no/such/dir.png"));
+    let empty_dir = dir.path().to_str().unwrap().to_string();
 
-    let err = fails(&zoo(&[
-        "eval",
-        "pixelcnn-mnist",
-        "--data-dir",
-        dir.path().join("nope").to_str().unwrap(),
-    ]));
-    assert!(
-        err.contains("does not exist") && err.contains("PIXEL_ZOO_DATA"),
-        "{err}"
-    );
-    let err = fails(&zoo_env(
-        &[
-            "eval",
-            "pixelcnn-mnist",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ],
-        &[],
-    ));
-    assert!(
-        err.contains("t10k-images-idx3-ubyte") && err.contains("not found"),
-        "{err}"
-    );
-
-    let err = fails(&zoo(&["sample", "pixelcnn-mnist", "-n", "0", "-o", o]));
-    assert!(err.contains("at least 1"), "{err}");
-    let err = fails(&zoo(&[
-        "sample",
-        "pixelcnn-mnist",
-        "--temperature",
-        "0",
-        "-o",
-        o,
-    ]));
-    assert!(err.contains("temperature"), "{err}");
-    let err = fails(&zoo(&[
-        "complete",
-        "pixelcnn-mnist",
-        "--image",
-        grey.to_str().unwrap(),
-        "--keep-rows",
-        "3",
-        "-o",
-        o,
-    ]));
-    assert!(err.contains("32x32"), "{err}");
-    let err = fails(&zoo(&[
-        "sample",
-        "pixelcnn-mnist",
-        "-n",
-        "1",
-        "-o",
-        dir.path().join("no/such/dir.png").to_str().unwrap(),
-    ]));
-    assert!(err.contains("does not exist"), "{err}");
-
-    assert!(!out.exists(), "a failed command left {o}");
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(
-        leftovers
-            .iter()
-            .all(|n| !n.to_string_lossy().contains("tmp")),
-        "{leftovers:?}"
-    );
+    // (arguments, what the error must say)
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["sample", "pixelcnn-mnst", "-o", &out],
+            vec!["unknown model id 'pixelcnn-mnst'", "did you mean 'pixelcnn-mnist'"],
+        ),
+        (vec!["sample", "pixelcnn-mnist", "--weights", &corrupt, "-o", &out], vec!["not a valid safetensors file"]),
+        (vec!["sample", "pixelcnn-mnist", "--weights", &cifar_weights, "-o", &out], vec!["differs from the manifest"]),
+        (vec!["score", "pixelcnn-mnist", &small], vec!["10x10", "28x28"]),
+        (vec!["score", "pixelcnn-mnist", &rgb], vec!["3 colour channel(s)", "greyscale"]),
+        (vec!["logits", "pixelcnn-cifar10", &grey, "-o", &out], vec!["1 colour channel(s)", "RGB"]),
+        (vec!["eval", "pixelcnn-mnist", "--data-dir", &missing_dir], vec!["does not exist", "PIXEL_ZOO_DATA"]),
+        (vec!["eval", "pixelcnn-mnist", "--data-dir", &empty_dir], vec!["t10k-images-idx3-ubyte", "not found"]),
+        (vec!["sample", "pixelcnn-mnist", "-n", "0", "-o", &out], vec!["at least 1"]),
+        (vec!["sample", "pixelcnn-mnist", "--temperature", "0", "-o", &out], vec!["temperature"]),
+        (vec!["complete", "pixelcnn-mnist", "--image", &grey, "--keep-rows", "3", "-o", &out], vec!["32x32"]),
+        (vec!["complete", "pixelcnn-mnist", "--image", &ok28, "--keep-rows", "99", "-o", &out], vec!["beyond the image height 28"]),
+        (vec!["sample", "pixelcnn-mnist", "-n", "1", "-o", &no_such_out], vec!["does not exist"]),
+    ];
+    for (args, wanted) in &cases {
+        let err = fails(&zoo(args));
+        for w in wanted {
+            assert!(err.contains(w), "zoo {}: error lacks '{w}': {err}", args.join(" "));
+        }
+    }
+    assert!(!Path::new(&out).exists(), "a failed command left {out}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains("tmp")), "{leftovers:?}");
 }

@@ -55,12 +55,7 @@ impl Config {
 
     /// The images this configuration describes.
     pub fn spec(&self) -> ImageSpec {
-        ImageSpec {
-            channels: self.channels,
-            height: self.height,
-            width: self.width,
-            head: self.head,
-        }
+        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
     }
 }
 
@@ -107,10 +102,7 @@ impl PixelCnn {
     /// Builds the network from `vb`; every weight is masked here.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         if cfg.channels != 1 && cfg.channels != 3 {
-            candle_core::bail!(
-                "PixelCNN takes 1 or 3 colour channels, the config says {}",
-                cfg.channels
-            );
+            candle_core::bail!("PixelCNN takes 1 or 3 colour channels, the config says {}", cfg.channels);
         }
         let k = cfg.input_kernel;
         let input_conv = masked_conv2d(
@@ -121,23 +113,11 @@ impl PixelCnn {
             cfg.channels,
             vb.pp("input_conv"),
         )?;
-        let blocks = (0..cfg.layers)
-            .map(|i| ResidualBlock::new(cfg, vb.pp("blocks").pp(i)))
-            .collect::<Result<Vec<_>>>()?;
-        let output = OutputStack::new(
-            cfg.residual_features(),
-            cfg.output_features,
-            cfg.channels,
-            cfg.head,
-            vb.pp("output"),
-        )?;
-        Ok(Self {
-            cfg: cfg.clone(),
-            input_conv,
-            blocks,
-            output,
-            device: vb.device().clone(),
-        })
+        let blocks =
+            (0..cfg.layers).map(|i| ResidualBlock::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
+        let output =
+            OutputStack::new(cfg.residual_features(), cfg.output_features, cfg.channels, cfg.head, vb.pp("output"))?;
+        Ok(Self { cfg: cfg.clone(), input_conv, blocks, output, device: vb.device().clone() })
     }
 
     pub fn config(&self) -> &Config {
@@ -161,9 +141,7 @@ impl PixelModel for PixelCnn {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = self
-            .input_conv
-            .forward(&self.cfg.head.encode_input(x)?.to_device(&self.device)?)?;
+        let mut y = self.input_conv.forward(&self.cfg.head.encode_input(x)?.to_device(&self.device)?)?;
         for block in &self.blocks {
             y = block.forward(&y)?;
         }
@@ -177,10 +155,7 @@ impl PixelModel for PixelCnn {
         let r = self.receptive_radius();
         let (top, left) = (row.saturating_sub(r), col.saturating_sub(r));
         let right = (col + r + 1).min(x.dim(3)?);
-        let window = x
-            .narrow(2, top, row + 1 - top)?
-            .narrow(3, left, right - left)?;
-        self.logits(&window)?
-            .i((.., channel, .., row - top, col - left))
+        let window = x.narrow(2, top, row + 1 - top)?.narrow(3, left, right - left)?;
+        self.logits(&window)?.i((.., channel, .., row - top, col - left))
     }
 }

@@ -9,9 +9,7 @@ use pixel_ops::testing::{causality_violations, compare_with_reference, total_pro
 use pixelcnn::{Config, PixelCnn};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
 }
 
 /// The random-weight reference model `name` (`rgb` or `binary`), optionally at another image size.
@@ -19,11 +17,7 @@ fn random_model(name: &str, size: Option<(usize, usize)>) -> anyhow::Result<Pixe
     let path = fixture(&format!("pixelcnn-random-{name}.safetensors"));
     let bytes = std::fs::read(&path)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
-    let json = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("config").cloned())
-        .expect("config metadata");
+    let json = meta.metadata().as_ref().and_then(|m| m.get("config").cloned()).expect("config metadata");
     let mut cfg: Config = serde_json::from_str(&json)?;
     if let Some((h, w)) = size {
         (cfg.height, cfg.width) = (h, w);
@@ -36,12 +30,7 @@ fn random_model(name: &str, size: Option<(usize, usize)>) -> anyhow::Result<Pixe
 fn rgb_softmax_model_is_causal() -> anyhow::Result<()> {
     let model = random_model("rgb", None)?;
     let v = causality_violations(&model, 1)?;
-    assert!(
-        v.is_empty(),
-        "{} violations, first: {:?}",
-        v.len(),
-        &v[..v.len().min(5)]
-    );
+    assert!(v.is_empty(), "{} violations, first: {:?}", v.len(), &v[..v.len().min(5)]);
     Ok(())
 }
 
@@ -49,12 +38,7 @@ fn rgb_softmax_model_is_causal() -> anyhow::Result<()> {
 fn binary_bernoulli_model_is_causal() -> anyhow::Result<()> {
     let model = random_model("binary", None)?;
     let v = causality_violations(&model, 2)?;
-    assert!(
-        v.is_empty(),
-        "{} violations, first: {:?}",
-        v.len(),
-        &v[..v.len().min(5)]
-    );
+    assert!(v.is_empty(), "{} violations, first: {:?}", v.len(), &v[..v.len().min(5)]);
     Ok(())
 }
 
@@ -62,10 +46,7 @@ fn binary_bernoulli_model_is_causal() -> anyhow::Result<()> {
 fn binary_probabilities_of_all_4x4_images_sum_to_one() -> anyhow::Result<()> {
     let model = random_model("binary", Some((4, 4)))?;
     let total = total_probability_binary(&model)?;
-    assert!(
-        (total - 1.0).abs() < 1e-5,
-        "Σ p(x) over all 65,536 images = {total}"
-    );
+    assert!((total - 1.0).abs() < 1e-5, "Σ p(x) over all 65,536 images = {total}");
     Ok(())
 }
 
@@ -73,10 +54,8 @@ fn binary_probabilities_of_all_4x4_images_sum_to_one() -> anyhow::Result<()> {
 fn logits_match_the_pytorch_reference() -> anyhow::Result<()> {
     for name in ["rgb", "binary"] {
         let model = random_model(name, None)?;
-        let (dlogit, dnll) = compare_with_reference(
-            &model,
-            &fixture(&format!("pixelcnn-random-{name}.logits.safetensors")),
-        )?;
+        let (dlogit, dnll) =
+            compare_with_reference(&model, &fixture(&format!("pixelcnn-random-{name}.logits.safetensors")))?;
         assert!(dlogit < 1e-4, "{name}: max |Δlogit| = {dlogit}");
         assert!(dnll < 1e-5, "{name}: max relative |ΔNLL| = {dnll}");
     }
@@ -84,25 +63,16 @@ fn logits_match_the_pytorch_reference() -> anyhow::Result<()> {
 }
 
 #[test]
-fn fixture_weights_are_unmasked_so_the_causality_tests_check_masking_at_load() -> anyhow::Result<()>
-{
+fn fixture_weights_are_unmasked_so_the_causality_tests_check_masking_at_load() -> anyhow::Result<()> {
     // The random fixtures store unmasked weights: the input convolution's tap below the centre
     // (out 0, in 0, bottom row, middle column) is non-zero in the file. The causality tests above
     // pass only because the zoo multiplies the masks in when it loads them.
     let bytes = std::fs::read(fixture("pixelcnn-random-rgb.safetensors"))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let w = st.tensor("input_conv.weight")?;
-    let vals: Vec<f32> = w
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let vals: Vec<f32> = w.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let (bottom_row, middle_col) = (6, 3);
-    assert_ne!(
-        vals[bottom_row * 7 + middle_col],
-        0.0,
-        "fixture should hold an unmasked value there"
-    );
+    assert_ne!(vals[bottom_row * 7 + middle_col], 0.0, "fixture should hold an unmasked value there");
     Ok(())
 }
 
@@ -112,26 +82,13 @@ fn the_windowed_sampling_step_equals_the_full_pass() -> anyhow::Result<()> {
     use pixel_ops::PixelModel;
     // 16x16 is larger than the receptive window (radius 3 + 2 = 5), so the window is really cut.
     let model = random_model("rgb", Some((16, 16)))?;
-    let px: Vec<u8> = (0..2 * 3 * 256u64)
-        .map(|k| (pixel_ops::data::splitmix64(9, k) % 256) as u8)
-        .collect();
+    let px: Vec<u8> = (0..2 * 3 * 256u64).map(|k| (pixel_ops::data::splitmix64(9, k) % 256) as u8).collect();
     let x = Tensor::from_vec(px, (2, 3, 16, 16), &Device::Cpu)?;
     let full = model.logits(&x)?;
-    for (row, col, ch) in [
-        (0, 0, 0),
-        (5, 7, 1),
-        (10, 0, 2),
-        (15, 15, 0),
-        (12, 8, 2),
-        (3, 15, 1),
-    ] {
+    for (row, col, ch) in [(0, 0, 0), (5, 7, 1), (10, 0, 2), (15, 15, 0), (12, 8, 2), (3, 15, 1)] {
         let step = model.step_logits(&x, row, col, ch)?;
         let want = full.i((.., ch, .., row, col))?;
-        let diff = (step - want)?
-            .abs()?
-            .flatten_all()?
-            .max(0)?
-            .to_scalar::<f32>()?;
+        let diff = (step - want)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
         assert!(diff < 1e-4, "({row},{col},{ch}): max |Δ| = {diff}");
     }
     Ok(())
