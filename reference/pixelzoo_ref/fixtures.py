@@ -24,8 +24,8 @@ from .layers import nll_per_image
 from .pixelcnn import build
 
 RANDOM = {
-    "rgb": dict(architecture="pixelcnn", channels=3, height=6, width=5, head="softmax256", hidden=6,
-                layers=2, output_features=12, input_kernel=7, block_kernel=3),
+    "rgb": dict(architecture="pixelcnn", channels=3, height=6, width=5, head="softmax256", hidden=12,
+                layers=2, output_features=24, input_kernel=7, block_kernel=3),
     "binary": dict(architecture="pixelcnn", channels=1, height=5, width=4, head="bernoulli", hidden=4,
                    layers=2, output_features=8, input_kernel=7, block_kernel=3),
 }

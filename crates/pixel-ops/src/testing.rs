@@ -8,76 +8,76 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use crate::head::Head;
 use crate::model::PixelModel;
 
-/// The order of a value in the factorisation: raster order of pixels, then R, G, B.
-fn order(row: usize, col: usize, ch: usize, w: usize, c: usize) -> usize {
-    (row * w + col) * c + ch
-}
-
-/// Checks causality on a random `(1, c, h, w)` input drawn from `seed`: for each input value, it is
-/// changed and the logits recomputed. Any logit that changes must come after that value in the
-/// factorisation order (later pixel, or same pixel and later channel); every logit but the first
-/// must change for some earlier input; and every input but the last must change some logit.
+/// Checks causality on random `(1, c, h, w)` inputs, one per seed: each input value is changed
+/// (to several other values) and the logits recomputed. Any logit that changes must come after
+/// that value in the factorisation order (later pixel, or same pixel and later channel). And, on
+/// some input and change: every logit but the first changes for some earlier input and for the
+/// value just before it in the same row (the pixel's previous channel, or the last channel of the
+/// pixel to its left), and every input but the last changes some logit. Several inputs and
+/// changes keep a ReLU that happens to be off from hiding a dependency of a random-weight model.
 /// Returns a description of every violation (empty: causal).
-pub fn causality_violations(model: &dyn PixelModel, seed: u64) -> candle_core::Result<Vec<String>> {
+pub fn causality_violations(model: &dyn PixelModel, seeds: &[u64]) -> candle_core::Result<Vec<String>> {
     let s = model.spec();
     let (c, h, w) = (s.channels, s.height, s.width);
     let n = c * h * w;
     let values = s.head.values() as u64;
-    // A fixed pseudo-random image (SplitMix64, so no RNG dependency is needed here).
-    let base: Vec<u8> = (0..n as u64).map(|k| (crate::data::splitmix64(seed, k) % values) as u8).collect();
+    let deltas: Vec<u64> = if values == 2 { vec![1] } else { vec![values / 2, values / 4, 1] };
+    let levels = s.head.levels();
     let logits_of = |px: &[u8]| -> candle_core::Result<Vec<f32>> {
         let x = Tensor::from_slice(px, (1, c, h, w), model.device())?;
-        // (1, c, levels, h, w) → per (ch, level, row, col)
+        // (1, c, levels, h, w), flattened as (ch, level, row, col)
         model.logits(&x)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()
     };
-    let reference = logits_of(&base)?;
-    let levels = s.head.levels();
-    let mut depends_on_something = vec![false; n];
-    let mut violations = Vec::new();
-    for ch_in in 0..c {
-        for r_in in 0..h {
-            for c_in in 0..w {
+    // Orders are (row·w + col)·c + ch; `slot` maps an order to its (ch, row, col) memory index.
+    let slot = |o: usize| ((o % c) * h + (o / c) / w) * w + (o / c) % w;
+    let describe = |o: usize| format!("channel {} at ({},{})", o % c, (o / c) / w, (o / c) % w);
+    let mut forbidden = Vec::new();
+    let mut affects_any = vec![false; n];
+    let mut depends_on_earlier = vec![false; n];
+    let mut depends_on_previous = vec![false; n];
+    for &seed in seeds {
+        // A pseudo-random image (SplitMix64, so no RNG dependency is needed here).
+        let base: Vec<u8> = (0..n as u64).map(|k| (crate::data::splitmix64(seed, k) % values) as u8).collect();
+        let reference = logits_of(&base)?;
+        for src in 0..n {
+            for &delta in &deltas {
                 let mut px = base.clone();
-                let k = (ch_in * h + r_in) * w + c_in;
-                px[k] = ((px[k] as u64 + values / 2) % values) as u8;
+                let k = slot(src);
+                px[k] = ((px[k] as u64 + delta) % values) as u8;
                 let changed = logits_of(&px)?;
-                let mut affects_any = false;
-                for ch_out in 0..c {
-                    for r_out in 0..h {
-                        for c_out in 0..w {
-                            let moved = (0..levels).any(|l| {
-                                let i = ((ch_out * levels + l) * h + r_out) * w + c_out;
-                                reference[i] != changed[i]
-                            });
-                            if !moved {
-                                continue;
-                            }
-                            affects_any = true;
-                            let (src, dst) = (order(r_in, c_in, ch_in, w, c), order(r_out, c_out, ch_out, w, c));
-                            if src >= dst {
-                                violations.push(format!(
-                                    "logit of channel {ch_out} at ({r_out},{c_out}) depends on channel {ch_in} at ({r_in},{c_in})"
-                                ));
-                            } else {
-                                depends_on_something[dst] = true;
-                            }
-                        }
+                for dst in 0..n {
+                    let (ch, pos) = (dst % c, slot(dst) % (h * w));
+                    let moved = (0..levels).any(|l| {
+                        let i = (ch * levels + l) * h * w + pos;
+                        reference[i] != changed[i]
+                    });
+                    if !moved {
+                        continue;
                     }
-                }
-                if !affects_any && order(r_in, c_in, ch_in, w, c) != n - 1 {
-                    violations.push(format!("changing channel {ch_in} at ({r_in},{c_in}) changes no logit"));
+                    affects_any[src] = true;
+                    if src >= dst {
+                        forbidden.push(format!("logit of {} depends on {}", describe(dst), describe(src)));
+                    } else {
+                        depends_on_earlier[dst] = true;
+                        depends_on_previous[dst] |= src + 1 == dst;
+                    }
                 }
             }
         }
     }
-    for (dst, &dep) in depends_on_something.iter().enumerate().skip(1) {
-        if !dep {
-            let (pixel, ch) = (dst / c, dst % c);
-            violations.push(format!(
-                "logit of channel {ch} at ({},{}) depends on no earlier input",
-                pixel / w,
-                pixel % w
-            ));
+    forbidden.sort();
+    forbidden.dedup();
+    let mut violations = forbidden;
+    for o in 0..n {
+        if o + 1 < n && !affects_any[o] {
+            violations.push(format!("changing {} changes no logit", describe(o)));
+        }
+        if o > 0 && !depends_on_earlier[o] {
+            violations.push(format!("logit of {} depends on no earlier input", describe(o)));
+        }
+        let same_row = o % c > 0 || (o / c) % w > 0;
+        if same_row && !depends_on_previous[o] {
+            violations.push(format!("logit of {} does not depend on the value just before it", describe(o)));
         }
     }
     Ok(violations)
