@@ -133,3 +133,54 @@ impl Module for OutputStack {
         y.reshape((b, self.colours, self.head.levels(), h, w))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use rand::SeedableRng;
+
+    #[test]
+    fn bernoulli_nll_is_exact_and_finite_for_extreme_logits() -> Result<()> {
+        // logits (1, 1, 1, 1, 4): z = 0, 2, +1000, −1000; x = 1, 0, 1, 1.
+        let z = Tensor::new(&[0f32, 2.0, 1000.0, -1000.0], &Device::Cpu)?.reshape((1, 1, 1, 1, 4))?;
+        let x = Tensor::new(&[1u8, 0, 1, 1], &Device::Cpu)?.reshape((1, 1, 1, 4))?;
+        let nll = Head::Bernoulli.nll_per_image(&z, &x)?.to_vec1::<f32>()?[0] as f64;
+        let want = std::f64::consts::LN_2 + (1.0 + 2f64.exp()).ln() + 0.0 + 1000.0;
+        assert!((nll - want).abs() < 1e-3, "{nll} vs {want}");
+        Ok(())
+    }
+
+    #[test]
+    fn softmax_nll_is_the_negative_log_softmax_and_finite_for_huge_logits() -> Result<()> {
+        let mut v = vec![0f32; 256];
+        v[7] = 1e4; // a huge logit must not overflow
+        v[9] = 1e4;
+        let z = Tensor::from_vec(v, (1, 1, 256, 1, 1), &Device::Cpu)?;
+        let x = Tensor::new(&[9u8], &Device::Cpu)?.reshape((1, 1, 1, 1))?;
+        let nll = Head::Softmax256.nll_per_image(&z, &x)?.to_vec1::<f32>()?[0];
+        assert!((nll - std::f32::consts::LN_2).abs() < 1e-5, "{nll}");
+        Ok(())
+    }
+
+    #[test]
+    fn sampling_follows_the_logits_and_the_temperature() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut logits = vec![-1e4f32; 256];
+        logits[200] = 0.0;
+        assert!(Head::Softmax256.sample_values(&logits, 1, 1.0, &mut rng) == [200]);
+        // Two equal logits: about half each; at a low temperature a slightly larger one wins.
+        let mut two = vec![-1e4f32; 256];
+        two[3] = 0.0;
+        two[4] = 0.0;
+        let draws = Head::Softmax256.sample_values(&two.repeat(2000), 2000, 1.0, &mut rng);
+        let threes = draws.iter().filter(|&&v| v == 3).count();
+        assert!((900..1100).contains(&threes), "{threes}");
+        two[4] = 0.1;
+        let cold = Head::Softmax256.sample_values(&two.repeat(200), 200, 0.001, &mut rng);
+        assert!(cold.iter().all(|&v| v == 4));
+        let ones =
+            Head::Bernoulli.sample_values(&[0.0f32; 2000], 2000, 1.0, &mut rng).iter().filter(|&&v| v == 1).count();
+        assert!((900..1100).contains(&ones), "{ones}");
+    }
+}

@@ -261,7 +261,10 @@ fn bad_input_gives_clear_errors_and_no_output_file() {
         (vec!["sample", "pixelcnn-mnist", "-n", "0", "-o", &out], vec!["at least 1"]),
         (vec!["sample", "pixelcnn-mnist", "--temperature", "0", "-o", &out], vec!["temperature"]),
         (vec!["complete", "pixelcnn-mnist", "--image", &grey, "--keep-rows", "3", "-o", &out], vec!["32x32"]),
-        (vec!["complete", "pixelcnn-mnist", "--image", &ok28, "--keep-rows", "99", "-o", &out], vec!["beyond the image height 28"]),
+        (
+            vec!["complete", "pixelcnn-mnist", "--image", &ok28, "--keep-rows", "99", "-o", &out],
+            vec!["beyond the image height 28"],
+        ),
         (vec!["sample", "pixelcnn-mnist", "-n", "1", "-o", &no_such_out], vec!["does not exist"]),
     ];
     for (args, wanted) in &cases {
