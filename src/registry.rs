@@ -61,9 +61,21 @@ impl Zoo {
 
     /// Loads `id` on `device` from `weights` if given, else as [`Zoo::load`].
     pub fn load_with(&self, id: &str, device: &Device, weights: Option<&Path>) -> Result<LoadedModel, ZooError> {
+        self.load_as(id, device, weights, DType::F32)
+    }
+
+    /// Loads `id` with its weights converted to `dtype` (F32 is the zoo's; F64 serves exact
+    /// comparisons with the reference; F16/BF16 may serve GPUs).
+    pub fn load_as(
+        &self,
+        id: &str,
+        device: &Device,
+        weights: Option<&Path>,
+        dtype: DType,
+    ) -> Result<LoadedModel, ZooError> {
         let entry = self.entry(id)?.clone();
         let (source, bytes) = self.resolver.fetch(&entry, weights)?;
-        let model = build(&entry, source.path(), bytes, device)?;
+        let model = build(&entry, source.path(), bytes, device, dtype)?;
         tracing::debug!(id, path = %source.path().display(), "loaded");
         Ok(LoadedModel { entry, source, model })
     }
@@ -75,6 +87,7 @@ pub fn build(
     path: &Path,
     bytes: Vec<u8>,
     device: &Device,
+    dtype: DType,
 ) -> Result<Box<dyn PixelModel>, ZooError> {
     let bad = |msg: String| ZooError::BadWeights { id: entry.id.clone(), path: path.to_path_buf(), msg };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
@@ -107,7 +120,7 @@ pub fn build(
         return Err(bad(format!("the file's config {config} differs from the manifest's {manifest_config}")));
     }
     drop(st);
-    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)?;
+    let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device)?;
     let model: Box<dyn PixelModel> = match entry.architecture.as_str() {
         "pixelcnn" => {
             let cfg: pixelcnn::Config = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::DType;
 use pixel_zoo::ops::data::Dataset;
 use pixel_zoo::ops::testing::compare_with_reference;
 use pixel_zoo::weights::sha256_hex;
@@ -35,11 +36,25 @@ fn every_shipped_weights_file_has_the_manifest_sha256() {
 fn shipped_models_match_the_pytorch_reference_on_their_first_test_images() {
     let zoo = Zoo::new().unwrap();
     for e in &zoo.manifest.models {
-        let model = zoo.load(&e.id, &Device::Cpu).unwrap();
         let fixture = root().join(format!("tests/fixtures/{}.logits.safetensors", e.id));
-        let (dlogit, dnll) = compare_with_reference(model.as_ref(), &fixture).unwrap();
-        assert!(dlogit < 1e-4, "{}: max |Δlogit| = {dlogit}", e.id);
-        assert!(dnll < 1e-5, "{}: max relative |ΔNLL| = {dnll}", e.id);
+        // float64: both implementations compute the exact values the shipped weights define.
+        let exact = zoo.load_as(&e.id, &Device::Cpu, None, DType::F64).unwrap();
+        let d = compare_with_reference(exact.as_ref(), &fixture).unwrap();
+        eprintln!("{} float64 vs the reference: {d:?}", e.id);
+        assert!(d.max_abs_logit < 1e-4, "{} f64: max |Δlogit| = {}", e.id, d.max_abs_logit);
+        assert!(d.max_rel_nll < 1e-9, "{} f64: max relative |ΔNLL| = {}", e.id, d.max_rel_nll);
+        // float32, what the zoo runs: CIFAR-10 logits reach |z| ≈ 160, where float32 rounding alone
+        // is ~1e-4 (PyTorch's own float32 pass is 1.2e-4 from the float64 one), so the bound is relative.
+        let model = zoo.load(&e.id, &Device::Cpu).unwrap();
+        let d = compare_with_reference(model.as_ref(), &fixture).unwrap();
+        assert!(
+            d.max_rel_logit < 1e-5,
+            "{} f32: max |Δlogit| / max |z| = {} ({})",
+            e.id,
+            d.max_rel_logit,
+            d.max_abs_logit
+        );
+        assert!(d.max_rel_nll < 1e-5, "{} f32: max relative |ΔNLL| = {}", e.id, d.max_rel_nll);
     }
 }
 

@@ -6,9 +6,12 @@ Writes into ../tests/fixtures/:
 - pixelcnn-random-{rgb,binary}.safetensors: a small random-weight PixelCNN in the zoo's layout,
   its weights stored UNMASKED (the zoo must apply the masks at load time), config in the metadata;
 - pixelcnn-random-{rgb,binary}.logits.safetensors: `input` (n, c, h, w) u8 and `logits`
-  (n, c, levels, h, w) f32 computed by this reference, and `nll` (n,) nats;
+  (n, c, levels, h, w) computed by this reference, and `nll` (n,) nats;
 - <model-id>.logits.safetensors for each shipped model in ../weights: `input` = its first test
   images, `logits` of the first 2 images in rows 0..4 (n, c, levels, 4, w), `nll` (n,) nats of all.
+
+Logits and NLL are computed in float64 from the float32 weights, so they are the exact values the
+weights define; float32 implementations (the zoo's and this one's) differ from them by rounding only.
 """
 import argparse
 import json
@@ -42,6 +45,7 @@ def random_fixture(name, cfg, out, seed):
               metadata={"format": "pixel-zoo", "config": json.dumps(cfg, sort_keys=True)})
     hi = 256 if cfg["head"] == "softmax256" else 2
     x = torch.randint(0, hi, (3, cfg["channels"], cfg["height"], cfg["width"]), dtype=torch.uint8)
+    model = model.double()
     with torch.no_grad():
         logits = model(x)
         nll = nll_per_image(logits, x, cfg["head"])
@@ -53,9 +57,8 @@ def random_fixture(name, cfg, out, seed):
 def shipped_fixture(path, model_id, data_dir, out, n=8):
     with safe_open(path, "pt") as f:
         cfg = json.loads(f.metadata()["config"])
-    model = build(cfg)
-    state = load_file(path)
-    model.load_state_dict(state)
+    model = build(cfg).double()
+    model.load_state_dict({k: v.double() for k, v in load_file(path).items()})
     model.eval()
     dataset = "cifar10" if cfg["channels"] == 3 else ("mnist-binarized" if "lasagne" not in model_id else "mnist-thresholded")
     x = torch.from_numpy(np.ascontiguousarray(D.load(dataset, data_dir, "test")[:n]))

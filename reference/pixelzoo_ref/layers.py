@@ -44,9 +44,9 @@ class MaskedConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
 
-def encode_input(x, head):
+def encode_input(x, head, dtype=torch.float32):
     """Pixel values -> network input: binary {0,1} -> {-1,1}; 8-bit 0..255 -> [-1, 1]."""
-    x = x.float()
+    x = x.to(dtype)
     return 2 * x - 1 if head == "bernoulli" else x / 127.5 - 1
 
 
@@ -64,7 +64,7 @@ def nll_per_image(logits, x, head):
     """Negative log-likelihood in nats per image. logits (b, c, k, h, w), x (b, c, h, w) ints."""
     if head == "bernoulli":
         z = logits[:, :, 0]
-        return F.binary_cross_entropy_with_logits(z, x.float(), reduction="none").flatten(1).sum(1)
+        return F.binary_cross_entropy_with_logits(z, x.to(z.dtype), reduction="none").flatten(1).sum(1)
     logp = F.log_softmax(logits, dim=2)
     picked = logp.gather(2, x.long().unsqueeze(2)).squeeze(2)
     return -picked.flatten(1).sum(1)

@@ -49,7 +49,7 @@ class PixelCNN(nn.Module):
     def forward(self, x):
         """x: (b, c, h, w) integer pixel values -> logits (b, c, levels, h, w)."""
         cfg = self.cfg
-        y = self.input_conv(encode_input(x, cfg["head"]))
+        y = self.input_conv(encode_input(x, cfg["head"], self.input_conv.weight.dtype))
         for blk in self.blocks:
             y = blk(y)
         return reshape_logits(self.output(y), cfg["channels"], cfg["head"])

@@ -40,9 +40,9 @@ impl Head {
     }
 
     /// Pixel values → network input, scaled and centred: binary {0,1} → {−1,1}; 0..=255 → [−1,1].
-    /// `x`: `(b, c, h, w)` of any dtype holding pixel values; returns f32.
-    pub fn encode_input(self, x: &Tensor) -> Result<Tensor> {
-        let x = x.to_dtype(DType::F32)?;
+    /// `x`: `(b, c, h, w)` of any dtype holding pixel values; returns `dtype` (the weights' dtype).
+    pub fn encode_input(self, x: &Tensor, dtype: DType) -> Result<Tensor> {
+        let x = x.to_dtype(dtype)?;
         match self {
             Head::Bernoulli => x.affine(2.0, -1.0),
             Head::Softmax256 => x.affine(1.0 / 127.5, -1.0),
@@ -50,19 +50,19 @@ impl Head {
     }
 
     /// Negative log-likelihood in nats of each image: `logits` `(b, c, levels, h, w)`, `x` `(b, c, h, w)`
-    /// pixel values → `(b,)`.
+    /// pixel values → `(b,)`, in the logits' dtype.
     pub fn nll_per_image(self, logits: &Tensor, x: &Tensor) -> Result<Tensor> {
         let b = x.dim(0)?;
         let per_value = match self {
             Head::Bernoulli => {
                 // −log p(x) = softplus(z) − x·z, with softplus(z) = max(z, 0) + ln(1 + e^{−|z|}).
-                let z = logits.squeeze(2)?.to_dtype(DType::F32)?;
-                let x = x.to_dtype(DType::F32)?;
+                let z = logits.squeeze(2)?;
+                let x = x.to_dtype(z.dtype())?;
                 let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
                 (softplus - (x * z)?)?
             }
             Head::Softmax256 => {
-                let logp = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, 2)?;
+                let logp = candle_nn::ops::log_softmax(logits, 2)?;
                 let idx = x.to_dtype(DType::U32)?.unsqueeze(2)?;
                 logp.gather(&idx, 2)?.squeeze(2)?.neg()?
             }

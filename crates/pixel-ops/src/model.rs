@@ -33,7 +33,8 @@ pub trait PixelModel: Send + Sync {
     fn device(&self) -> &Device;
 
     /// Logits of every conditional: `x` `(b, c, h, w)` pixel values (0/1 or 0..=255, any dtype)
-    /// → `(b, c, levels, h, w)` f32, where `levels` is 1 (Bernoulli) or 256 (softmax).
+    /// → `(b, c, levels, h, w)` in the weights' dtype (f32 for the zoo's models), where `levels` is
+    /// 1 (Bernoulli) or 256 (softmax).
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
 
     /// Logits `(b, levels)` of channel `channel` at pixel `(row, col)` given `x` `(b, c, h, w)`, whose
@@ -56,13 +57,14 @@ pub trait PixelModel: Send + Sync {
         match self.spec().head {
             Head::Softmax256 => candle_nn::ops::log_softmax(&logits, 2),
             // log σ(z) = −softplus(−z) = min(z, 0) − ln(1 + e^{−|z|})
-            Head::Bernoulli => logits.minimum(0f32)? - (logits.abs()?.neg()?.exp()? + 1.0)?.log()?,
+            Head::Bernoulli => logits.minimum(&logits.zeros_like()?)? - (logits.abs()?.neg()?.exp()? + 1.0)?.log()?,
         }
     }
 
     /// Bits per dimension of each image: `x` `(b, c, h, w)` → `Vec` of b values.
     fn bits_per_dim(&self, x: &Tensor) -> Result<Vec<f64>> {
         let dims = self.spec().dims();
-        Ok(self.nll(x)?.to_vec1::<f32>()?.into_iter().map(|n| bits_per_dim(n as f64, dims)).collect())
+        let nats = self.nll(x)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+        Ok(nats.into_iter().map(|n| bits_per_dim(n, dims)).collect())
     }
 }

@@ -102,22 +102,36 @@ pub fn total_probability_binary(model: &dyn PixelModel) -> candle_core::Result<f
     Ok(total)
 }
 
+/// How far a model's logits and NLL are from the reference's.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferenceDiff {
+    /// max |Δlogit|.
+    pub max_abs_logit: f64,
+    /// max |Δlogit| / max(1, max |reference logit|): the error relative to the logits' scale, the
+    /// measure that suits float32, whose rounding grows with the magnitudes inside the network.
+    pub max_rel_logit: f64,
+    /// max |ΔNLL| / max(1, |reference NLL|).
+    pub max_rel_nll: f64,
+}
+
 /// Compares a model with reference logits from the PyTorch reference: the fixture file holds
 /// `input` (n, c, h, w) u8, `logits` (m, c, levels, r, w) for the first m images and rows, and
-/// `nll` (n,) nats. Returns (max |Δlogit|, max relative |Δnll|).
-pub fn compare_with_reference(model: &dyn PixelModel, fixture: &Path) -> candle_core::Result<(f32, f64)> {
+/// `nll` (n,) nats, computed in float64.
+pub fn compare_with_reference(model: &dyn PixelModel, fixture: &Path) -> candle_core::Result<ReferenceDiff> {
     let t = candle_core::safetensors::load(fixture, &Device::Cpu)?;
     let get = |k: &str| {
         t.get(k).cloned().ok_or_else(|| candle_core::Error::Msg(format!("{}: no tensor '{k}'", fixture.display())))
     };
-    let (input, want_logits, want_nll) = (get("input")?, get("logits")?, get("nll")?);
+    let (input, want_logits, want_nll) = (get("input")?, get("logits")?.to_dtype(DType::F64)?, get("nll")?);
     let x = input.to_device(model.device())?;
-    let logits = model.logits(&x)?.to_device(&Device::Cpu)?;
+    let logits = model.logits(&x)?.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
     let (m, _, _, rows, _) = want_logits.dims5()?;
-    let got = logits.i((0..m, .., .., 0..rows, ..))?;
-    let max_logit = (got - &want_logits)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    let diff = (logits.i((0..m, .., .., 0..rows, ..))? - &want_logits)?.abs()?;
+    let scale = want_logits.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?.max(1.0);
+    let max_abs_logit = diff.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+    let max_rel_logit = max_abs_logit / scale;
     let nll = model.nll(&x)?.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.to_vec1::<f64>()?;
     let want = want_nll.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    let max_rel = nll.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0f64, f64::max);
-    Ok((max_logit, max_rel))
+    let max_rel_nll = nll.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0f64, f64::max);
+    Ok(ReferenceDiff { max_abs_logit, max_rel_logit, max_rel_nll })
 }

@@ -141,7 +141,8 @@ impl PixelModel for PixelCnn {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = self.input_conv.forward(&self.cfg.head.encode_input(x)?.to_device(&self.device)?)?;
+        let x = self.cfg.head.encode_input(&x.to_device(&self.device)?, self.input_conv.weight().dtype())?;
+        let mut y = self.input_conv.forward(&x)?;
         for block in &self.blocks {
             y = block.forward(&y)?;
         }
