@@ -47,6 +47,7 @@ fn shipped_models_match_the_pytorch_reference_on_their_first_test_images() {
         // is ~1e-4 (PyTorch's own float32 pass is 1.2e-4 from the float64 one), so the bound is relative.
         let model = zoo.load(&e.id, &Device::Cpu).unwrap();
         let d = compare_with_reference(model.as_ref(), &fixture).unwrap();
+        eprintln!("{} float32 vs the reference: {d:?}", e.id);
         assert!(
             d.max_rel_logit < 1e-5,
             "{} f32: max |Δlogit| / max |z| = {} ({})",
