@@ -16,6 +16,8 @@ use crate::model::PixelModel;
 /// pixel to its left), and every input but the last changes some logit. Several inputs and
 /// changes keep a ReLU that happens to be off from hiding a dependency of a random-weight model.
 /// Returns a description of every violation (empty: causal).
+// `src` and `dst` are positions in the factorisation order, used for arithmetic as well as indexing.
+#[allow(clippy::needless_range_loop)]
 pub fn causality_violations(model: &dyn PixelModel, seeds: &[u64]) -> candle_core::Result<Vec<String>> {
     let s = model.spec();
     let (c, h, w) = (s.channels, s.height, s.width);
