@@ -124,6 +124,16 @@ impl PixelCnn {
         &self.cfg
     }
 
+    /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, 2h, H, W)`.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.cfg.head.encode_input(&x.to_device(&self.device)?, self.input_conv.weight().dtype())?;
+        let mut y = self.input_conv.forward(&x)?;
+        for block in &self.blocks {
+            y = block.forward(&y)?;
+        }
+        Ok(y)
+    }
+
     /// How far (in rows up, and columns either side) the logits at one position can see:
     /// ⌊input_kernel/2⌋ + layers·⌊block_kernel/2⌋.
     pub fn receptive_radius(&self) -> usize {
@@ -141,12 +151,7 @@ impl PixelModel for PixelCnn {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.cfg.head.encode_input(&x.to_device(&self.device)?, self.input_conv.weight().dtype())?;
-        let mut y = self.input_conv.forward(&x)?;
-        for block in &self.blocks {
-            y = block.forward(&y)?;
-        }
-        self.output.forward(&y)
+        self.output.forward(&self.features(x)?)
     }
 
     /// Runs the network on the window that the logits at `(row, col)` can see: rows
@@ -157,6 +162,8 @@ impl PixelModel for PixelCnn {
         let (top, left) = (row.saturating_sub(r), col.saturating_sub(r));
         let right = (col + r + 1).min(x.dim(3)?);
         let window = x.narrow(2, top, row + 1 - top)?.narrow(3, left, right - left)?;
-        self.logits(&window)?.i((.., channel, .., row - top, col - left))
+        // The output stack is 1×1: run it on the one position needed, not the whole window.
+        let at = self.features(&window)?.narrow(2, row - top, 1)?.narrow(3, col - left, 1)?;
+        self.output.forward(&at)?.i((.., channel, .., 0, 0))
     }
 }
