@@ -13,6 +13,8 @@ pub enum ZooError {
     ChecksumMismatch { id: String, path: PathBuf, expected: String, actual: String },
     #[error("{path}: not usable weights for '{id}': {msg}")]
     BadWeights { id: String, path: PathBuf, msg: String },
+    #[error("{path}: cannot import as {format}: {msg}")]
+    Import { path: PathBuf, format: String, msg: String },
     #[error("downloading {url}: {msg}")]
     Download { url: String, msg: String },
     #[error("{path}: {source}")]

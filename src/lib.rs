@@ -14,9 +14,11 @@
 //! - [`Zoo`] reads the manifest (`weights-manifest.toml`, compiled in) and resolves weights:
 //!   an explicit path, then the repository's `weights/`, then the Hugging Face cache, then a
 //!   download with `hf-hub`; the sha256 is checked every time.
+//! - Third-party checkpoints are converted into the zoo's layout by [`import`] (`zoo import`).
 //! - Every model implements [`PixelModel`]: logits, log-probabilities, NLL, a sampling step.
 
 pub mod error;
+pub mod import;
 pub mod manifest;
 pub mod registry;
 pub mod weights;

@@ -31,9 +31,16 @@ pub struct ModelEntry {
     pub weights: String,
     /// Hex sha256 of the weights file.
     pub sha256: String,
-    /// Hugging Face repository id and revision the weights are published under.
-    pub hf_repo: String,
-    pub hf_revision: String,
+    /// Hugging Face repository id and revision the weights are published under (none for a
+    /// third-party checkpoint converted on the user's machine, see `upstream`).
+    #[serde(default)]
+    pub hf_repo: Option<String>,
+    #[serde(default)]
+    pub hf_revision: Option<String>,
+    /// The third-party checkpoint the weights are converted from by `zoo import` / `zoo fetch`
+    /// (neither it nor the converted file is part of the project).
+    #[serde(default)]
+    pub upstream: Option<Upstream>,
     /// The architecture's configuration; must equal the config in the weights' metadata.
     pub config: toml::Table,
     /// The paper's figure for the same architecture and data, for comparison.
@@ -45,6 +52,23 @@ pub struct ModelEntry {
     /// How the weights were trained.
     #[serde(default)]
     pub training: Option<toml::Table>,
+}
+
+/// A third-party checkpoint: where it is published and how to read it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// Download URL of the original file.
+    pub url: String,
+    /// Hex sha256 of the original file.
+    pub sha256: String,
+    /// Its format, which names the converter: `lasagne-npz`.
+    pub format: String,
+    /// Public repository, commit and path of the file.
+    pub repository: String,
+    pub commit: String,
+    pub path: String,
+    pub licence: String,
 }
 
 /// Test figures measured by the zoo's own eval.
@@ -81,8 +105,31 @@ impl Manifest {
                     e.id, e.dataset
                 )));
             }
-            if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex64(&e.sha256) {
                 return Err(err(format!("model '{}': sha256 must be 64 hex digits", e.id)));
+            }
+            match (&e.hf_repo, &e.hf_revision, &e.upstream) {
+                (Some(_), Some(_), None) => {}
+                (None, None, Some(u)) => {
+                    if !hex64(&u.sha256) {
+                        return Err(err(format!("model '{}': upstream sha256 must be 64 hex digits", e.id)));
+                    }
+                    if !crate::import::FORMATS.contains(&u.format.as_str()) {
+                        return Err(err(format!(
+                            "model '{}': unknown upstream format '{}' (known: {})",
+                            e.id,
+                            u.format,
+                            crate::import::FORMATS.join(", ")
+                        )));
+                    }
+                }
+                _ => {
+                    return Err(err(format!(
+                        "model '{}' needs either hf_repo and hf_revision, or an [model.upstream] table",
+                        e.id
+                    )))
+                }
             }
         }
         Ok(m)

@@ -14,7 +14,7 @@ use crate::manifest::{Manifest, ModelEntry};
 use crate::weights::{Resolver, WeightsSource};
 
 /// Architectures the zoo can build.
-pub const ARCHITECTURES: &[&str] = &["pixelcnn"];
+pub const ARCHITECTURES: &[&str] = &["pixelcnn", "row-lstm", "diagonal-bilstm"];
 
 /// A loaded model with where it came from. Derefs to the [`PixelModel`].
 pub struct LoadedModel {
@@ -116,17 +116,42 @@ pub fn build(
         )));
     }
     let manifest_config = serde_json::to_value(&entry.config).map_err(|e| bad(e.to_string()))?;
-    if config != manifest_config {
-        return Err(bad(format!("the file's config {config} differs from the manifest's {manifest_config}")));
-    }
     drop(st);
     let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device)?;
     let model: Box<dyn PixelModel> = match entry.architecture.as_str() {
         "pixelcnn" => {
-            let cfg: pixelcnn::Config = serde_json::from_value(config).map_err(|e| bad(format!("config: {e}")))?;
+            let cfg: pixelcnn::Config = same_config(config, manifest_config, &bad)?;
             Box::new(pixelcnn::PixelCnn::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
+        }
+        "row-lstm" => {
+            let cfg: row_lstm::Config = same_config(config, manifest_config, &bad)?;
+            Box::new(row_lstm::RowLstm::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
+        }
+        "diagonal-bilstm" => {
+            let cfg: diagonal_bilstm::Config = same_config(config, manifest_config, &bad)?;
+            Box::new(diagonal_bilstm::DiagonalBiLstm::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
         }
         other => return Err(bad(format!("unknown architecture '{other}'"))),
     };
     Ok(model)
+}
+
+/// Parses the file's and the manifest's configs as the architecture's config and requires them to
+/// be equal (fields left at their defaults count as given).
+fn same_config<C>(
+    file: serde_json::Value,
+    manifest: serde_json::Value,
+    bad: &dyn Fn(String) -> ZooError,
+) -> Result<C, ZooError>
+where
+    C: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let from_file: C =
+        serde_json::from_value(file.clone()).map_err(|e| bad(format!("the file's config {file}: {e}")))?;
+    let from_manifest: C =
+        serde_json::from_value(manifest.clone()).map_err(|e| bad(format!("the manifest's config {manifest}: {e}")))?;
+    if from_file != from_manifest {
+        return Err(bad(format!("the file's config {file} differs from the manifest's {manifest}")));
+    }
+    Ok(from_file)
 }

@@ -1,6 +1,8 @@
 //! Where a model's weights come from, in order: an explicit path, the repository's `weights/`
-//! folder, the Hugging Face cache (`HF_HOME`), a download from the hub (`HF_ENDPOINT`) with
-//! `hf-hub`. Every file's sha256 is checked against the manifest before it is used.
+//! folder, the zoo's local weights cache (converted third-party checkpoints), the Hugging Face
+//! cache (`HF_HOME`), a download from the hub (`HF_ENDPOINT`) with `hf-hub` — or, for a
+//! third-party model, a download of the original file, converted on the spot. Every file's sha256
+//! is checked against the manifest before it is used.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +48,9 @@ impl WeightsSource {
 pub struct Resolver {
     /// The repository's `weights/` folder.
     pub weights_dir: PathBuf,
+    /// The zoo's local weights cache, where `zoo import` installs converted third-party weights:
+    /// `$PIXEL_ZOO_CACHE`, else `$XDG_CACHE_HOME/pixel-zoo/weights`, else `~/.cache/pixel-zoo/weights`.
+    pub zoo_cache: PathBuf,
     /// The Hugging Face cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
     pub cache: Cache,
     /// The hub endpoint (`$HF_ENDPOINT`, default `https://huggingface.co`).
@@ -65,11 +70,22 @@ impl Resolver {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
         let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".to_string());
         let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-        Self { weights_dir, cache: Cache::from_env(), endpoint, offline, progress: false }
+        let zoo_cache = std::env::var_os("PIXEL_ZOO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir);
+            base.join("pixel-zoo").join("weights")
+        });
+        Self { weights_dir, zoo_cache, cache: Cache::from_env(), endpoint, offline, progress: false }
     }
 
-    fn repo(entry: &ModelEntry) -> Repo {
-        Repo::with_revision(entry.hf_repo.clone(), RepoType::Model, entry.hf_revision.clone())
+    /// The hub repository of an entry published there.
+    fn repo(entry: &ModelEntry) -> Option<Repo> {
+        match (&entry.hf_repo, &entry.hf_revision) {
+            (Some(repo), Some(rev)) => Some(Repo::with_revision(repo.clone(), RepoType::Model, rev.clone())),
+            _ => None,
+        }
     }
 
     /// Where the weights are without touching the network: the repository, then the cache.
@@ -78,12 +94,20 @@ impl Resolver {
         if local.is_file() {
             return Some(WeightsSource::Repository(local));
         }
-        self.cache.repo(Self::repo(entry)).get(&entry.weights).map(WeightsSource::Cache)
+        let imported = self.zoo_cache.join(&entry.weights);
+        if imported.is_file() {
+            return Some(WeightsSource::Cache(imported));
+        }
+        self.cache.repo(Self::repo(entry)?).get(&entry.weights).map(WeightsSource::Cache)
     }
 
-    /// The URL the weights would be downloaded from.
+    /// The URL the weights (or, for a third-party model, the original file) would be downloaded from.
     pub fn url(&self, entry: &ModelEntry) -> String {
-        format!("{}/{}/resolve/{}/{}", self.endpoint, entry.hf_repo, entry.hf_revision, entry.weights)
+        match (&entry.hf_repo, &entry.hf_revision, &entry.upstream) {
+            (Some(repo), Some(rev), _) => format!("{}/{repo}/resolve/{rev}/{}", self.endpoint, entry.weights),
+            (_, _, Some(upstream)) => upstream.url.clone(),
+            _ => String::new(),
+        }
     }
 
     /// Finds the weights (downloading them if needed and allowed) and returns them with their
@@ -112,9 +136,31 @@ impl Resolver {
         Ok((source, bytes))
     }
 
-    /// Downloads the weights into the Hugging Face cache with `hf-hub`.
+    /// Downloads the weights into the Hugging Face cache with `hf-hub`; for a third-party model,
+    /// downloads the original file and converts it into the zoo's cache ([`Resolver::import_from_url`]).
     pub fn download(&self, entry: &ModelEntry) -> Result<WeightsSource, ZooError> {
         let url = self.url(entry);
+        if let (Some(upstream), false) = (&entry.upstream, self.offline) {
+            return self.import_from_url(entry, &upstream.url);
+        }
+        if let (Some(upstream), true) = (&entry.upstream, self.offline) {
+            return Err(ZooError::WeightsNotFound {
+                id: entry.id.clone(),
+                file: entry.weights.clone(),
+                hint: format!(
+                    "it is converted from a third-party checkpoint ({}, {} licence) that is not in the zoo's \
+                     cache ({}), and HF_HUB_OFFLINE is set: download {url} (sha256 {}) and run \
+                     `zoo import {} FILE`, or run `zoo fetch {}` with network access",
+                    upstream.repository,
+                    upstream.licence,
+                    self.zoo_cache.display(),
+                    upstream.sha256,
+                    upstream.format,
+                    entry.id
+                ),
+            });
+        }
+        let repo = Self::repo(entry).expect("a manifest entry is on the hub or has an upstream");
         if self.offline {
             return Err(ZooError::WeightsNotFound {
                 id: entry.id.clone(),
@@ -135,7 +181,7 @@ impl Resolver {
             .with_retries(2)
             .build()
             .map_err(|e| ZooError::Download { url: url.clone(), msg: e.to_string() })?;
-        let path = api.repo(Self::repo(entry)).download(&entry.weights).map_err(|e| ZooError::Download {
+        let path = api.repo(repo).download(&entry.weights).map_err(|e| ZooError::Download {
             url: url.clone(),
             msg: format!(
                 "{e}; the weights are not in {} nor in the cache ({}): check the network or HF_ENDPOINT, \
@@ -144,6 +190,28 @@ impl Resolver {
                 self.cache.path().display()
             ),
         })?;
+        Ok(WeightsSource::Downloaded(path))
+    }
+}
+
+impl Resolver {
+    /// Downloads a third-party model's original file from `url` (the manifest's, or a mirror),
+    /// checks and converts it ([`crate::import::convert`]) and installs the result in the zoo's cache.
+    pub fn import_from_url(&self, entry: &ModelEntry, url: &str) -> Result<WeightsSource, ZooError> {
+        let download = |msg: String| ZooError::Download { url: url.to_string(), msg };
+        tracing::info!(%url, "downloading the third-party checkpoint");
+        std::fs::create_dir_all(&self.zoo_cache)
+            .map_err(|source| ZooError::Io { path: self.zoo_cache.clone(), source })?;
+        let response = ureq::get(url).call().map_err(|e| {
+            download(format!("{e}; check the network, or download the file yourself and run `zoo import`"))
+        })?;
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
+            .map_err(|e| download(format!("reading the body: {e}")))?;
+        let tmp = tempfile::NamedTempFile::new_in(&self.zoo_cache)
+            .map_err(|source| ZooError::Io { path: self.zoo_cache.clone(), source })?;
+        std::fs::write(tmp.path(), &body).map_err(|source| ZooError::Io { path: tmp.path().to_path_buf(), source })?;
+        let path = crate::import::install(entry, tmp.path(), &self.zoo_cache, None)?;
         Ok(WeightsSource::Downloaded(path))
     }
 }

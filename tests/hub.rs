@@ -25,8 +25,9 @@ fn entry(bytes: &[u8]) -> ModelEntry {
         dataset: "cifar10".into(),
         weights: "pixelcnn-test.safetensors".into(),
         sha256: sha256_hex(bytes),
-        hf_repo: "pixel-zoo/test-model".into(),
-        hf_revision: "main".into(),
+        hf_repo: Some("pixel-zoo/test-model".into()),
+        hf_revision: Some("main".into()),
+        upstream: None,
         config,
         paper: None,
         metrics: None,
@@ -37,6 +38,7 @@ fn entry(bytes: &[u8]) -> ModelEntry {
 fn zoo(entry: ModelEntry, endpoint: &str, cache: &Path, weights_dir: &Path) -> Zoo {
     let resolver = Resolver {
         weights_dir: weights_dir.to_path_buf(),
+        zoo_cache: cache.join("pixel-zoo"),
         cache: hf_hub::Cache::new(cache.to_path_buf()),
         endpoint: endpoint.to_string(),
         offline: false,

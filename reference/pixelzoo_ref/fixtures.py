@@ -3,9 +3,10 @@
     cd reference && PYTHONPATH=. python -m pixelzoo_ref.fixtures --data-dir ../../shared/data
 
 Writes into ../tests/fixtures/:
-- pixelcnn-random-{rgb,binary}.safetensors: a small random-weight PixelCNN in the zoo's layout,
-  its weights stored UNMASKED (the zoo must apply the masks at load time), config in the metadata;
-- pixelcnn-random-{rgb,binary}.logits.safetensors: `input` (n, c, h, w) u8 and `logits`
+- <arch>-random-<name>.safetensors: a small random-weight model of each architecture in the zoo's
+  layout, its weights stored UNMASKED (the zoo must apply the masks at load time), config in the
+  metadata (`rgb`, `binary`, and for the Diagonal BiLSTM `options`: the third-party options);
+- <arch>-random-<name>.logits.safetensors: `input` (n, c, h, w) u8 and `logits`
   (n, c, levels, h, w) computed by this reference, and `nll` (n,) nats;
 - <model-id>.logits.safetensors for each shipped model in ../weights: `input` = its first test
   images, `logits` of the first 2 images in rows 0..4 (n, c, levels, 4, w), `nll` (n,) nats of all.
@@ -24,24 +25,39 @@ from safetensors import safe_open
 
 from . import data as D
 from .layers import nll_per_image
-from .pixelcnn import build
+from .models import build
 
+_ROW = dict(input_to_state_kernel=3, state_to_state_kernel=3)
 RANDOM = {
-    "rgb": dict(architecture="pixelcnn", channels=3, height=6, width=5, head="softmax256", hidden=12,
-                layers=2, output_features=24, input_kernel=7, block_kernel=3),
-    "binary": dict(architecture="pixelcnn", channels=1, height=5, width=4, head="bernoulli", hidden=4,
-                   layers=2, output_features=8, input_kernel=7, block_kernel=3),
+    ("pixelcnn", "rgb"): dict(channels=3, height=6, width=5, head="softmax256", hidden=12,
+                              layers=2, output_features=24, input_kernel=7, block_kernel=3),
+    ("pixelcnn", "binary"): dict(channels=1, height=5, width=4, head="bernoulli", hidden=4,
+                                 layers=2, output_features=8, input_kernel=7, block_kernel=3),
+    ("row-lstm", "rgb"): dict(channels=3, height=6, width=5, head="softmax256", features=12, hidden=6,
+                              layers=2, output_features=24, input_kernel=7, **_ROW),
+    ("row-lstm", "binary"): dict(channels=1, height=5, width=4, head="bernoulli", features=8, hidden=4,
+                                 layers=2, output_features=8, input_kernel=3, **_ROW),
+    ("diagonal-bilstm", "rgb"): dict(channels=3, height=6, width=5, head="softmax256", features=12, hidden=6,
+                                     layers=2, output_features=24, input_kernel=7),
+    ("diagonal-bilstm", "binary"): dict(channels=1, height=5, width=4, head="bernoulli", features=8, hidden=4,
+                                        layers=2, output_features=8, input_kernel=3),
+    # The options of the third-party checkpoint (taimir/pixel-rnn-lasagne).
+    ("diagonal-bilstm", "options"): dict(channels=1, height=5, width=4, head="bernoulli", features=4, hidden=4,
+                                         layers=2, output_features=6, input_kernel=3, residual_conv=False,
+                                         state_bias="scalar", output_projection=True, input_encoding="unit"),
 }
 
 
-def random_fixture(name, cfg, out, seed):
+def random_fixture(arch, name, cfg, out, seed):
     torch.manual_seed(seed)
+    cfg = dict(architecture=arch, **cfg)
     model = build(cfg)
     with torch.no_grad():  # larger than default init, so every layer matters to the logits
         for p in model.parameters():
             p.mul_(3.0)
     params = {k: v.detach().contiguous() for k, v in model.named_parameters()}
-    save_file(params, os.path.join(out, f"pixelcnn-random-{name}.safetensors"),
+    stem = f"{arch}-random-{name}"
+    save_file(params, os.path.join(out, f"{stem}.safetensors"),
               metadata={"format": "pixel-zoo", "config": json.dumps(cfg, sort_keys=True)})
     hi = 256 if cfg["head"] == "softmax256" else 2
     x = torch.randint(0, hi, (3, cfg["channels"], cfg["height"], cfg["width"]), dtype=torch.uint8)
@@ -50,8 +66,8 @@ def random_fixture(name, cfg, out, seed):
         logits = model(x)
         nll = nll_per_image(logits, x, cfg["head"])
     save_file({"input": x, "logits": logits.contiguous(), "nll": nll.contiguous()},
-              os.path.join(out, f"pixelcnn-random-{name}.logits.safetensors"))
-    print(f"random {name}: logits {tuple(logits.shape)}, nll {nll.tolist()}")
+              os.path.join(out, f"{stem}.logits.safetensors"))
+    print(f"random {stem}: logits {tuple(logits.shape)}, nll {nll.tolist()}")
 
 
 def shipped_fixture(path, model_id, data_dir, out, n=8):
@@ -75,14 +91,17 @@ def main():
     p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", "../../shared/data"))
     p.add_argument("--weights-dir", default="../weights")
     p.add_argument("--out", default="../tests/fixtures")
+    p.add_argument("--only", default="", help="comma-separated architectures / model ids (default: all)")
     a = p.parse_args()
+    only = set(filter(None, a.only.split(",")))
     torch.set_num_threads(1)
     os.makedirs(a.out, exist_ok=True)
-    for i, (name, cfg) in enumerate(RANDOM.items()):
-        random_fixture(name, cfg, a.out, seed=100 + i)
+    for i, ((arch, name), cfg) in enumerate(RANDOM.items()):
+        if not only or arch in only:
+            random_fixture(arch, name, cfg, a.out, seed=100 + i)
     if os.path.isdir(a.weights_dir):
         for f in sorted(os.listdir(a.weights_dir)):
-            if f.endswith(".safetensors"):
+            if f.endswith(".safetensors") and (not only or f[: -len(".safetensors")] in only):
                 shipped_fixture(os.path.join(a.weights_dir, f), f[: -len(".safetensors")], a.data_dir, a.out)
 
 

@@ -11,8 +11,16 @@ def colour_group(n_features, colours):
     return torch.div(torch.arange(n_features) * colours, n_features, rounding_mode="floor")
 
 
-def build_mask(kind, out_ch, in_ch, kh, kw, colours):
-    """Mask of shape (out_ch, in_ch, kh, kw).
+def gate_colour_group(n_outputs, gates, colours):
+    """Groups of an LSTM input-to-state map with `gates` blocks of h outputs: output k has the group
+    of hidden feature k mod h, so the four gates of one hidden feature see the same colours."""
+    h = n_outputs // gates
+    return colour_group(h, colours).repeat(gates)
+
+
+def build_mask(kind, out_ch, in_ch, kh, kw, colours, gates=1):
+    """Mask of shape (out_ch, in_ch, kh, kw). `gates` > 1: the outputs are gate blocks (see
+    gate_colour_group).
 
     Taps above the centre row and left of the centre in the centre row are open; the centre tap
     connects output group j to input group i iff i < j (mask 'A') or i <= j (mask 'B');
@@ -22,7 +30,7 @@ def build_mask(kind, out_ch, in_ch, kh, kw, colours):
     cy, cx = kh // 2, kw // 2
     m[:, :, :cy, :] = 1.0
     m[:, :, cy, :cx] = 1.0
-    g_out = colour_group(out_ch, colours)[:, None]
+    g_out = gate_colour_group(out_ch, gates, colours)[:, None]
     g_in = colour_group(in_ch, colours)[None, :]
     centre = (g_in < g_out) if kind == "A" else (g_in <= g_out)
     m[:, :, cy, cx] = centre.float()
@@ -32,10 +40,10 @@ def build_mask(kind, out_ch, in_ch, kh, kw, colours):
 class MaskedConv2d(nn.Conv2d):
     """A 'same'-padded convolution whose weight is multiplied by a fixed causal mask."""
 
-    def __init__(self, kind, in_ch, out_ch, kernel, colours, bias=True):
+    def __init__(self, kind, in_ch, out_ch, kernel, colours, bias=True, gates=1):
         kh, kw = kernel
         super().__init__(in_ch, out_ch, (kh, kw), padding=(kh // 2, kw // 2), bias=bias)
-        self.register_buffer("mask", build_mask(kind, out_ch, in_ch, kh, kw, colours), persistent=False)
+        self.register_buffer("mask", build_mask(kind, out_ch, in_ch, kh, kw, colours, gates), persistent=False)
         # Fan-in counts only the open taps.
         fan_in = max(1.0, float(self.mask[0].sum()))
         nn.init.uniform_(self.weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))

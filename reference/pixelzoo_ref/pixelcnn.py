@@ -54,8 +54,3 @@ class PixelCNN(nn.Module):
             y = blk(y)
         return reshape_logits(self.output(y), cfg["channels"], cfg["head"])
 
-
-def build(cfg):
-    if cfg["architecture"] == "pixelcnn":
-        return PixelCNN(cfg)
-    raise ValueError(f"unknown architecture {cfg['architecture']}")

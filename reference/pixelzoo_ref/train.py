@@ -22,23 +22,29 @@ from safetensors.torch import save_file
 
 from . import data as D
 from .layers import nll_per_image
-from .pixelcnn import build
+from .models import build
 
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", default="pixelcnn")
+    p.add_argument("--arch", default="pixelcnn", choices=["pixelcnn", "row-lstm", "diagonal-bilstm"])
     p.add_argument("--dataset", required=True, choices=["mnist-binarized", "mnist-thresholded", "cifar10"])
     p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", "../../shared/data"))
-    p.add_argument("--hidden", type=int, default=16, help="h: the residual stream has 2h features")
+    p.add_argument("--hidden", type=int, default=16, help="h: PixelCNN's residual stream has 2h features; LSTM state size")
+    p.add_argument("--features", type=int, default=0, help="LSTM models: residual stream width (0 = 2h)")
     p.add_argument("--layers", type=int, default=5)
     p.add_argument("--output-features", type=int, default=32)
     p.add_argument("--input-kernel", type=int, default=7)
-    p.add_argument("--block-kernel", type=int, default=3)
+    p.add_argument("--block-kernel", type=int, default=3, help="PixelCNN: kernel of the residual blocks")
+    p.add_argument("--input-to-state-kernel", type=int, default=3, help="Row LSTM: k of the k x 1 input-to-state conv")
+    p.add_argument("--state-to-state-kernel", type=int, default=3, help="Row LSTM: k of the state-to-state conv")
     p.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"])
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=10000)
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds of training; the cosine decay follows max(step/steps, time/budget) and "
+                        "training stops when either reaches 1 (0 = steps only)")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--valid-limit", type=int, default=0, help="0 = the whole validation split")
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -52,7 +58,7 @@ def parse():
 
 def config_from(args, shape):
     c, h, w = shape
-    return {
+    cfg = {
         "architecture": args.arch,
         "channels": int(c),
         "height": int(h),
@@ -62,8 +68,15 @@ def config_from(args, shape):
         "layers": args.layers,
         "output_features": args.output_features,
         "input_kernel": args.input_kernel,
-        "block_kernel": args.block_kernel,
     }
+    if args.arch == "pixelcnn":
+        cfg["block_kernel"] = args.block_kernel
+        return cfg
+    cfg["features"] = args.features or 2 * args.hidden
+    if args.arch == "row-lstm":
+        cfg["input_to_state_kernel"] = args.input_to_state_kernel
+        cfg["state_to_state_kernel"] = args.state_to_state_kernel
+    return cfg
 
 
 @torch.no_grad()
@@ -110,9 +123,15 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     opt_cls = torch.optim.Adam if args.optimizer == "adam" else torch.optim.RMSprop
     opt = opt_cls(model.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))
-    )
+    def progress(step, seconds):
+        p = step / args.steps
+        if args.time_budget:
+            p = max(p, seconds / args.time_budget)
+        return min(p, 1.0)
+
+    def set_lr(p):
+        for g in opt.param_groups:
+            g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * p))
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
     order, pos = rng.permutation(len(train)), 0
     step, best, train_seconds = 0, float("inf"), 0.0
@@ -120,7 +139,6 @@ def main():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
         rng = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         step, best, train_seconds = ck["step"], ck["best"], ck["train_seconds"]
@@ -135,8 +153,11 @@ def main():
     print(f"config {json.dumps(cfg)}; {n_params} parameters; {len(train)} train, {len(valid)} valid images", flush=True)
 
     window_loss, window_n, t_window = 0.0, 0, time.time()
-    while step < args.steps:
+    train_nll = float("nan")
+    train_nll = float("nan")
+    while progress(step, train_seconds) < 1.0:
         t0 = time.time()
+        set_lr(progress(step, train_seconds))
         if pos + args.batch > len(train):
             order, pos = rng.permutation(len(train)), 0
         idx = order[pos : pos + args.batch]
@@ -147,7 +168,6 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        sched.step()
         step += 1
         train_seconds += time.time() - t0
         window_loss += loss.item()
@@ -156,15 +176,16 @@ def main():
             dt = time.time() - t_window
             l = window_loss / window_n
             print(
-                f"step {step}/{args.steps} loss {l:.3f} nats/img {l / dims / math.log(2):.4f} bits/dim "
-                f"{window_n * args.batch / dt:.1f} img/s lr {sched.get_last_lr()[0]:.2e}",
+                f"step {step}/{args.steps} ({train_seconds:.0f} s) loss {l:.3f} nats/img {l / dims / math.log(2):.4f} bits/dim "
+                f"{window_n * args.batch / dt:.1f} img/s lr {opt.param_groups[0]['lr']:.2e}",
                 flush=True,
             )
             train_nll = l
             window_loss, window_n, t_window = 0.0, 0, time.time()
-        if step % args.eval_every == 0 or step == args.steps:
+        finished = progress(step, train_seconds) >= 1.0
+        if step % args.eval_every == 0 or finished:
             v = evaluate(model, valid, cfg["head"], device)
-            writer.writerow([step, step * args.batch, f"{train_seconds:.1f}", sched.get_last_lr()[0],
+            writer.writerow([step, step * args.batch, f"{train_seconds:.1f}", opt.param_groups[0]['lr'],
                              f"{train_nll:.4f}", f"{train_nll / dims / math.log(2):.5f}",
                              f"{v:.4f}", f"{v / dims / math.log(2):.5f}"])
             csv_file.flush()
@@ -173,9 +194,10 @@ def main():
                 best = v
                 export(model, cfg, os.path.join(args.out, "model.safetensors"),
                        {"seed": args.seed, "step": step, "valid_nll": f"{v:.4f}", "train_seconds": f"{train_seconds:.0f}",
-                        "dataset": args.dataset, "optimizer": args.optimizer, "lr": args.lr, "batch": args.batch})
-        if step % args.checkpoint_every == 0 or step == args.steps:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "dataset": args.dataset, "optimizer": args.optimizer, "lr": args.lr, "batch": args.batch,
+                        "time_budget": args.time_budget})
+        if step % args.checkpoint_every == 0 or finished:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
                         "rng": rng, "torch_rng": torch.get_rng_state(), "step": step, "best": best,
                         "train_seconds": train_seconds, "order": order, "pos": pos}, ckpt_path + ".tmp")
             os.replace(ckpt_path + ".tmp", ckpt_path)

@@ -21,13 +21,24 @@ impl MaskedConv2d {
     /// A layer from tensors: `weight` `(out, in, kh, kw)` (odd kh and kw), `bias` `(out,)`.
     /// `mask`, if any, is `(kind, colours)`; it is multiplied into the weight here.
     pub fn new(weight: Tensor, bias: Option<Tensor>, mask: Option<(MaskKind, usize)>) -> Result<Self> {
+        Self::new_gated(weight, bias, mask, 1)
+    }
+
+    /// As [`MaskedConv2d::new`] for a map of `gates` output blocks (an LSTM's input-to-state map,
+    /// see [`crate::mask::gated_colour_group`]).
+    pub fn new_gated(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        mask: Option<(MaskKind, usize)>,
+        gates: usize,
+    ) -> Result<Self> {
         let (out_ch, in_ch, kh, kw) = weight.dims4()?;
         if kh % 2 == 0 || kw % 2 == 0 {
             candle_core::bail!("masked convolution kernels must have odd sizes, got {kh}x{kw}");
         }
         let weight = match mask {
             Some((kind, colours)) => {
-                let m = mask_tensor(kind, out_ch, in_ch, (kh, kw), colours, weight.device(), weight.dtype())?;
+                let m = mask_tensor(kind, out_ch, in_ch, (kh, kw), colours, gates, weight.device(), weight.dtype())?;
                 (weight * m)?
             }
             None => weight,
@@ -71,4 +82,19 @@ pub fn masked_conv2d(
     let weight = vb.get((out_ch, in_ch, kernel.0, kernel.1), "weight")?;
     let bias = vb.get(out_ch, "bias")?;
     MaskedConv2d::new(weight, Some(bias), Some((kind, colours)))
+}
+
+/// As [`masked_conv2d`] for a map of `gates` output blocks of `out_ch / gates` features each.
+pub fn gated_masked_conv2d(
+    kind: MaskKind,
+    in_ch: usize,
+    out_ch: usize,
+    kernel: (usize, usize),
+    colours: usize,
+    gates: usize,
+    vb: VarBuilder,
+) -> Result<MaskedConv2d> {
+    let weight = vb.get((out_ch, in_ch, kernel.0, kernel.1), "weight")?;
+    let bias = vb.get(out_ch, "bias")?;
+    MaskedConv2d::new_gated(weight, Some(bias), Some((kind, colours)), gates)
 }

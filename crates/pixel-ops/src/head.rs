@@ -42,11 +42,7 @@ impl Head {
     /// Pixel values → network input, scaled and centred: binary {0,1} → {−1,1}; 0..=255 → [−1,1].
     /// `x`: `(b, c, h, w)` of any dtype holding pixel values; returns `dtype` (the weights' dtype).
     pub fn encode_input(self, x: &Tensor, dtype: DType) -> Result<Tensor> {
-        let x = x.to_dtype(dtype)?;
-        match self {
-            Head::Bernoulli => x.affine(2.0, -1.0),
-            Head::Softmax256 => x.affine(1.0 / 127.5, -1.0),
-        }
+        InputEncoding::Centred.encode(self, x, dtype)
     }
 
     /// Negative log-likelihood in nats of each image: `logits` `(b, c, levels, h, w)`, `x` `(b, c, h, w)`
@@ -101,6 +97,30 @@ impl Head {
 }
 
 /// Nats per image → bits per dimension, for images of `dims` = c·h·w values.
+/// How pixel values become the network's input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputEncoding {
+    /// Scaled and centred to [−1, 1] (the paper's; binary {0, 1} → {−1, 1}). The zoo's models.
+    #[default]
+    Centred,
+    /// Scaled to [0, 1] (binary {0, 1} as is): how some third-party checkpoints were trained.
+    Unit,
+}
+
+impl InputEncoding {
+    /// Pixel values `x` (integers in `0..head.values()`) → network input in `dtype`.
+    pub fn encode(self, head: Head, x: &Tensor, dtype: DType) -> Result<Tensor> {
+        let x = x.to_dtype(dtype)?;
+        match (self, head) {
+            (InputEncoding::Centred, Head::Bernoulli) => x.affine(2.0, -1.0),
+            (InputEncoding::Centred, Head::Softmax256) => x.affine(1.0 / 127.5, -1.0),
+            (InputEncoding::Unit, Head::Bernoulli) => Ok(x),
+            (InputEncoding::Unit, Head::Softmax256) => x.affine(1.0 / 255.0, 0.0),
+        }
+    }
+}
+
 pub fn bits_per_dim(nats_per_image: f64, dims: usize) -> f64 {
     nats_per_image / (dims as f64 * LN_2)
 }

@@ -5,6 +5,8 @@
 //! - [`conv`]: masked convolutions, masks multiplied into the weights at load time;
 //! - [`head`]: the output stack (two ReLU + 1×1 mask-B convolutions, §4), the Bernoulli and 256-way
 //!   softmax distributions, and the log-likelihood in nats and bits/dim;
+//! - [`lstm`]: the LSTM gates (o, f, i, g) and state-to-state kernels as one matrix product (§3.1–3.2);
+//! - [`skew`]: skew, unskew, mirror and the one-row shift of the Diagonal BiLSTM (§3.2);
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
 //! - [`sampler`]: raster-order sampling and completion for any [`PixelModel`];
 //! - [`data`]: MNIST IDX and CIFAR-10 readers, binarized MNIST; [`image_io`]: PNG in and out.
@@ -14,12 +16,14 @@ pub mod data;
 pub mod error;
 pub mod head;
 pub mod image_io;
+pub mod lstm;
 pub mod mask;
 pub mod model;
 pub mod sampler;
+pub mod skew;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use head::Head;
+pub use head::{Head, InputEncoding};
 pub use mask::MaskKind;
 pub use model::{ImageSpec, PixelModel};

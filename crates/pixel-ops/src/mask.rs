@@ -5,6 +5,10 @@
 //! taps above the centre row and the taps left of the centre in the centre row. At the centre tap,
 //! output group `j` reads input group `i` iff `i < j` (mask A: a channel never sees itself) or
 //! `i ≤ j` (mask B). With one colour, mask A closes the centre and mask B opens it.
+//!
+//! An LSTM input-to-state map has `gates` blocks of `h` outputs (o, f, i, g). Its output `k` takes
+//! the group of hidden feature `k mod h`, so the four gates of one hidden feature see the same
+//! colours as that feature ([`gated_colour_group`]).
 
 use candle_core::{DType, Device, Tensor};
 
@@ -22,12 +26,31 @@ pub fn colour_group(k: usize, n: usize, colours: usize) -> usize {
     k * colours / n
 }
 
+/// The colour group of output `k` of a map with `gates` blocks of `n / gates` outputs each: the
+/// group of feature `k mod (n / gates)` among `n / gates`. With `gates = 1` it is [`colour_group`].
+pub fn gated_colour_group(k: usize, n: usize, colours: usize, gates: usize) -> usize {
+    let per_gate = n / gates;
+    colour_group(k % per_gate, per_gate, colours)
+}
+
 /// The mask values, row-major over `(out_ch, in_ch, kh, kw)`, 1.0 where a tap is open.
 pub fn mask_values(kind: MaskKind, out_ch: usize, in_ch: usize, kh: usize, kw: usize, colours: usize) -> Vec<f32> {
+    gated_mask_values(kind, out_ch, in_ch, (kh, kw), colours, 1)
+}
+
+/// As [`mask_values`], the outputs grouped per gate ([`gated_colour_group`]).
+pub fn gated_mask_values(
+    kind: MaskKind,
+    out_ch: usize,
+    in_ch: usize,
+    (kh, kw): (usize, usize),
+    colours: usize,
+    gates: usize,
+) -> Vec<f32> {
     let (cy, cx) = (kh / 2, kw / 2);
     let mut m = vec![0f32; out_ch * in_ch * kh * kw];
     for o in 0..out_ch {
-        let g_out = colour_group(o, out_ch, colours);
+        let g_out = gated_colour_group(o, out_ch, colours, gates);
         for i in 0..in_ch {
             let g_in = colour_group(i, in_ch, colours);
             let centre_open = match kind {
@@ -47,17 +70,23 @@ pub fn mask_values(kind: MaskKind, out_ch: usize, in_ch: usize, kh: usize, kw: u
     m
 }
 
-/// The mask as a tensor of shape `(out_ch, in_ch, kh, kw)` on `device` in `dtype`.
+/// The mask as a tensor of shape `(out_ch, in_ch, kh, kw)` on `device` in `dtype`, outputs grouped
+/// in `gates` blocks (1 for every layer but an LSTM's input-to-state map).
+#[allow(clippy::too_many_arguments)]
 pub fn mask_tensor(
     kind: MaskKind,
     out_ch: usize,
     in_ch: usize,
     (kh, kw): (usize, usize),
     colours: usize,
+    gates: usize,
     device: &Device,
     dtype: DType,
 ) -> candle_core::Result<Tensor> {
-    Tensor::from_vec(mask_values(kind, out_ch, in_ch, kh, kw, colours), (out_ch, in_ch, kh, kw), device)?
+    if gates == 0 || !out_ch.is_multiple_of(gates) {
+        candle_core::bail!("{out_ch} outputs cannot be split into {gates} gate blocks");
+    }
+    Tensor::from_vec(gated_mask_values(kind, out_ch, in_ch, (kh, kw), colours, gates), (out_ch, in_ch, kh, kw), device)?
         .to_dtype(dtype)
 }
 
@@ -113,6 +142,20 @@ mod tests {
         assert_eq!(&m[0..6], &[0., 0., 0., 0., 0., 0.]); // R features see nothing at the centre
         assert_eq!(&m[6..12], &[1., 0., 0., 1., 0., 0.]); // G features see R
         assert_eq!(&m[12..18], &[1., 1., 0., 1., 1., 0.]); // B features see R and G
+    }
+
+    #[test]
+    fn gate_blocks_share_the_colour_groups_of_their_hidden_feature() {
+        // h = 3 hidden features (R, G, B), 4 gates: outputs o0 o1 o2 f0 f1 f2 i0 i1 i2 g0 g1 g2.
+        let groups: Vec<usize> = (0..12).map(|k| gated_colour_group(k, 12, 3, 4)).collect();
+        assert_eq!(groups, [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+        // Mask B, 1x1, 3 inputs (R, G, B): every gate row is the lower-triangular pattern.
+        let m = gated_mask_values(MaskKind::B, 12, 3, (1, 1), 3, 4);
+        for gate in 0..4 {
+            assert_eq!(&m[gate * 9..gate * 9 + 9], &[1., 0., 0., 1., 1., 0., 1., 1., 1.], "gate {gate}");
+        }
+        // Contiguous grouping would have given the o gate only R: a different (wrong) mask.
+        assert_ne!(m, mask_values(MaskKind::B, 12, 3, 1, 1, 3));
     }
 
     #[test]

@@ -104,6 +104,17 @@ pub fn total_probability_binary(model: &dyn PixelModel) -> candle_core::Result<f
     Ok(total)
 }
 
+/// The bytes of a weights file and the `config` JSON in its safetensors metadata (the fixtures of
+/// the PyTorch reference; each architecture parses the JSON into its own config).
+pub fn weights_and_config(path: &Path) -> candle_core::Result<(Vec<u8>, String)> {
+    let bytes = std::fs::read(path).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+    let config = meta.metadata().as_ref().and_then(|m| m.get("config").cloned());
+    let config = config.ok_or_else(|| candle_core::Error::Msg(format!("{}: no config metadata", path.display())))?;
+    Ok((bytes, config))
+}
+
 /// How far a model's logits and NLL are from the reference's.
 #[derive(Debug, Clone, Copy)]
 pub struct ReferenceDiff {

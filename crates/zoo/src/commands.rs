@@ -13,14 +13,15 @@ use pixel_ops::sampler::{complete, sample, SampleOptions};
 use pixel_zoo::{LoadedModel, Zoo};
 use serde_json::json;
 
-use crate::{Cli, Command, DeviceArg, ModelArgs};
+use crate::{Cli, Command, DeviceArg, ImportFormat, ModelArgs};
 
 pub fn run(cli: Cli) -> Result<()> {
     let mut zoo = Zoo::new()?;
     zoo.resolver.progress = true;
     match cli.command {
         Command::List { json } => list(&zoo, json),
-        Command::Fetch { id } => fetch(&zoo, &id),
+        Command::Fetch { id, url } => fetch(&zoo, &id, url.as_deref()),
+        Command::Import { format, file, id, output } => import(&zoo, format, &file, id.as_deref(), output.as_deref()),
         Command::Sample { model, count, seed, temperature, output } => {
             let m = load(&zoo, &model, cli.device)?;
             let opts = SampleOptions { count, seed, temperature };
@@ -149,6 +150,9 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
         let params = source.as_ref().and_then(|s| parameter_count(s.path()).ok());
         let where_ = match &source {
             Some(s) => format!("{} ({})", s.kind(), s.path().display()),
+            None if e.upstream.is_some() => {
+                format!("not imported: `zoo fetch {}`, or `zoo import` of {}", e.id, zoo.resolver.url(e))
+            }
             None => format!("hub ({})", zoo.resolver.url(e)),
         };
         rows.push(json!({
@@ -163,7 +167,7 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<26} {:<10} {:<16} {:>10} {:>22}  weights", "id", "arch", "dataset", "params", "test NLL");
+    println!("{:<30} {:<16} {:<18} {:>10} {:>22}  weights", "id", "arch", "dataset", "params", "test NLL");
     for (e, r) in zoo.manifest.models.iter().zip(&rows) {
         let nll = match &e.metrics {
             Some(m) if e.dataset == "cifar10" => format!("{:.3} bits/dim", m.test_bits_per_dim),
@@ -172,7 +176,7 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
         };
         let params = r["parameters"].as_u64().map_or("?".to_string(), |p| p.to_string());
         println!(
-            "{:<26} {:<10} {:<16} {:>10} {:>22}  {}",
+            "{:<30} {:<16} {:<18} {:>10} {:>22}  {}",
             e.id,
             e.architecture,
             e.dataset,
@@ -190,10 +194,47 @@ fn parameter_count(path: &Path) -> Result<u64> {
     Ok(st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>() as u64).sum())
 }
 
-fn fetch(zoo: &Zoo, id: &str) -> Result<()> {
+fn fetch(zoo: &Zoo, id: &str, url: Option<&str>) -> Result<()> {
     let entry = zoo.entry(id)?;
-    let (source, _) = zoo.resolver.fetch(entry, None)?;
+    let source = match url {
+        Some(_) if entry.upstream.is_none() => {
+            bail!("--url is for third-party models (a mirror of the original checkpoint); '{id}' is on the hub")
+        }
+        Some(url) => zoo.resolver.import_from_url(entry, url)?,
+        None => zoo.resolver.fetch(entry, None)?.0,
+    };
     eprintln!("{id}: {} ({}), sha256 verified", source.path().display(), source.kind());
+    Ok(())
+}
+
+fn import(zoo: &Zoo, format: ImportFormat, file: &Path, id: Option<&str>, output: Option<&Path>) -> Result<()> {
+    let of_format = |e: &&pixel_zoo::ModelEntry| e.upstream.as_ref().is_some_and(|u| u.format == format.name());
+    let entry = match id {
+        Some(id) => {
+            let e = zoo.entry(id)?;
+            if !of_format(&e) {
+                bail!("'{id}' is not a third-party model in the {} format", format.name());
+            }
+            e
+        }
+        None => {
+            let found: Vec<_> = zoo.manifest.models.iter().filter(of_format).collect();
+            match found.as_slice() {
+                [one] => *one,
+                [] => bail!("no model in the manifest is imported from {}", format.name()),
+                many => bail!(
+                    "several models are imported from {}: pick one with --id ({})",
+                    format.name(),
+                    many.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+    };
+    if let Some(out) = output {
+        check_output(out)?;
+    }
+    let dest = pixel_zoo::import::install(entry, file, &zoo.resolver.zoo_cache, output)?;
+    eprintln!("{}: converted {} → {} (sha256 verified)", entry.id, file.display(), dest.display());
     Ok(())
 }
 

@@ -117,8 +117,44 @@ pub enum Command {
         #[arg(short, long, default_value = "completions.png")]
         output: PathBuf,
     },
-    /// Put a model's weights in the local cache (download from the hub if needed).
-    Fetch { id: String },
+    /// Put a model's weights in the local cache: download from the hub, or for a third-party model
+    /// download the original checkpoint and convert it (as `zoo import` does).
+    Fetch {
+        id: String,
+        /// Third-party models: download the original from this URL (a mirror) instead of the manifest's.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Convert a third-party checkpoint into the zoo's layout and install it in the local weights
+    /// cache ($PIXEL_ZOO_CACHE, default ~/.cache/pixel-zoo/weights); every command then works on
+    /// its id offline. The file's sha256 must be the manifest's.
+    Import {
+        /// The checkpoint's format.
+        format: ImportFormat,
+        /// The original file (e.g. best_params.npz of taimir/pixel-rnn-lasagne).
+        file: PathBuf,
+        /// The model id to import as (default: the manifest's model of this format).
+        #[arg(long)]
+        id: Option<String>,
+        /// Write the converted safetensors file here instead of installing it.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Third-party checkpoint formats `zoo import` converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// Theano/Lasagne parameters in a numpy .npz (taimir/pixel-rnn-lasagne's Diagonal BiLSTM).
+    LasagneNpz,
+}
+
+impl ImportFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportFormat::LasagneNpz => "lasagne-npz",
+        }
+    }
 }
 
 fn main() {

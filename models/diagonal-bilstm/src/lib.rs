@@ -1,0 +1,304 @@
+//! Diagonal BiLSTM (van den Oord, Kalchbrenner, Kavukcuoglu 2016, arXiv:1601.06759, §3.2): a 7×7
+//! mask-A convolution, a stack of residual Diagonal BiLSTM layers, the output stack of two ReLU +
+//! 1×1 mask-B convolutions, and a Bernoulli or 256-way softmax head.
+//!
+//! Each layer runs two Diagonal LSTMs over the skewed map ([`pixel_ops::skew`]), one diagonal per
+//! step. Input-to-state: a 1×1 mask-B convolution (4h outputs, gates grouped per colour).
+//! State-to-state: an unmasked 2×1 column convolution in the skewed map, i.e. the states of the
+//! pixel above and the pixel to the left; gates from [`pixel_ops::lstm`]. The right-to-left
+//! direction runs on the mirrored map; its output, mirrored back, is shifted down one row before it
+//! is added, so no position reads its own row (or later ones) from that direction. A 1×1 mask-B
+//! convolution maps the h features back to the residual stream, and the layer input is added.
+//!
+//! Options that third-party checkpoints need ([`Config`]): no 1×1 after the LSTM, one scalar bias
+//! on the state-to-state convolution, a 1×1 projection before the output stack, inputs in [0, 1].
+//!
+//! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/recurrent.py`):
+//! `input_conv.*`, `layers.{i}.{left_to_right,right_to_left}.input_to_state.*`,
+//! `layers.{i}.{left_to_right,right_to_left}.state_to_state` `(4h, h, 2, 1)` (tap 0: the row above
+//! in the skewed map, tap 1: the same row), `….state_bias` `(1,)` if scalar,
+//! `layers.{i}.residual.*` if `residual_conv`, `output_projection.*` if set, `output.{hidden,logits}.*`.
+
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
+use pixel_ops::head::OutputStack;
+use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
+use pixel_ops::skew::{mirror, shift_down, skew, unskew};
+use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel};
+use serde::{Deserialize, Serialize};
+
+/// The bias of the state-to-state convolution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBias {
+    /// None: the input-to-state convolution's per-gate bias is the only one (the zoo's models).
+    #[default]
+    None,
+    /// One scalar added to all 4h pre-activations (taimir/pixel-rnn-lasagne).
+    Scalar,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The Diagonal BiLSTM configuration, stored as JSON in the weights' safetensors metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Colour channels of the image: 1 or 3.
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub head: Head,
+    /// Features of the residual stream between layers (the paper's 2h).
+    pub features: usize,
+    /// h: state features of each direction of each layer.
+    pub hidden: usize,
+    /// Number of Diagonal BiLSTM layers.
+    pub layers: usize,
+    /// Features d of the first output 1×1 convolution.
+    pub output_features: usize,
+    /// Size of the first, mask-A, convolution (7).
+    pub input_kernel: usize,
+    /// A 1×1 mask-B convolution maps the LSTM output (h) to the residual stream; without it the
+    /// output is added as it is (needs `hidden == features`).
+    #[serde(default = "yes")]
+    pub residual_conv: bool,
+    #[serde(default)]
+    pub state_bias: StateBias,
+    /// A 1×1 mask-B convolution (features → features) before the output stack.
+    #[serde(default)]
+    pub output_projection: bool,
+    #[serde(default)]
+    pub input_encoding: InputEncoding,
+}
+
+impl Config {
+    /// The images this configuration describes.
+    pub fn spec(&self) -> ImageSpec {
+        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.channels != 1 && self.channels != 3 {
+            candle_core::bail!("Diagonal BiLSTM takes 1 or 3 colour channels, the config says {}", self.channels);
+        }
+        if !self.residual_conv && self.hidden != self.features {
+            candle_core::bail!(
+                "residual_conv = false adds the LSTM output to the residual stream directly, so hidden ({}) \
+                 must equal features ({})",
+                self.hidden,
+                self.features
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The parameters of one direction of a Diagonal LSTM.
+#[derive(Debug, Clone)]
+pub struct DiagonalLstm {
+    input_to_state: MaskedConv2d,
+    /// `(4h, 2h)`, see [`pixel_ops::lstm::tap_major`].
+    state_to_state: Tensor,
+    /// `(1,)`, if the config has a scalar state bias.
+    state_bias: Option<Tensor>,
+}
+
+impl DiagonalLstm {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (f, h, c) = (cfg.features, cfg.hidden, cfg.channels);
+        let input_to_state = gated_masked_conv2d(MaskKind::B, f, GATES * h, (1, 1), c, GATES, vb.pp("input_to_state"))?;
+        let kernel = vb.get((GATES * h, h, 2, 1), "state_to_state")?.squeeze(3)?;
+        let state_bias = match cfg.state_bias {
+            StateBias::None => None,
+            StateBias::Scalar => Some(vb.get(1, "state_bias")?),
+        };
+        Ok(Self { input_to_state, state_to_state: tap_major(&kernel)?, state_bias })
+    }
+}
+
+/// One residual Diagonal BiLSTM layer.
+#[derive(Debug, Clone)]
+pub struct DiagonalBiLstmLayer {
+    left_to_right: DiagonalLstm,
+    right_to_left: DiagonalLstm,
+    residual: Option<MaskedConv2d>,
+    hidden: usize,
+    /// Rows the right-to-left output moves down: always 1 in the zoo; settable so that the unit
+    /// tests can show that the causality check catches the shift left out (0) or the wrong way (−1).
+    right_to_left_shift: i8,
+}
+
+impl DiagonalBiLstmLayer {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let residual = if cfg.residual_conv {
+            Some(masked_conv2d(MaskKind::B, cfg.hidden, cfg.features, (1, 1), cfg.channels, vb.pp("residual"))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            left_to_right: DiagonalLstm::new(cfg, vb.pp("left_to_right"))?,
+            right_to_left: DiagonalLstm::new(cfg, vb.pp("right_to_left"))?,
+            residual,
+            hidden: cfg.hidden,
+            right_to_left_shift: 1,
+        })
+    }
+
+    /// The sum of both directions' hidden states, `(b, features, H, W)` → `(b, h, H, W)`. Both
+    /// directions advance together, one diagonal (skewed column) per step.
+    pub fn scan(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, rows, w) = x.dims4()?;
+        let h = self.hidden;
+        let dirs = [&self.left_to_right, &self.right_to_left];
+        // (2b, 4h, H, W): each direction's input-to-state map in its own left-to-right orientation.
+        let z = Tensor::cat(&[dirs[0].input_to_state.forward(x)?, mirror(&dirs[1].input_to_state.forward(x)?)?], 0)?;
+        let s = skew(&z)?; // (2b, 4h, H, T)
+        let steps = s.dim(3)?;
+        // (T, 2, 4h, b, H): one contiguous block per step.
+        let s = s.reshape((2, b, GATES * h, rows, steps))?.permute((4, 0, 2, 1, 3))?.contiguous()?;
+        let kernels = Tensor::stack(&[&dirs[0].state_to_state, &dirs[1].state_to_state], 0)?; // (2, 4h, 2h)
+        let bias = match (&dirs[0].state_bias, &dirs[1].state_bias) {
+            (Some(l), Some(r)) => Some(Tensor::cat(&[l, r], 0)?.reshape((2, 1, 1, 1))?),
+            _ => None,
+        };
+        let mut state = Tensor::zeros((2, h, b, rows), x.dtype(), x.device())?;
+        let mut cell = state.clone();
+        let mut out = Vec::with_capacity(steps);
+        for t in 0..steps {
+            // Row r reads the previous diagonal's rows r−1 (the pixel above) and r (the pixel left).
+            let prev = taps(&state, 3, 1, 2, -1)?.reshape((2, 2 * h, b * rows))?;
+            let mut a = (s.i(t)? + kernels.matmul(&prev)?.reshape((2, GATES * h, b, rows))?)?;
+            if let Some(bias) = &bias {
+                a = a.broadcast_add(bias)?;
+            }
+            (state, cell) = lstm_update(&a, &cell, 1)?;
+            out.push(state.clone());
+        }
+        // (T, 2, h, b, H) → (2b, h, H, T) → unskewed (2b, h, H, W).
+        let out = Tensor::stack(&out, 0)?.permute((1, 3, 2, 4, 0))?.reshape((2 * b, h, rows, steps))?;
+        let out = unskew(&out, w)?;
+        let left_to_right = out.narrow(0, 0, b)?;
+        let right_to_left = mirror(&out.narrow(0, b, b)?)?;
+        match self.right_to_left_shift {
+            1 => left_to_right + shift_down(&right_to_left)?,
+            0 => left_to_right + right_to_left,
+            _ => left_to_right + right_to_left.narrow(2, 1, rows - 1)?.pad_with_zeros(2, 0, 1)?,
+        }
+    }
+}
+
+impl Module for DiagonalBiLstmLayer {
+    /// `(b, features, H, W)` → `(b, features, H, W)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.scan(x)?;
+        match &self.residual {
+            Some(conv) => x + conv.forward(&y)?,
+            None => x + y,
+        }
+    }
+}
+
+/// The Diagonal BiLSTM network.
+#[derive(Debug, Clone)]
+pub struct DiagonalBiLstm {
+    cfg: Config,
+    input_conv: MaskedConv2d,
+    layers: Vec<DiagonalBiLstmLayer>,
+    output_projection: Option<MaskedConv2d>,
+    output: OutputStack,
+    device: Device,
+}
+
+impl DiagonalBiLstm {
+    /// Builds the network from `vb`; every masked weight is masked here.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        cfg.check()?;
+        let (k, c, f) = (cfg.input_kernel, cfg.channels, cfg.features);
+        let input_conv = masked_conv2d(MaskKind::A, c, f, (k, k), c, vb.pp("input_conv"))?;
+        let layers =
+            (0..cfg.layers).map(|i| DiagonalBiLstmLayer::new(cfg, vb.pp("layers").pp(i))).collect::<Result<_>>()?;
+        let output_projection = if cfg.output_projection {
+            Some(masked_conv2d(MaskKind::B, f, f, (1, 1), c, vb.pp("output_projection"))?)
+        } else {
+            None
+        };
+        let output = OutputStack::new(f, cfg.output_features, c, cfg.head, vb.pp("output"))?;
+        Ok(Self { cfg: cfg.clone(), input_conv, layers, output_projection, output, device: vb.device().clone() })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// What enters the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = self.input_conv.weight().dtype();
+        let x = self.cfg.input_encoding.encode(self.cfg.head, &x.to_device(&self.device)?, dtype)?;
+        let mut y = self.input_conv.forward(&x)?;
+        for layer in &self.layers {
+            y = layer.forward(&y)?;
+        }
+        match &self.output_projection {
+            Some(conv) => conv.forward(&y),
+            None => Ok(y),
+        }
+    }
+}
+
+impl PixelModel for DiagonalBiLstm {
+    fn spec(&self) -> ImageSpec {
+        self.cfg.spec()
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.output.forward(&self.features(x)?)
+    }
+
+    /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
+    /// stack on the one position drawn.
+    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        let at = self.features(&x.narrow(2, 0, row + 1)?)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
+        self.output.forward(&at)?.i((.., channel, .., 0, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use pixel_ops::testing::{causality_violations, weights_and_config};
+
+    fn random_rgb_model() -> Result<DiagonalBiLstm> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/diagonal-bilstm-random-rgb.safetensors");
+        let (bytes, json) = weights_and_config(&path)?;
+        let mut json: serde_json::Value = serde_json::from_str(&json).map_err(candle_core::Error::wrap)?;
+        json.as_object_mut().expect("a JSON object").remove("architecture");
+        let cfg: Config = serde_json::from_value(json).map_err(candle_core::Error::wrap)?;
+        DiagonalBiLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?)
+    }
+
+    fn future_leaks(v: &[String]) -> usize {
+        v.iter().filter(|m| m.starts_with("logit of") && m.contains(" depends on channel")).count()
+    }
+
+    #[test]
+    fn the_causality_check_catches_a_right_to_left_direction_shifted_wrongly() -> Result<()> {
+        let mut model = random_rgb_model()?;
+        assert_eq!(future_leaks(&causality_violations(&model, &[1])?), 0);
+        for (shift, what) in [(0, "not shifted"), (-1, "shifted up")] {
+            model.layers.iter_mut().for_each(|l| l.right_to_left_shift = shift);
+            let leaks = future_leaks(&causality_violations(&model, &[1])?);
+            assert!(leaks > 0, "{what}: positions read their own row from the right, the check must say so");
+        }
+        Ok(())
+    }
+}

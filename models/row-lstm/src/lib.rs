@@ -1,0 +1,182 @@
+//! Row LSTM (van den Oord, Kalchbrenner, Kavukcuoglu 2016, arXiv:1601.06759, §3.1): a 7×7 mask-A
+//! convolution, a stack of residual Row LSTM layers, the output stack of two ReLU + 1×1 mask-B
+//! convolutions, and a Bernoulli or 256-way softmax head.
+//!
+//! A Row LSTM layer processes the image one row at a time, top to bottom, a whole row at once. Its
+//! input-to-state map is a masked (mask B) k×1 convolution along the row, computed for the whole
+//! map first (4h outputs, gates grouped per colour as [`pixel_ops::mask::gated_colour_group`]
+//! says). Its state-to-state kernel is an unmasked k×1 convolution over the previous row's hidden
+//! state. The gates are [`pixel_ops::lstm`]'s. A 1×1 mask-B convolution maps the h hidden features
+//! back to the residual stream, and the layer input is added. The receptive field is a triangle
+//! above the pixel (plus the pixels to its left in its own row).
+//!
+//! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/recurrent.py`):
+//! `input_conv.*`, `layers.{i}.input_to_state.*`, `layers.{i}.state_to_state` `(4h, h, 1, k)`,
+//! `layers.{i}.residual.*`, `output.{hidden,logits}.*`.
+
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
+use pixel_ops::head::OutputStack;
+use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
+use pixel_ops::{Head, ImageSpec, MaskKind, PixelModel};
+use serde::{Deserialize, Serialize};
+
+/// The Row LSTM configuration, stored as JSON in the weights' safetensors metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Colour channels of the image: 1 or 3.
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub head: Head,
+    /// Features of the residual stream between layers (the paper's 2h).
+    pub features: usize,
+    /// h: state features of each LSTM layer.
+    pub hidden: usize,
+    /// Number of Row LSTM layers.
+    pub layers: usize,
+    /// Features d of the first output 1×1 convolution.
+    pub output_features: usize,
+    /// Size of the first, mask-A, convolution (7).
+    pub input_kernel: usize,
+    /// k of the masked k×1 input-to-state convolution along the row (3).
+    pub input_to_state_kernel: usize,
+    /// k of the unmasked k×1 state-to-state convolution over the previous row (3).
+    pub state_to_state_kernel: usize,
+}
+
+impl Config {
+    /// The images this configuration describes.
+    pub fn spec(&self) -> ImageSpec {
+        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.channels != 1 && self.channels != 3 {
+            candle_core::bail!("Row LSTM takes 1 or 3 colour channels, the config says {}", self.channels);
+        }
+        for (name, k) in [
+            ("input_to_state_kernel", self.input_to_state_kernel),
+            ("state_to_state_kernel", self.state_to_state_kernel),
+        ] {
+            if k.is_multiple_of(2) {
+                candle_core::bail!("{name} must be odd, the config says {k}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One residual Row LSTM layer.
+#[derive(Debug, Clone)]
+pub struct RowLstmLayer {
+    input_to_state: MaskedConv2d,
+    /// `(4h, k·h)`, see [`pixel_ops::lstm::tap_major`].
+    state_to_state: Tensor,
+    state_kernel: usize,
+    residual: MaskedConv2d,
+    hidden: usize,
+}
+
+impl RowLstmLayer {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (f, h, c) = (cfg.features, cfg.hidden, cfg.channels);
+        let (k_is, k_ss) = (cfg.input_to_state_kernel, cfg.state_to_state_kernel);
+        let input_to_state =
+            gated_masked_conv2d(MaskKind::B, f, GATES * h, (1, k_is), c, GATES, vb.pp("input_to_state"))?;
+        let kernel = vb.get((GATES * h, h, 1, k_ss), "state_to_state")?.squeeze(2)?;
+        Ok(Self {
+            input_to_state,
+            state_to_state: tap_major(&kernel)?,
+            state_kernel: k_ss,
+            residual: masked_conv2d(MaskKind::B, h, f, (1, 1), c, vb.pp("residual"))?,
+            hidden: h,
+        })
+    }
+
+    /// The hidden states of every position, `(b, features, H, W)` → `(b, h, H, W)`: one step per row.
+    pub fn scan(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, rows, w) = x.dims4()?;
+        let h = self.hidden;
+        // (H, 4h, b, W): the input-to-state map of every row, computed at once.
+        let z = self.input_to_state.forward(x)?.permute((2, 1, 0, 3))?.contiguous()?;
+        let k = self.state_kernel;
+        let mut state = Tensor::zeros((h, b, w), x.dtype(), x.device())?;
+        let mut cell = state.clone();
+        let mut out = Vec::with_capacity(rows);
+        for r in 0..rows {
+            // Each position reads the k positions centred above it in the previous row.
+            let prev = taps(&state, 2, 0, k, -((k / 2) as isize))?.reshape((k * h, b * w))?;
+            let a = (z.i(r)? + self.state_to_state.matmul(&prev)?.reshape((GATES * h, b, w))?)?;
+            (state, cell) = lstm_update(&a, &cell, 0)?;
+            out.push(state.clone());
+        }
+        Tensor::stack(&out, 0)?.permute((2, 1, 0, 3)) // (H, h, b, W) → (b, h, H, W)
+    }
+}
+
+impl Module for RowLstmLayer {
+    /// `(b, features, H, W)` → `(b, features, H, W)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x + self.residual.forward(&self.scan(x)?)?
+    }
+}
+
+/// The Row LSTM network.
+#[derive(Debug, Clone)]
+pub struct RowLstm {
+    cfg: Config,
+    input_conv: MaskedConv2d,
+    layers: Vec<RowLstmLayer>,
+    output: OutputStack,
+    device: Device,
+}
+
+impl RowLstm {
+    /// Builds the network from `vb`; every masked weight is masked here.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        cfg.check()?;
+        let (k, c) = (cfg.input_kernel, cfg.channels);
+        let input_conv = masked_conv2d(MaskKind::A, c, cfg.features, (k, k), c, vb.pp("input_conv"))?;
+        let layers = (0..cfg.layers).map(|i| RowLstmLayer::new(cfg, vb.pp("layers").pp(i))).collect::<Result<_>>()?;
+        let output = OutputStack::new(cfg.features, cfg.output_features, c, cfg.head, vb.pp("output"))?;
+        Ok(Self { cfg: cfg.clone(), input_conv, layers, output, device: vb.device().clone() })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.cfg.head.encode_input(&x.to_device(&self.device)?, self.input_conv.weight().dtype())?;
+        let mut y = self.input_conv.forward(&x)?;
+        for layer in &self.layers {
+            y = layer.forward(&y)?;
+        }
+        Ok(y)
+    }
+}
+
+impl PixelModel for RowLstm {
+    fn spec(&self) -> ImageSpec {
+        self.cfg.spec()
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.output.forward(&self.features(x)?)
+    }
+
+    /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
+    /// stack on the one position drawn.
+    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        let at = self.features(&x.narrow(2, 0, row + 1)?)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
+        self.output.forward(&at)?.i((.., channel, .., 0, 0))
+    }
+}

@@ -1,0 +1,75 @@
+//! Row LSTM checks: causality for both heads, normalisation on a tiny binary image, reference
+//! logits from the PyTorch reference (`reference/pixelzoo_ref/fixtures.py`), the sampling step.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use pixel_ops::testing::{causality_violations, compare_with_reference, total_probability_binary, weights_and_config};
+use pixel_ops::PixelModel;
+use row_lstm::{Config, RowLstm};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+}
+
+/// The random-weight reference model `name` (`rgb` or `binary`), optionally at another image size.
+fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<RowLstm> {
+    let (bytes, json) = weights_and_config(&fixture(&format!("row-lstm-random-{name}.safetensors")))?;
+    let mut json: serde_json::Value = serde_json::from_str(&json)?;
+    json.as_object_mut().expect("a JSON object").remove("architecture");
+    let mut cfg: Config = serde_json::from_value(json)?;
+    if let Some((h, w)) = size {
+        (cfg.height, cfg.width) = (h, w);
+    }
+    Ok(RowLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
+}
+
+#[test]
+fn rgb_softmax_model_is_causal() -> anyhow::Result<()> {
+    let v = causality_violations(&random_model("rgb", None, DType::F32)?, &[1, 2, 3])?;
+    assert!(v.is_empty(), "{} violations, first: {:?}", v.len(), &v[..v.len().min(5)]);
+    Ok(())
+}
+
+#[test]
+fn binary_bernoulli_model_is_causal() -> anyhow::Result<()> {
+    let v = causality_violations(&random_model("binary", None, DType::F32)?, &[4, 5, 6])?;
+    assert!(v.is_empty(), "{} violations, first: {:?}", v.len(), &v[..v.len().min(5)]);
+    Ok(())
+}
+
+#[test]
+fn binary_probabilities_of_all_4x4_images_sum_to_one() -> anyhow::Result<()> {
+    let total = total_probability_binary(&random_model("binary", Some((4, 4)), DType::F32)?)?;
+    assert!((total - 1.0).abs() < 1e-5, "Σ p(x) over all 65,536 images = {total}");
+    Ok(())
+}
+
+#[test]
+fn logits_match_the_pytorch_reference() -> anyhow::Result<()> {
+    for name in ["rgb", "binary"] {
+        let fixture = fixture(&format!("row-lstm-random-{name}.logits.safetensors"));
+        let d = compare_with_reference(&random_model(name, None, DType::F64)?, &fixture)?;
+        assert!(d.max_abs_logit < 1e-4, "{name} f64: max |Δlogit| = {}", d.max_abs_logit);
+        assert!(d.max_rel_nll < 1e-9, "{name} f64: max relative |ΔNLL| = {}", d.max_rel_nll);
+        let d = compare_with_reference(&random_model(name, None, DType::F32)?, &fixture)?;
+        assert!(d.max_rel_logit < 1e-5, "{name} f32: max |Δlogit| / scale = {}", d.max_rel_logit);
+        assert!(d.max_rel_nll < 1e-5, "{name} f32: max relative |ΔNLL| = {}", d.max_rel_nll);
+    }
+    Ok(())
+}
+
+#[test]
+fn the_sampling_step_equals_the_full_pass() -> anyhow::Result<()> {
+    let model = random_model("rgb", Some((9, 7)), DType::F32)?;
+    let px: Vec<u8> = (0..2 * 3 * 63u64).map(|k| (pixel_ops::data::splitmix64(9, k) % 256) as u8).collect();
+    let x = Tensor::from_vec(px, (2, 3, 9, 7), &Device::Cpu)?;
+    let full = model.logits(&x)?;
+    for (row, col, ch) in [(0, 0, 0), (4, 6, 1), (8, 0, 2), (8, 6, 0)] {
+        let diff = (model.step_logits(&x, row, col, ch)? - full.i((.., ch, .., row, col))?)?;
+        let diff = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "({row},{col},{ch}): max |Δ| = {diff}");
+    }
+    Ok(())
+}
