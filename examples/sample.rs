@@ -12,7 +12,7 @@ fn main() -> anyhow::Result<()> {
 
     let zoo = Zoo::new()?;
     let model = zoo.load(&id, &Device::Cpu)?;
-    let opts = SampleOptions { count, seed: 1, temperature: 1.0 };
+    let opts = SampleOptions { count, seed: 1, ..Default::default() };
     let images = pixel_zoo::sample(model.as_ref(), &opts, &mut |row, rows| eprint!("\rrow {row}/{rows}"))?;
     eprintln!();
 

@@ -53,8 +53,10 @@ def random_fixture(arch, name, cfg, out, seed):
     cfg = dict(architecture=arch, **cfg)
     model = build(cfg)
     with torch.no_grad():  # larger than default init, so every layer matters to the logits
-        for p in model.parameters():
+        for pname, p in model.named_parameters():
             p.mul_(3.0)
+            if pname.endswith("state_bias"):  # initialised to 0: make it matter too
+                p.uniform_(-1.0, 1.0)
     params = {k: v.detach().contiguous() for k, v in model.named_parameters()}
     stem = f"{arch}-random-{name}"
     save_file(params, os.path.join(out, f"{stem}.safetensors"),

@@ -47,6 +47,23 @@ impl MaskedConv2d {
         Ok(Self { weight, bias, kernel: (kh, kw) })
     }
 
+    /// The layer at one position: `window` `(b, in, kh, kw)` is the input around it (zeros where
+    /// the 'same' padding would be) → `(b, out)`. Used by the cached samplers.
+    pub fn forward_at(&self, window: &Tensor) -> Result<Tensor> {
+        let (b, _, _, _) = window.dims4()?;
+        let out = self.weight.dim(0)?;
+        let y = if self.kernel == (1, 1) {
+            // A 1x1 layer at one position is a matrix product.
+            window.reshape((b, ()))?.matmul(&self.weight.reshape((out, ()))?.t()?)?
+        } else {
+            window.conv2d(&self.weight, 0, 1, 1, 1)?.reshape((b, out))?
+        };
+        match &self.bias {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, out))?),
+            None => Ok(y),
+        }
+    }
+
     /// The masked weight, `(out, in, kh, kw)`.
     pub fn weight(&self) -> &Tensor {
         &self.weight

@@ -26,4 +26,4 @@ pub mod testing;
 pub use error::{Error, Result};
 pub use head::{Head, InputEncoding};
 pub use mask::MaskKind;
-pub use model::{ImageSpec, PixelModel};
+pub use model::{ImageSpec, PixelModel, SamplingSession};

@@ -45,6 +45,14 @@ pub trait PixelModel: Send + Sync {
         self.logits(&upto)?.i((.., channel, .., row, col))
     }
 
+    /// A cached sampling session for `batch` images, if the architecture has one: it computes each
+    /// position of each layer once, as its inputs become known, instead of running the network per
+    /// value. `None`: the sampler calls [`PixelModel::step_logits`].
+    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
+        let _ = batch;
+        Ok(None)
+    }
+
     /// Negative log-likelihood of each image in nats: `x` `(b, c, h, w)` → `(b,)`.
     fn nll(&self, x: &Tensor) -> Result<Tensor> {
         self.spec().head.nll_per_image(&self.logits(x)?, x)
@@ -67,4 +75,28 @@ pub trait PixelModel: Send + Sync {
         let nats = self.nll(x)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
         Ok(nats.into_iter().map(|n| bits_per_dim(n, dims)).collect())
     }
+}
+
+/// Incremental logits, one value at a time in the factorisation order (raster order, R→G→B),
+/// from per-layer caches of what earlier positions computed.
+pub trait SamplingSession {
+    /// Logits `(b, levels)` of channel `channel` at `(row, col)`, as [`PixelModel::step_logits`]
+    /// gives them. Must be called for every value in the factorisation order, starting at (0, 0, 0);
+    /// `x` `(b, c, h, w)` holds every earlier value (later ones are ignored).
+    fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor>;
+}
+
+/// The input window of a `kh×kw` convolution centred at `(row, col)` of `x` `(b, c, h, w)`, zero
+/// where it leaves the image: `(b, c, kh, kw)`. `x` must already be in the network's input encoding.
+pub fn window(x: &Tensor, row: usize, col: usize, (kh, kw): (usize, usize)) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (ry, rx) = (kh / 2, kw / 2);
+    let (top, left) = (row.saturating_sub(ry), col.saturating_sub(rx));
+    let (bottom, right) = ((row + ry + 1).min(h), (col + rx + 1).min(w));
+    let inside = x.narrow(2, top, bottom - top)?.narrow(3, left, right - left)?;
+    inside.pad_with_zeros(2, ry - (row - top), (row + ry + 1) - bottom)?.pad_with_zeros(
+        3,
+        rx - (col - left),
+        (col + rx + 1) - right,
+    )
 }

@@ -17,11 +17,13 @@ pub struct SampleOptions {
     pub seed: u64,
     /// Logits are divided by this (> 0); 1.0 samples the model's distribution.
     pub temperature: f64,
+    /// Cached (default) or naive computation of the logits; both give the same images.
+    pub method: Method,
 }
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        Self { count: 16, seed: 0, temperature: 1.0 }
+        Self { count: 16, seed: 0, temperature: 1.0, method: Method::Cached }
     }
 }
 
@@ -80,6 +82,17 @@ pub fn complete(
     generate(model, start, keep_rows, &opts, progress)
 }
 
+/// How the sampler computes each value's logits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Method {
+    /// The architecture's cached session where it has one (each position of each layer computed
+    /// once), else the network per value.
+    #[default]
+    Cached,
+    /// The network per value ([`PixelModel::step_logits`]): the reference the cached path must equal.
+    Naive,
+}
+
 /// Fills rows `first_row..h` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).
 fn generate(
     model: &dyn PixelModel,
@@ -93,11 +106,23 @@ fn generate(
     let (c, h, w) = (s.channels, s.height, s.width);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let device = model.device().clone();
-    for row in first_row..h {
+    let mut session = match opts.method {
+        Method::Cached => model.session(n)?,
+        Method::Naive => None,
+    };
+    // A session must see every value from the first; it only draws from `first_row` on.
+    let start = if session.is_some() { 0 } else { first_row };
+    for row in start..h {
         for col in 0..w {
             for ch in 0..c {
                 let x = Tensor::from_slice(&pixels, (n, c, h, w), &device)?;
-                let logits = model.step_logits(&x, row, col, ch)?;
+                let logits = match session.as_mut() {
+                    Some(session) => session.step(&x, row, col, ch)?,
+                    None => model.step_logits(&x, row, col, ch)?,
+                };
+                if row < first_row {
+                    continue;
+                }
                 let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
                 let values = s.head.sample_values(&logits, n, opts.temperature, &mut rng);
                 for (i, v) in values.into_iter().enumerate() {
@@ -105,7 +130,9 @@ fn generate(
                 }
             }
         }
-        progress(row + 1 - first_row, h - first_row);
+        if row >= first_row {
+            progress(row + 1 - first_row, h - first_row);
+        }
     }
     Ok(Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?)
 }

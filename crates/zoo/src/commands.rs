@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pixel_ops::data::Dataset;
 use pixel_ops::head::bits_per_dim;
 use pixel_ops::image_io::{grid, read_image, write_atomic, write_png};
-use pixel_ops::sampler::{complete, sample, SampleOptions};
+use pixel_ops::sampler::{complete, sample, Method, SampleOptions};
 use pixel_zoo::{LoadedModel, Zoo};
 use serde_json::json;
 
@@ -22,9 +22,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List { json } => list(&zoo, json),
         Command::Fetch { id, url } => fetch(&zoo, &id, url.as_deref()),
         Command::Import { format, file, id, output } => import(&zoo, format, &file, id.as_deref(), output.as_deref()),
-        Command::Sample { model, count, seed, temperature, output } => {
+        Command::Sample { model, count, seed, temperature, naive, output } => {
             let m = load(&zoo, &model, cli.device)?;
-            let opts = SampleOptions { count, seed, temperature };
+            let opts = SampleOptions { count, seed, temperature, method: method(naive) };
             check_output(&output)?;
             let t = Instant::now();
             let bar = bar(m.spec().height as u64, "sampling rows");
@@ -58,12 +58,12 @@ pub fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote logits {:?} and images {:?} to {}", logits.dims(), x.dims(), output.display());
             Ok(())
         }
-        Command::Complete { model, image, keep_rows, count, seed, temperature, output } => {
+        Command::Complete { model, image, keep_rows, count, seed, temperature, naive, output } => {
             let m = load(&zoo, &model, cli.device)?;
             check_output(&output)?;
             let spec = m.spec();
             let given = read_images(&m, std::slice::from_ref(&image))?;
-            let opts = SampleOptions { count, seed, temperature };
+            let opts = SampleOptions { count, seed, temperature, method: method(naive) };
             let bar = bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
             let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
             bar.finish_and_clear();
@@ -113,6 +113,14 @@ fn load(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg) -> Result<LoadedModel> {
 }
 
 /// Fails early, before any work, if `path` cannot be written.
+fn method(naive: bool) -> Method {
+    if naive {
+        Method::Naive
+    } else {
+        Method::Cached
+    }
+}
+
 fn check_output(path: &Path) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {
@@ -161,6 +169,7 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
             "test_bits_per_dim": e.metrics.as_ref().map(|m| m.test_bits_per_dim),
             "test_images": e.metrics.as_ref().map(|m| m.test_images),
             "paper": e.paper, "weights": where_,
+            "third_party": e.upstream.as_ref().map(|u| format!("{} ({} licence)", u.repository, u.licence)),
         }));
     }
     if json {

@@ -60,6 +60,10 @@ pub enum Command {
         /// Logits are divided by this; 1 samples the model's distribution.
         #[arg(long, default_value_t = 1.0)]
         temperature: f64,
+        /// Run the network once per value instead of the cached sampler (the same images, slower:
+        /// the reference the cached path is tested against).
+        #[arg(long)]
+        naive: bool,
         #[arg(short, long, default_value = "samples.png")]
         output: PathBuf,
     },
@@ -114,6 +118,9 @@ pub enum Command {
         seed: u64,
         #[arg(long, default_value_t = 1.0)]
         temperature: f64,
+        /// Run the network once per value instead of the cached sampler.
+        #[arg(long)]
+        naive: bool,
         #[arg(short, long, default_value = "completions.png")]
         output: PathBuf,
     },

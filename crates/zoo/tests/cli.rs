@@ -62,7 +62,11 @@ fn list_shows_every_model_with_its_figures() {
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ids: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"pixelcnn-mnist") && ids.contains(&"pixelcnn-cifar10"), "{ids:?}");
-    for r in rows.as_array().unwrap() {
+    for id in ["row-lstm-mnist", "diagonal-bilstm-mnist", "row-lstm-cifar10", "diagonal-bilstm-cifar10", LASAGNE] {
+        assert!(ids.contains(&id), "{id} missing: {ids:?}");
+    }
+    // The zoo's own models are in weights/; third-party ones are imported by the user.
+    for r in rows.as_array().unwrap().iter().filter(|r| r["third_party"].is_null()) {
         assert!(r["parameters"].as_u64().unwrap() > 1000, "{r}");
         assert!(r["test_nll_nats"].as_f64().is_some(), "{r}");
         assert!(r["weights"].as_str().unwrap().starts_with("local"), "{r}");
@@ -232,6 +236,36 @@ fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly
     ));
     assert!(err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-mnist"), "{err}");
     assert!(!out.exists());
+}
+
+const LASAGNE: &str = "diagonal-bilstm-mnist-lasagne";
+
+#[test]
+fn import_installs_the_third_party_checkpoint_and_refuses_a_wrong_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let env = [("PIXEL_ZOO_CACHE", cache.to_str().unwrap())];
+    let (fake, out) = (dir.path().join("best_params.npz"), dir.path().join("converted.safetensors"));
+    std::fs::write(&fake, b"not the checkpoint").unwrap();
+    let err = fails(&zoo_env(&["import", "lasagne-npz", fake.to_str().unwrap(), "-o", out.to_str().unwrap()], &env));
+    assert!(err.contains("sha256") && err.contains("taimir/pixel-rnn-lasagne"), "{err}");
+    assert!(!out.exists() && !cache.exists(), "a refused import left files");
+    let err = fails(&zoo_env(&["sample", LASAGNE, "-n", "1", "-o", out.to_str().unwrap()], &env));
+    assert!(err.contains("zoo import lasagne-npz"), "{err}");
+
+    let npz = root().join("../shared/third_party/taimir-pixel-rnn-lasagne/best_params.npz");
+    if !npz.is_file() {
+        eprintln!("skipped the import itself: no checkpoint at {}", npz.display());
+        return;
+    }
+    let o = zoo_env(&["import", "lasagne-npz", npz.to_str().unwrap()], &env);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sha256 verified"));
+    let listed = ok(&zoo_env(&["list", "--json"], &env));
+    assert!(listed.contains(&format!("cache ({}", cache.display())), "{listed}");
+    let png = dir.path().join("s.png");
+    ok(&zoo_env(&["sample", LASAGNE, "-n", "1", "-o", png.to_str().unwrap()], &env));
+    assert_eq!(png_size(&png), (32, 32, image::ColorType::L8));
 }
 
 #[test]

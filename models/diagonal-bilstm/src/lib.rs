@@ -24,8 +24,9 @@ use candle_nn::VarBuilder;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
+use pixel_ops::model::window;
 use pixel_ops::skew::{mirror, shift_down, skew, unskew};
-use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel};
+use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The bias of the state-to-state convolution.
@@ -79,6 +80,11 @@ impl Config {
     /// The images this configuration describes.
     pub fn spec(&self) -> ImageSpec {
         ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+    }
+
+    /// How pixel values become the network's input.
+    pub fn input_encoding(&self) -> InputEncoding {
+        self.input_encoding
     }
 
     fn check(&self) -> Result<()> {
@@ -234,11 +240,21 @@ impl DiagonalBiLstm {
         &self.cfg
     }
 
+    /// The recurrent layers, in order.
+    pub fn layers(&self) -> &[DiagonalBiLstmLayer] {
+        &self.layers
+    }
+
+    /// The first, mask-A, convolution's output on pixel values `(b, c, H, W)`: the first layer's input.
+    pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = self.input_conv.weight().dtype();
+        let x = self.cfg.input_encoding().encode(self.cfg.head, &x.to_device(&self.device)?, dtype)?;
+        self.input_conv.forward(&x)
+    }
+
     /// What enters the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`.
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
-        let dtype = self.input_conv.weight().dtype();
-        let x = self.cfg.input_encoding.encode(self.cfg.head, &x.to_device(&self.device)?, dtype)?;
-        let mut y = self.input_conv.forward(&x)?;
+        let mut y = self.layer_input(x)?;
         for layer in &self.layers {
             y = layer.forward(&y)?;
         }
@@ -246,6 +262,148 @@ impl DiagonalBiLstm {
             Some(conv) => conv.forward(&y),
             None => Ok(y),
         }
+    }
+}
+
+impl DiagonalLstm {
+    /// One step at one position: `input` `(b, features)` is the layer input there; `above` and
+    /// `before` the `(h, c)` of the pixel above and of the pixel before it in this direction's order
+    /// (left for left-to-right, right for right-to-left). Returns the new `(h, c)`.
+    fn step_at(&self, input: &Tensor, above: &Tensor, before: &(Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
+        let z = self.input_to_state.forward_at(&input.unsqueeze(2)?.unsqueeze(3)?)?;
+        // Taps in the order of `state_to_state`: the row above in the skewed map, then the same row.
+        let prev = Tensor::cat(&[above, &before.0], 1)?;
+        let mut a = (z + prev.matmul(&self.state_to_state.t()?)?)?;
+        if let Some(bias) = &self.state_bias {
+            a = a.broadcast_add(bias)?;
+        }
+        lstm_update(&a, &before.1, 1)
+    }
+
+    /// The states the scan leaves in the skewed map's padding left of each row: `(h, c)` `(b, h)`
+    /// of the position before column 0 of row `r`, for every row. Zero unless there is a scalar state
+    /// bias: the scan runs over the padding too, where the input is zero but the bias is not (as in
+    /// the checkpoint the option exists for).
+    fn padding_states(&self, rows: usize, batch: usize, zeros: &(Tensor, Tensor)) -> Result<Vec<(Tensor, Tensor)>> {
+        let Some(bias) = &self.state_bias else { return Ok(vec![zeros.clone(); rows]) };
+        let hidden = zeros.0.dim(1)?;
+        let (mut h, mut c) = (
+            Tensor::zeros((rows, hidden), zeros.0.dtype(), zeros.0.device())?,
+            Tensor::zeros((rows, hidden), zeros.0.dtype(), zeros.0.device())?,
+        );
+        let mut pads = vec![zeros.clone()];
+        for t in 0..rows.saturating_sub(1) {
+            // Row r reads row r−1 and row r of the previous column, as in the full scan.
+            let above = h.pad_with_zeros(0, 1, 0)?.narrow(0, 0, rows)?;
+            let a = Tensor::cat(&[&above, &h], 1)?.matmul(&self.state_to_state.t()?)?.broadcast_add(bias)?;
+            (h, c) = lstm_update(&a, &c, 1)?;
+            // Column t is padding for rows r > t; row t+1's image starts at column t+1.
+            let row = t + 1;
+            pads.push((h.narrow(0, row, 1)?.repeat((batch, 1))?, c.narrow(0, row, 1)?.repeat((batch, 1))?));
+        }
+        Ok(pads)
+    }
+}
+
+/// What one layer of a [`Session`] keeps.
+struct LayerCache {
+    /// Left-to-right `(h, c)` of the previous row and of the current row so far, per column.
+    l2r_above: Vec<(Tensor, Tensor)>,
+    l2r_row: Vec<(Tensor, Tensor)>,
+    /// Right-to-left `(h, c)` of the last completed row, per column: the next row reads its `h`
+    /// (the shift down) and the next right-to-left pass reads it as the row above.
+    r2l_above: Vec<(Tensor, Tensor)>,
+    /// The layer's input at each column of the current row.
+    inputs: Vec<Tensor>,
+    /// Per row, the `(h, c)` before column 0 (left to right) and after column W−1 (right to left).
+    l2r_padding: Vec<(Tensor, Tensor)>,
+    r2l_padding: Vec<(Tensor, Tensor)>,
+}
+
+/// The cached sampler of the Diagonal BiLSTM: per value, one position of every layer (the
+/// left-to-right direction advances one position from its cached state); per completed row, one
+/// right-to-left pass over that row per layer, which is all the next row reads from that direction.
+pub struct Session<'a> {
+    model: &'a DiagonalBiLstm,
+    layers: Vec<LayerCache>,
+    row: usize,
+    zeros: (Tensor, Tensor),
+}
+
+impl<'a> Session<'a> {
+    pub fn new(model: &'a DiagonalBiLstm, batch: usize) -> Result<Self> {
+        let w = model.cfg.width;
+        let zero = Tensor::zeros((batch, model.cfg.hidden), model.input_conv.weight().dtype(), &model.device)?;
+        let zeros = (zero.clone(), zero);
+        let h = model.cfg.height;
+        let layers = model
+            .layers
+            .iter()
+            .map(|layer| {
+                Ok(LayerCache {
+                    l2r_above: vec![zeros.clone(); w],
+                    l2r_row: vec![zeros.clone(); w],
+                    r2l_above: vec![zeros.clone(); w],
+                    inputs: Vec::with_capacity(w),
+                    l2r_padding: layer.left_to_right.padding_states(h, batch, &zeros)?,
+                    r2l_padding: layer.right_to_left.padding_states(h, batch, &zeros)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { model, layers, row: 0, zeros })
+    }
+
+    /// Row `self.row` is complete: run the right-to-left direction over it, layer by layer, and
+    /// make its left-to-right states the row above.
+    fn finish_row(&mut self) -> Result<()> {
+        let w = self.model.cfg.width;
+        let row = self.row;
+        for (layer, cache) in self.model.layers.iter().zip(&mut self.layers) {
+            let mut states = vec![self.zeros.clone(); w];
+            for col in (0..w).rev() {
+                let before = if col + 1 < w { &states[col + 1] } else { &cache.r2l_padding[row] };
+                states[col] = layer.right_to_left.step_at(&cache.inputs[col], &cache.r2l_above[col].0, before)?;
+            }
+            cache.r2l_above = states;
+            std::mem::swap(&mut cache.l2r_above, &mut cache.l2r_row);
+            cache.inputs.clear();
+        }
+        self.row += 1;
+        Ok(())
+    }
+}
+
+impl SamplingSession for Session<'_> {
+    fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        if row == self.row + 1 && col == 0 && channel == 0 {
+            self.finish_row()?;
+        } else if row != self.row {
+            candle_core::bail!("the session is at row {}, asked for row {row}: steps must come in order", self.row);
+        }
+        let m = self.model;
+        let x = m.cfg.input_encoding.encode(m.cfg.head, &x.to_device(&m.device)?, m.input_conv.weight().dtype())?;
+        let k = m.cfg.input_kernel;
+        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k))?)?;
+        for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
+            if cache.inputs.len() == col {
+                cache.inputs.push(y.clone());
+            } else {
+                cache.inputs[col] = y.clone(); // the next channel of the same pixel
+            }
+            let before = if col > 0 { &cache.l2r_row[col - 1] } else { &cache.l2r_padding[row] };
+            let state = layer.left_to_right.step_at(&y, &cache.l2r_above[col].0, before)?;
+            // The right-to-left direction's state of the row above (zeros for row 0): the shift down.
+            let out = (&state.0 + &cache.r2l_above[col].0)?;
+            cache.l2r_row[col] = state;
+            y = match &layer.residual {
+                Some(conv) => (y + conv.forward_at(&out.unsqueeze(2)?.unsqueeze(3)?)?)?,
+                None => (y + out)?,
+            };
+        }
+        if let Some(conv) = &m.output_projection {
+            y = conv.forward_at(&y.unsqueeze(2)?.unsqueeze(3)?)?;
+        }
+        m.output.forward(&y.unsqueeze(2)?.unsqueeze(3)?)?.i((.., channel, .., 0, 0))
     }
 }
 
@@ -267,6 +425,10 @@ impl PixelModel for DiagonalBiLstm {
     fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
         let at = self.features(&x.narrow(2, 0, row + 1)?)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
         self.output.forward(&at)?.i((.., channel, .., 0, 0))
+    }
+
+    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
+        Ok(Some(Box::new(Session::new(self, batch)?)))
     }
 }
 

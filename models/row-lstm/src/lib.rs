@@ -19,7 +19,8 @@ use candle_nn::VarBuilder;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
-use pixel_ops::{Head, ImageSpec, MaskKind, PixelModel};
+use pixel_ops::model::window;
+use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The Row LSTM configuration, stored as JSON in the weights' safetensors metadata.
@@ -51,6 +52,11 @@ impl Config {
     /// The images this configuration describes.
     pub fn spec(&self) -> ImageSpec {
         ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+    }
+
+    /// How pixel values become the network's input: always centred for the Row LSTM.
+    pub fn input_encoding(&self) -> InputEncoding {
+        InputEncoding::Centred
     }
 
     fn check(&self) -> Result<()> {
@@ -149,14 +155,99 @@ impl RowLstm {
         &self.cfg
     }
 
+    /// The recurrent layers, in order.
+    pub fn layers(&self) -> &[RowLstmLayer] {
+        &self.layers
+    }
+
+    /// The first, mask-A, convolution's output on pixel values `(b, c, H, W)`: the first layer's input.
+    pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = self.input_conv.weight().dtype();
+        let x = self.cfg.input_encoding().encode(self.cfg.head, &x.to_device(&self.device)?, dtype)?;
+        self.input_conv.forward(&x)
+    }
+
     /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`.
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.cfg.head.encode_input(&x.to_device(&self.device)?, self.input_conv.weight().dtype())?;
-        let mut y = self.input_conv.forward(&x)?;
+        let mut y = self.layer_input(x)?;
         for layer in &self.layers {
             y = layer.forward(&y)?;
         }
         Ok(y)
+    }
+}
+
+/// What one layer of a [`Session`] keeps.
+struct LayerCache {
+    /// `(h, c)` of the previous row and of the current row so far, per column.
+    above: Vec<(Tensor, Tensor)>,
+    row: Vec<(Tensor, Tensor)>,
+    /// The layer's input at each column of the current row so far.
+    inputs: Vec<Tensor>,
+}
+
+/// The cached sampler of the Row LSTM: per value, one position of every layer, from the previous
+/// row's cached states and the current row's inputs so far.
+pub struct Session<'a> {
+    model: &'a RowLstm,
+    layers: Vec<LayerCache>,
+    row: usize,
+    zeros: (Tensor, Tensor),
+    zero_input: Tensor,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(model: &'a RowLstm, batch: usize) -> Result<Self> {
+        let (w, dtype) = (model.cfg.width, model.input_conv.weight().dtype());
+        let zero = Tensor::zeros((batch, model.cfg.hidden), dtype, &model.device)?;
+        let zeros = (zero.clone(), zero);
+        let zero_input = Tensor::zeros((batch, model.cfg.features), dtype, &model.device)?;
+        let layer = || LayerCache { above: vec![zeros.clone(); w], row: vec![zeros.clone(); w], inputs: Vec::new() };
+        Ok(Self { model, layers: (0..model.layers.len()).map(|_| layer()).collect(), row: 0, zeros, zero_input })
+    }
+}
+
+impl SamplingSession for Session<'_> {
+    fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        if row == self.row + 1 && col == 0 && channel == 0 {
+            for cache in &mut self.layers {
+                std::mem::swap(&mut cache.above, &mut cache.row);
+                cache.inputs.clear();
+            }
+            self.row = row;
+        } else if row != self.row {
+            candle_core::bail!("the session is at row {}, asked for row {row}: steps must come in order", self.row);
+        }
+        let m = self.model;
+        let w = m.cfg.width;
+        let x = m.cfg.head.encode_input(&x.to_device(&m.device)?, m.input_conv.weight().dtype())?;
+        let k = m.cfg.input_kernel;
+        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k))?)?;
+        for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
+            if cache.inputs.len() == col {
+                cache.inputs.push(y.clone());
+            } else {
+                cache.inputs[col] = y.clone(); // the next channel of the same pixel
+            }
+            // The k×1 input-to-state window along the row (its taps right of `col` are masked).
+            let (r_is, r_ss) = (m.cfg.input_to_state_kernel / 2, layer.state_kernel / 2);
+            let taps_is: Vec<&Tensor> = (0..2 * r_is + 1)
+                .map(|j| (col + j).checked_sub(r_is).and_then(|c| cache.inputs.get(c)).unwrap_or(&self.zero_input))
+                .collect();
+            let z = layer.input_to_state.forward_at(&Tensor::stack(&taps_is, 2)?.unsqueeze(2)?)?;
+            // The k states of the row above centred on `col`, in tap order.
+            let taps_ss: Vec<&Tensor> = (0..2 * r_ss + 1)
+                .map(|j| match (col + j).checked_sub(r_ss) {
+                    Some(c) if c < w => &cache.above[c].0,
+                    _ => &self.zeros.0,
+                })
+                .collect();
+            let a = (z + Tensor::cat(&taps_ss, 1)?.matmul(&layer.state_to_state.t()?)?)?;
+            let state = lstm_update(&a, &cache.above[col].1, 1)?;
+            y = (y + layer.residual.forward_at(&state.0.unsqueeze(2)?.unsqueeze(3)?)?)?;
+            cache.row[col] = state;
+        }
+        m.output.forward(&y.unsqueeze(2)?.unsqueeze(3)?)?.i((.., channel, .., 0, 0))
     }
 }
 
@@ -178,5 +269,9 @@ impl PixelModel for RowLstm {
     fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
         let at = self.features(&x.narrow(2, 0, row + 1)?)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
         self.output.forward(&at)?.i((.., channel, .., 0, 0))
+    }
+
+    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
+        Ok(Some(Box::new(Session::new(self, batch)?)))
     }
 }

@@ -1,0 +1,79 @@
+//! Where the time of a Row LSTM / Diagonal BiLSTM forward pass goes: the input convolution, each
+//! layer's recurrent scan (input-to-state map, one step per row / diagonal, gates) and residual
+//! 1×1, and the output stack. Medians of --reps runs on one batch of random images.
+//!
+//!     cargo run --release --example recurrent_profile -- weights/diagonal-bilstm-cifar10.safetensors --batch 16
+use std::time::Instant;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+use pixel_zoo::ops::testing::weights_and_config;
+use pixel_zoo::PixelModel;
+
+fn median_ms(reps: usize, mut f: impl FnMut() -> candle_core::Result<Tensor>) -> candle_core::Result<f64> {
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[reps / 2])
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: recurrent_profile WEIGHTS.safetensors [--batch N] [--reps N]";
+    let path = args.first().ok_or_else(|| anyhow::anyhow!(usage))?;
+    let opt = |name: &str, default: usize| -> anyhow::Result<usize> {
+        match args.iter().position(|a| a == name) {
+            Some(i) => Ok(args.get(i + 1).ok_or_else(|| anyhow::anyhow!(usage))?.parse()?),
+            None => Ok(default),
+        }
+    };
+    let (batch, reps) = (opt("--batch", 16)?, opt("--reps", 5)?);
+    let (bytes, json) = weights_and_config(path.as_ref())?;
+    let mut cfg: serde_json::Value = serde_json::from_str(&json)?;
+    let arch = cfg.as_object_mut().and_then(|o| o.remove("architecture")).unwrap_or_default();
+    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?;
+    let (c, h, w) = (
+        cfg["channels"].as_u64().unwrap_or(1),
+        cfg["height"].as_u64().unwrap_or(28),
+        cfg["width"].as_u64().unwrap_or(28),
+    );
+    let values = if cfg["head"] == "softmax256" { 256 } else { 2 };
+    let px: Vec<u8> =
+        (0..batch as u64 * c * h * w).map(|k| (pixel_zoo::ops::data::splitmix64(1, k) % values) as u8).collect();
+    let x = Tensor::from_vec(px, (batch, c as usize, h as usize, w as usize), &Device::Cpu)?;
+    println!("{path}: {arch}, batch {batch}, medians of {reps} runs (ms)");
+    // (name, scan, whole layer) per layer, plus the input conv, output and total.
+    macro_rules! profile {
+        ($model:expr) => {{
+            let model = $model;
+            let total = median_ms(reps, || model.logits(&x))?;
+            let input = median_ms(reps, || model.layer_input(&x))?;
+            let mut y = model.layer_input(&x)?;
+            let mut layers_ms = 0.0;
+            for (i, layer) in model.layers().iter().enumerate() {
+                let scan = median_ms(reps, || layer.scan(&y))?;
+                let whole = median_ms(reps, || layer.forward(&y))?;
+                println!(
+                    "  layer {i}: {whole:8.1}  (recurrent scan {scan:.1}, residual 1x1 and add {:.1})",
+                    whole - scan
+                );
+                layers_ms += whole;
+                y = layer.forward(&y)?;
+            }
+            println!(
+                "  input conv {input:.1}; layers {layers_ms:.1}; output stack and rest {:.1}; total logits {total:.1}",
+                total - input - layers_ms
+            );
+        }};
+    }
+    match arch.as_str() {
+        Some("row-lstm") => profile!(row_lstm::RowLstm::new(&serde_json::from_value(cfg)?, vb)?),
+        Some("diagonal-bilstm") => profile!(diagonal_bilstm::DiagonalBiLstm::new(&serde_json::from_value(cfg)?, vb)?),
+        other => anyhow::bail!("{path}: architecture {other:?} is not recurrent"),
+    }
+    Ok(())
+}
