@@ -15,6 +15,10 @@ pub struct MaskedConv2d {
     /// `(1, out, 1, 1)`, if the layer has a bias.
     bias: Option<Tensor>,
     kernel: (usize, usize),
+    /// The weight as an `(in·kh·kw, out)` matrix and the bias as `(1, out)`: the layer at one
+    /// position ([`MaskedConv2d::forward_at`]) is one matrix product.
+    matrix: Tensor,
+    row_bias: Option<Tensor>,
 }
 
 impl MaskedConv2d {
@@ -43,23 +47,19 @@ impl MaskedConv2d {
             }
             None => weight,
         };
+        let matrix = weight.reshape((out_ch, in_ch * kh * kw))?.t()?.contiguous()?;
+        let row_bias = bias.as_ref().map(|b| b.reshape((1, out_ch))).transpose()?;
         let bias = bias.map(|b| b.reshape((1, out_ch, 1, 1))).transpose()?;
-        Ok(Self { weight, bias, kernel: (kh, kw) })
+        Ok(Self { weight, bias, kernel: (kh, kw), matrix, row_bias })
     }
 
     /// The layer at one position: `window` `(b, in, kh, kw)` is the input around it (zeros where
     /// the 'same' padding would be) → `(b, out)`. Used by the cached samplers.
     pub fn forward_at(&self, window: &Tensor) -> Result<Tensor> {
-        let (b, _, _, _) = window.dims4()?;
-        let out = self.weight.dim(0)?;
-        let y = if self.kernel == (1, 1) {
-            // A 1x1 layer at one position is a matrix product.
-            window.reshape((b, ()))?.matmul(&self.weight.reshape((out, ()))?.t()?)?
-        } else {
-            window.conv2d(&self.weight, 0, 1, 1, 1)?.reshape((b, out))?
-        };
-        match &self.bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, out))?),
+        let b = window.dim(0)?;
+        let y = window.reshape((b, ()))?.matmul(&self.matrix)?;
+        match &self.row_bias {
+            Some(bias) => y.broadcast_add(bias),
             None => Ok(y),
         }
     }

@@ -13,17 +13,20 @@ use crate::model::PixelModel;
 pub struct SampleOptions {
     /// Images to draw (≥ 1).
     pub count: usize,
-    /// Seed of the ChaCha8 generator that draws every value; the same seed gives the same images.
+    /// Seed of the ChaCha8 generators that draw the values (image `i` uses stream `i`); the same
+    /// seed gives the same images.
     pub seed: u64,
     /// Logits are divided by this (> 0); 1.0 samples the model's distribution.
     pub temperature: f64,
     /// Cached (default) or naive computation of the logits; both give the same images.
     pub method: Method,
+    /// Threads the batch is split over (0: one per core). The images do not depend on it.
+    pub threads: usize,
 }
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        Self { count: 16, seed: 0, temperature: 1.0, method: Method::Cached }
+        Self { count: 16, seed: 0, temperature: 1.0, method: Method::Cached, threads: 0 }
     }
 }
 
@@ -94,6 +97,8 @@ pub enum Method {
 }
 
 /// Fills rows `first_row..h` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).
+/// The batch is split into `opts.threads` parts sampled in parallel; image `i` draws from its own
+/// ChaCha8 stream (seed, stream `i`), so the images do not depend on the split.
 fn generate(
     model: &dyn PixelModel,
     mut pixels: Vec<u8>,
@@ -102,9 +107,53 @@ fn generate(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Tensor> {
     let s = model.spec();
-    let n = opts.count;
+    let (n, dims) = (opts.count, s.dims());
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
+        t => t,
+    }
+    .clamp(1, n);
+    let per_part = n.div_ceil(threads);
+    let results: Vec<Result<()>> =
+        std::thread::scope(|scope| {
+            let mut parts = pixels.chunks_mut(per_part * dims).enumerate();
+            let (_, first) = parts.next().expect("at least one image");
+            let handles: Vec<_> = parts
+                .map(|(k, part)| {
+                    scope.spawn(move || generate_part(model, part, k * per_part, first_row, opts, &mut |_, _| {}))
+                })
+                .collect();
+            // The first part runs here and reports progress.
+            let mut results = vec![generate_part(model, first, 0, first_row, opts, progress)];
+            results.extend(handles.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| Err(Error::InvalidArgument("a sampling thread panicked".into())))
+            }));
+            results
+        });
+    results.into_iter().collect::<Result<Vec<()>>>()?;
     let (c, h, w) = (s.channels, s.height, s.width);
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    Ok(Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?)
+}
+
+/// Samples the images in `pixels` (whole images, the first is image `first_image` of the batch).
+fn generate_part(
+    model: &dyn PixelModel,
+    pixels: &mut [u8],
+    first_image: usize,
+    first_row: usize,
+    opts: &SampleOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
+    let s = model.spec();
+    let (c, h, w) = (s.channels, s.height, s.width);
+    let n = pixels.len() / s.dims();
+    let mut rngs: Vec<ChaCha8Rng> = (0..n)
+        .map(|i| {
+            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+            rng.set_stream((first_image + i) as u64);
+            rng
+        })
+        .collect();
     let device = model.device().clone();
     let mut session = match opts.method {
         Method::Cached => model.session(n)?,
@@ -112,10 +161,11 @@ fn generate(
     };
     // A session must see every value from the first; it only draws from `first_row` on.
     let start = if session.is_some() { 0 } else { first_row };
+    let levels = s.head.levels();
     for row in start..h {
         for col in 0..w {
             for ch in 0..c {
-                let x = Tensor::from_slice(&pixels, (n, c, h, w), &device)?;
+                let x = Tensor::from_slice(pixels, (n, c, h, w), &device)?;
                 let logits = match session.as_mut() {
                     Some(session) => session.step(&x, row, col, ch)?,
                     None => model.step_logits(&x, row, col, ch)?,
@@ -124,8 +174,8 @@ fn generate(
                     continue;
                 }
                 let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let values = s.head.sample_values(&logits, n, opts.temperature, &mut rng);
-                for (i, v) in values.into_iter().enumerate() {
+                for (i, rng) in rngs.iter_mut().enumerate() {
+                    let v = s.head.sample_values(&logits[i * levels..(i + 1) * levels], 1, opts.temperature, rng)[0];
                     pixels[((i * c + ch) * h + row) * w + col] = v;
                 }
             }
@@ -134,5 +184,5 @@ fn generate(
             progress(row + 1 - first_row, h - first_row);
         }
     }
-    Ok(Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?)
+    Ok(())
 }

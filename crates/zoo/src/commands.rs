@@ -21,10 +21,11 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::List { json } => list(&zoo, json),
         Command::Fetch { id, url } => fetch(&zoo, &id, url.as_deref()),
+        Command::Bench { ids, batch, reps, json } => crate::bench::run(&zoo, &ids, cli.device, batch, reps, json),
         Command::Import { format, file, id, output } => import(&zoo, format, &file, id.as_deref(), output.as_deref()),
         Command::Sample { model, count, seed, temperature, naive, output } => {
             let m = load(&zoo, &model, cli.device)?;
-            let opts = SampleOptions { count, seed, temperature, method: method(naive) };
+            let opts = SampleOptions { count, seed, temperature, method: method(naive), ..Default::default() };
             check_output(&output)?;
             let t = Instant::now();
             let bar = bar(m.spec().height as u64, "sampling rows");
@@ -63,7 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
             check_output(&output)?;
             let spec = m.spec();
             let given = read_images(&m, std::slice::from_ref(&image))?;
-            let opts = SampleOptions { count, seed, temperature, method: method(naive) };
+            let opts = SampleOptions { count, seed, temperature, method: method(naive), ..Default::default() };
             let bar = bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
             let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
             bar.finish_and_clear();
@@ -105,14 +106,13 @@ fn device(arg: DeviceArg) -> Result<Device> {
     })
 }
 
-fn load(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg) -> Result<LoadedModel> {
+pub(crate) fn load(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg) -> Result<LoadedModel> {
     let device = device(dev)?;
     let m = zoo.load_with(&args.id, &device, args.weights.as_deref())?;
     tracing::info!(id = %args.id, weights = %m.source.path().display(), source = m.source.kind(), "model loaded");
     Ok(m)
 }
 
-/// Fails early, before any work, if `path` cannot be written.
 fn method(naive: bool) -> Method {
     if naive {
         Method::Naive
@@ -121,6 +121,7 @@ fn method(naive: bool) -> Method {
     }
 }
 
+/// Fails early, before any work, if `path` cannot be written.
 fn check_output(path: &Path) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {

@@ -4,6 +4,7 @@
 //! the library. Errors print their whole chain and exit with status 1; nothing half-written is
 //! left behind (outputs are written to a temporary file and renamed).
 
+mod bench;
 mod commands;
 
 use std::path::PathBuf;
@@ -131,6 +132,20 @@ pub enum Command {
         /// Third-party models: download the original from this URL (a mirror) instead of the manifest's.
         #[arg(long)]
         url: Option<String>,
+    },
+    /// Sampling speed of each model on this machine: one forward pass of a batch, naive sampling
+    /// (the network per value; estimated from timed steps), cached sampling (1 thread and all cores).
+    Bench {
+        /// Model ids (default: every model whose weights are here).
+        ids: Vec<String>,
+        /// Images per batch / sample.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Runs of the forward pass (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        #[arg(long)]
+        json: bool,
     },
     /// Convert a third-party checkpoint into the zoo's layout and install it in the local weights
     /// cache ($PIXEL_ZOO_CACHE, default ~/.cache/pixel-zoo/weights); every command then works on

@@ -91,7 +91,8 @@ fn the_cached_session_equals_the_full_pass_and_samples_the_same_images() -> anyh
     for (name, size) in
         [("rgb", (7, 6)), ("binary", (6, 5)), ("options", (5, 7)), ("options", (12, 12)), ("binary", (12, 12))]
     {
-        let model = random_model(name, Some(size), DType::F32)?;
+        // In float64 both paths compute the same values up to rounding far below the tolerance.
+        let model = random_model(name, Some(size), DType::F64)?;
         let s = model.spec();
         let n = 2 * s.dims();
         let px: Vec<u8> =
@@ -104,12 +105,14 @@ fn the_cached_session_equals_the_full_pass_and_samples_the_same_images() -> anyh
                 for ch in 0..s.channels {
                     let step = session.step(&x, row, col, ch)?;
                     let diff = (step - full.i((.., ch, .., row, col))?)?;
-                    let diff = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-                    assert!(diff < 1e-4, "{name} ({row},{col},{ch}): max |Δ| = {diff}");
+                    let diff = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+                    assert!(diff < 1e-9, "{name} ({row},{col},{ch}): max |Δ| = {diff}");
                 }
             }
         }
-        let opts = |method| SampleOptions { count: 3, seed: 11, temperature: 1.0, method };
+        // The sampler, in float32 as the zoo runs: the same images either way.
+        let model = random_model(name, Some(size), DType::F32)?;
+        let opts = |method| SampleOptions { count: 3, seed: 11, method, ..Default::default() };
         let cached = sample(&model, &opts(Method::Cached), &mut |_, _| {})?;
         let naive = sample(&model, &opts(Method::Naive), &mut |_, _| {})?;
         let (cached, naive) = (cached.flatten_all()?.to_vec1::<u8>()?, naive.flatten_all()?.to_vec1::<u8>()?);

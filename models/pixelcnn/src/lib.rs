@@ -9,7 +9,8 @@ use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::{Head, ImageSpec, MaskKind, PixelModel};
+use pixel_ops::model::window;
+use pixel_ops::{Head, ImageSpec, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The PixelCNN configuration, stored as JSON in the weights' safetensors metadata.
@@ -141,6 +142,57 @@ impl PixelCnn {
     }
 }
 
+/// The cached sampler of the PixelCNN: per value, one position of every block. Each block keeps the
+/// map its k×k convolution reads (the reduced features, after ReLU) at every position computed so
+/// far; the taps below and right of the centre are masked, so zeros stand in for them.
+pub struct Session<'a> {
+    model: &'a PixelCnn,
+    /// Per block, per position `row * W + col`: the k×k convolution's input there, `(b, h)`.
+    reduced: Vec<Vec<Option<Tensor>>>,
+    zero: Tensor,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(model: &'a PixelCnn, batch: usize) -> Result<Self> {
+        let positions = model.cfg.height * model.cfg.width;
+        let zero = Tensor::zeros((batch, model.cfg.hidden), model.input_conv.weight().dtype(), &model.device)?;
+        Ok(Self { model, reduced: vec![vec![None; positions]; model.blocks.len()], zero })
+    }
+}
+
+impl SamplingSession for Session<'_> {
+    fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        let m = self.model;
+        let (h, w) = (m.cfg.height, m.cfg.width);
+        let x = m.cfg.head.encode_input(&x.to_device(&m.device)?, m.input_conv.weight().dtype())?;
+        let k = m.cfg.input_kernel;
+        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k))?)?;
+        let r = m.cfg.block_kernel / 2;
+        for (block, cache) in m.blocks.iter().zip(&mut self.reduced) {
+            let reduced = block.reduce.forward_at(&y.relu()?.unsqueeze(2)?.unsqueeze(3)?)?.relu()?;
+            cache[row * w + col] = Some(reduced);
+            // The k×k window around (row, col): computed positions (rows above, this row up to col).
+            let mut taps = Vec::with_capacity((2 * r + 1) * (2 * r + 1));
+            for dy in 0..=2 * r {
+                for dx in 0..=2 * r {
+                    let (yy, xx) = ((row + dy).checked_sub(r), (col + dx).checked_sub(r));
+                    let tap = match (yy, xx) {
+                        (Some(yy), Some(xx)) if yy < h && xx < w && (yy, xx) <= (row, col) => {
+                            cache[yy * w + xx].as_ref()
+                        }
+                        _ => None,
+                    };
+                    taps.push(tap.unwrap_or(&self.zero));
+                }
+            }
+            let window = Tensor::stack(&taps, 2)?.reshape((self.zero.dim(0)?, m.cfg.hidden, 2 * r + 1, 2 * r + 1))?;
+            let spatial = block.spatial.forward_at(&window)?.relu()?;
+            y = (y + block.expand.forward_at(&spatial.unsqueeze(2)?.unsqueeze(3)?)?)?;
+        }
+        m.output.forward(&y.unsqueeze(2)?.unsqueeze(3)?)?.i((.., channel, .., 0, 0))
+    }
+}
+
 impl PixelModel for PixelCnn {
     fn spec(&self) -> ImageSpec {
         self.cfg.spec()
@@ -165,5 +217,9 @@ impl PixelModel for PixelCnn {
         // The output stack is 1×1: run it on the one position needed, not the whole window.
         let at = self.features(&window)?.narrow(2, row - top, 1)?.narrow(3, col - left, 1)?;
         self.output.forward(&at)?.i((.., channel, .., 0, 0))
+    }
+
+    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
+        Ok(Some(Box::new(Session::new(self, batch)?)))
     }
 }

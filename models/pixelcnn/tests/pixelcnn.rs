@@ -101,3 +101,39 @@ fn the_windowed_sampling_step_equals_the_full_pass() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn the_cached_session_equals_the_full_pass_and_samples_the_same_images() -> anyhow::Result<()> {
+    use candle_core::{IndexOp, Tensor};
+    use pixel_ops::sampler::{sample, Method, SampleOptions};
+    use pixel_ops::PixelModel;
+    for (name, size) in [("rgb", (9, 8)), ("binary", (6, 5))] {
+        // In float64 both paths compute the same values up to rounding far below the tolerance.
+        let model = random_model_as(name, Some(size), DType::F64)?;
+        let s = model.spec();
+        let n = 2 * s.dims();
+        let px: Vec<u8> =
+            (0..n as u64).map(|k| (pixel_ops::data::splitmix64(3, k) % s.head.values() as u64) as u8).collect();
+        let x = Tensor::from_vec(px, (2, s.channels, s.height, s.width), &Device::Cpu)?;
+        let full = model.logits(&x)?;
+        let mut session = model.session(2)?.expect("a cached session");
+        for row in 0..s.height {
+            for col in 0..s.width {
+                for ch in 0..s.channels {
+                    let step = session.step(&x, row, col, ch)?;
+                    let diff = (step - full.i((.., ch, .., row, col))?)?;
+                    let diff = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+                    assert!(diff < 1e-9, "{name} ({row},{col},{ch}): max |Δ| = {diff}");
+                }
+            }
+        }
+        // The sampler, in float32 as the zoo runs: the same images either way.
+        let model = random_model_as(name, Some(size), DType::F32)?;
+        let opts = |method| SampleOptions { count: 3, seed: 11, method, ..Default::default() };
+        let cached = sample(&model, &opts(Method::Cached), &mut |_, _| {})?;
+        let naive = sample(&model, &opts(Method::Naive), &mut |_, _| {})?;
+        let (cached, naive) = (cached.flatten_all()?.to_vec1::<u8>()?, naive.flatten_all()?.to_vec1::<u8>()?);
+        assert_eq!(cached, naive, "{name}: the cached sampler drew other images");
+    }
+    Ok(())
+}
