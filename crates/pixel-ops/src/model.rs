@@ -86,14 +86,21 @@ pub trait SamplingSession {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor>;
 }
 
-/// The input window of a `kh×kw` convolution centred at `(row, col)` of `x` `(b, c, h, w)`, zero
-/// where it leaves the image: `(b, c, kh, kw)`. `x` must already be in the network's input encoding.
-pub fn window(x: &Tensor, row: usize, col: usize, (kh, kw): (usize, usize)) -> Result<Tensor> {
+/// The input window of a `kh×kw` convolution centred at `(row, col)` of pixel values `x`
+/// `(b, c, h, w)`, passed through `encode` (the network's input encoding), zero where it leaves the
+/// image: `(b, c, kh, kw)`.
+pub fn window(
+    x: &Tensor,
+    row: usize,
+    col: usize,
+    (kh, kw): (usize, usize),
+    encode: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let (ry, rx) = (kh / 2, kw / 2);
     let (top, left) = (row.saturating_sub(ry), col.saturating_sub(rx));
     let (bottom, right) = ((row + ry + 1).min(h), (col + rx + 1).min(w));
-    let inside = x.narrow(2, top, bottom - top)?.narrow(3, left, right - left)?;
+    let inside = encode(&x.narrow(2, top, bottom - top)?.narrow(3, left, right - left)?)?;
     inside.pad_with_zeros(2, ry - (row - top), (row + ry + 1) - bottom)?.pad_with_zeros(
         3,
         rx - (col - left),

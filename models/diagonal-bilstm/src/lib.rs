@@ -381,9 +381,11 @@ impl SamplingSession for Session<'_> {
             candle_core::bail!("the session is at row {}, asked for row {row}: steps must come in order", self.row);
         }
         let m = self.model;
-        let x = m.cfg.input_encoding.encode(m.cfg.head, &x.to_device(&m.device)?, m.input_conv.weight().dtype())?;
+        let (x, dtype) = (x.to_device(&m.device)?, m.input_conv.weight().dtype());
         let k = m.cfg.input_kernel;
-        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k))?)?;
+        let mut y = m
+            .input_conv
+            .forward_at(&window(&x, row, col, (k, k), |t| m.cfg.input_encoding.encode(m.cfg.head, t, dtype))?)?;
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
             if cache.inputs.len() == col {
                 cache.inputs.push(y.clone());

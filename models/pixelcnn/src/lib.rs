@@ -164,9 +164,9 @@ impl SamplingSession for Session<'_> {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
         let m = self.model;
         let (h, w) = (m.cfg.height, m.cfg.width);
-        let x = m.cfg.head.encode_input(&x.to_device(&m.device)?, m.input_conv.weight().dtype())?;
+        let (x, dtype) = (x.to_device(&m.device)?, m.input_conv.weight().dtype());
         let k = m.cfg.input_kernel;
-        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k))?)?;
+        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k), |t| m.cfg.head.encode_input(t, dtype))?)?;
         let r = m.cfg.block_kernel / 2;
         for (block, cache) in m.blocks.iter().zip(&mut self.reduced) {
             let reduced = block.reduce.forward_at(&y.relu()?.unsqueeze(2)?.unsqueeze(3)?)?.relu()?;

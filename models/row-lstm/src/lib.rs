@@ -220,9 +220,9 @@ impl SamplingSession for Session<'_> {
         }
         let m = self.model;
         let w = m.cfg.width;
-        let x = m.cfg.head.encode_input(&x.to_device(&m.device)?, m.input_conv.weight().dtype())?;
+        let (x, dtype) = (x.to_device(&m.device)?, m.input_conv.weight().dtype());
         let k = m.cfg.input_kernel;
-        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k))?)?;
+        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k), |t| m.cfg.head.encode_input(t, dtype))?)?;
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
             if cache.inputs.len() == col {
                 cache.inputs.push(y.clone());
