@@ -23,7 +23,7 @@ use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
+use pixel_ops::lstm::{lstm_update, tap_major, GATES};
 use pixel_ops::model::window;
 use pixel_ops::skew::{mirror, shift_down, skew, unskew};
 use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
@@ -175,13 +175,34 @@ impl DiagonalBiLstmLayer {
         let mut cell = state.clone();
         let mut out = Vec::with_capacity(steps);
         for t in 0..steps {
+            // Only rows [lo, hi] of diagonal t need computing: rows above lo are past the image's
+            // right edge (never read again), rows below hi before its left edge, where the state
+            // stays zero — unless a scalar state bias makes the padding states non-zero.
+            let lo = (t + 1).saturating_sub(w);
+            let hi = if bias.is_some() { rows - 1 } else { t.min(rows - 1) };
+            let n = hi + 1 - lo;
             // Row r reads the previous diagonal's rows r−1 (the pixel above) and r (the pixel left).
-            let prev = taps(&state, 3, 1, 2, -1)?.reshape((2, 2 * h, b * rows))?;
-            let mut a = (s.i(t)? + kernels.matmul(&prev)?.reshape((2, GATES * h, b, rows))?)?;
+            let above = state.pad_with_zeros(3, 1, 0)?.narrow(3, lo, n)?;
+            let prev = Tensor::cat(&[&above, &state.narrow(3, lo, n)?], 1)?.reshape((2, 2 * h, b * n))?;
+            let z = s.i(t)?.narrow(3, lo, n)?;
+            let mut a = (z + kernels.matmul(&prev)?.reshape((2, GATES * h, b, n))?)?;
             if let Some(bias) = &bias {
                 a = a.broadcast_add(bias)?;
             }
-            (state, cell) = lstm_update(&a, &cell, 1)?;
+            let (new_h, new_c) = lstm_update(&a, &cell.narrow(3, lo, n)?, 1)?;
+            let splice = |old: &Tensor, new: Tensor| -> Result<Tensor> {
+                let mut parts = vec![];
+                if lo > 0 {
+                    parts.push(old.narrow(3, 0, lo)?);
+                }
+                parts.push(new);
+                if hi + 1 < rows {
+                    parts.push(old.narrow(3, hi + 1, rows - hi - 1)?);
+                }
+                Tensor::cat(&parts, 3)
+            };
+            state = splice(&state, new_h)?;
+            cell = splice(&cell, new_c)?;
             out.push(state.clone());
         }
         // (T, 2, h, b, H) → (2b, h, H, T) → unskewed (2b, h, H, W).
