@@ -104,6 +104,50 @@ pub fn total_probability_binary(model: &dyn PixelModel) -> candle_core::Result<f
     Ok(total)
 }
 
+/// A pseudo-random batch of `n` images the model describes (SplitMix64 from `seed`).
+pub fn random_images(model: &dyn PixelModel, n: usize, seed: u64) -> candle_core::Result<Tensor> {
+    let s = model.spec();
+    let values = s.head.values() as u64;
+    let px: Vec<u8> = (0..(n * s.dims()) as u64).map(|k| (crate::data::splitmix64(seed, k) % values) as u8).collect();
+    Tensor::from_vec(px, (n, s.channels, s.height, s.width), model.device())
+}
+
+/// The largest |Δlogit| between a step path and the full pass over every value of two random
+/// images: the model's cached session if `cached`, else [`PixelModel::step_logits`] at every value.
+pub fn step_mismatch(model: &dyn PixelModel, cached: bool) -> candle_core::Result<f64> {
+    let s = model.spec();
+    let x = random_images(model, 2, 3)?;
+    let full = model.logits(&x)?.to_dtype(DType::F64)?;
+    let mut session = if cached {
+        Some(model.session(2)?.ok_or_else(|| candle_core::Error::Msg("the model has no cached session".into()))?)
+    } else {
+        None
+    };
+    let mut worst = 0f64;
+    for row in 0..s.height {
+        for col in 0..s.width {
+            for ch in 0..s.channels {
+                let step = match session.as_mut() {
+                    Some(session) => session.step(&x, row, col, ch)?,
+                    None => model.step_logits(&x, row, col, ch)?,
+                };
+                let diff = (step.to_dtype(DType::F64)? - full.i((.., ch, .., row, col))?)?;
+                worst = worst.max(diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?);
+            }
+        }
+    }
+    Ok(worst)
+}
+
+/// Samples 3 images with `seed` by the cached and by the naive path: `(cached, naive)` pixels.
+pub fn cached_and_naive_samples(model: &dyn PixelModel, seed: u64) -> crate::Result<(Vec<u8>, Vec<u8>)> {
+    use crate::sampler::{sample, Method, SampleOptions};
+    let opts = |method| SampleOptions { count: 3, seed, method, ..Default::default() };
+    let cached = sample(model, &opts(Method::Cached), &mut |_, _| {})?.flatten_all()?.to_vec1::<u8>()?;
+    let naive = sample(model, &opts(Method::Naive), &mut |_, _| {})?.flatten_all()?.to_vec1::<u8>()?;
+    Ok((cached, naive))
+}
+
 /// The bytes of a weights file and the `config` JSON in its safetensors metadata (the fixtures of
 /// the PyTorch reference; each architecture parses the JSON into its own config).
 pub fn weights_and_config(path: &Path) -> candle_core::Result<(Vec<u8>, String)> {
@@ -113,6 +157,17 @@ pub fn weights_and_config(path: &Path) -> candle_core::Result<(Vec<u8>, String)>
     let config = meta.metadata().as_ref().and_then(|m| m.get("config").cloned());
     let config = config.ok_or_else(|| candle_core::Error::Msg(format!("{}: no config metadata", path.display())))?;
     Ok((bytes, config))
+}
+
+/// A weights file's config (its `config` metadata without the `architecture` key, parsed as the
+/// architecture's config type `C`) and its bytes.
+pub fn weights_with_config<C: serde::de::DeserializeOwned>(path: &Path) -> candle_core::Result<(C, Vec<u8>)> {
+    let (bytes, json) = weights_and_config(path)?;
+    let mut json: serde_json::Value = serde_json::from_str(&json).map_err(candle_core::Error::wrap)?;
+    if let Some(o) = json.as_object_mut() {
+        o.remove("architecture");
+    }
+    Ok((serde_json::from_value(json).map_err(candle_core::Error::wrap)?, bytes))
 }
 
 /// How far a model's logits and NLL are from the reference's.

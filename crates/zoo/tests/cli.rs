@@ -62,7 +62,7 @@ fn list_shows_every_model_with_its_figures() {
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ids: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"pixelcnn-mnist") && ids.contains(&"pixelcnn-cifar10"), "{ids:?}");
-    for id in ["row-lstm-mnist", "diagonal-bilstm-mnist", "row-lstm-cifar10", "diagonal-bilstm-cifar10", LASAGNE] {
+    for id in TRAINED.iter().chain(&[LASAGNE]) {
         assert!(ids.contains(&id), "{id} missing: {ids:?}");
     }
     // The zoo's own models are in weights/; third-party ones are imported by the user.
@@ -95,12 +95,8 @@ fn sample_writes_a_grid_and_is_deterministic() {
 fn eval_matches_the_pytorch_reference_on_the_first_test_images() {
     let Some(data) = data_dir() else { return };
     // The reference fixture holds the PyTorch NLL of the first 8 test images of each shipped model.
-    for id in ["pixelcnn-mnist", "pixelcnn-cifar10"] {
-        let t = candle_core::safetensors::load(
-            root().join(format!("tests/fixtures/{id}.logits.safetensors")),
-            &candle_core::Device::Cpu,
-        )
-        .unwrap();
+    for id in TRAINED {
+        let t = reference_fixture(id);
         let want =
             t["nll"].to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap().iter().sum::<f64>() / 8.0;
         let out = ok(&zoo(&["eval", id, "--data-dir", data.to_str().unwrap(), "--limit", "8", "--json"]));
@@ -113,13 +109,15 @@ fn eval_matches_the_pytorch_reference_on_the_first_test_images() {
     }
 }
 
+/// The PyTorch reference's fixture of a shipped model: `input`, `logits`, `nll`.
+fn reference_fixture(id: &str) -> HashMap<String, candle_core::Tensor> {
+    let path = root().join(format!("tests/fixtures/{id}.logits.safetensors"));
+    candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap()
+}
+
 /// Writes test image `i` of the fixture of `id` as a PNG.
 fn fixture_png(id: &str, i: usize, path: &Path) {
-    let t = candle_core::safetensors::load(
-        root().join(format!("tests/fixtures/{id}.logits.safetensors")),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
+    let t = reference_fixture(id);
     let x = &t["input"];
     let (_, c, h, w) = x.dims4().unwrap();
     let px = x.get(i).unwrap().flatten_all().unwrap().to_vec1::<u8>().unwrap();
@@ -138,12 +136,8 @@ fn fixture_png(id: &str, i: usize, path: &Path) {
 #[test]
 fn score_and_logits_of_png_images_match_the_reference() {
     let dir = tempfile::tempdir().unwrap();
-    for id in ["pixelcnn-mnist", "pixelcnn-cifar10"] {
-        let t = candle_core::safetensors::load(
-            root().join(format!("tests/fixtures/{id}.logits.safetensors")),
-            &candle_core::Device::Cpu,
-        )
-        .unwrap();
+    for id in TRAINED {
+        let t = reference_fixture(id);
         let want = t["nll"].to_dtype(candle_core::DType::F32).unwrap().to_vec1::<f32>().unwrap();
         let (p0, p1) = (dir.path().join(format!("{id}-0.png")), dir.path().join(format!("{id}-1.png")));
         fixture_png(id, 0, &p0);
@@ -237,6 +231,16 @@ fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly
     assert!(err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-mnist"), "{err}");
     assert!(!out.exists());
 }
+
+/// The models trained by the PyTorch reference and shipped in weights/.
+const TRAINED: [&str; 6] = [
+    "pixelcnn-mnist",
+    "pixelcnn-cifar10",
+    "row-lstm-mnist",
+    "row-lstm-cifar10",
+    "diagonal-bilstm-mnist",
+    "diagonal-bilstm-cifar10",
+];
 
 const LASAGNE: &str = "diagonal-bilstm-mnist-lasagne";
 

@@ -459,15 +459,12 @@ impl PixelModel for DiagonalBiLstm {
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
-    use pixel_ops::testing::{causality_violations, weights_and_config};
+    use pixel_ops::testing::{causality_violations, weights_with_config};
 
     fn random_rgb_model() -> Result<DiagonalBiLstm> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/diagonal-bilstm-random-rgb.safetensors");
-        let (bytes, json) = weights_and_config(&path)?;
-        let mut json: serde_json::Value = serde_json::from_str(&json).map_err(candle_core::Error::wrap)?;
-        json.as_object_mut().expect("a JSON object").remove("architecture");
-        let cfg: Config = serde_json::from_value(json).map_err(candle_core::Error::wrap)?;
+        let (cfg, bytes): (Config, _) = weights_with_config(&path)?;
         DiagonalBiLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?)
     }
 

@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use diagonal_bilstm::{Config, DiagonalBiLstm};
-use pixel_ops::testing::{causality_violations, compare_with_reference, total_probability_binary, weights_and_config};
-use pixel_ops::PixelModel;
+use pixel_ops::testing::{
+    cached_and_naive_samples, causality_violations, compare_with_reference, step_mismatch, total_probability_binary,
+    weights_with_config,
+};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
@@ -15,10 +17,8 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The random-weight reference model `name` (`rgb` or `binary`), optionally at another image size.
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<DiagonalBiLstm> {
-    let (bytes, json) = weights_and_config(&fixture(&format!("diagonal-bilstm-random-{name}.safetensors")))?;
-    let mut json: serde_json::Value = serde_json::from_str(&json)?;
-    json.as_object_mut().expect("a JSON object").remove("architecture");
-    let mut cfg: Config = serde_json::from_value(json)?;
+    let (mut cfg, bytes): (Config, _) =
+        weights_with_config(&fixture(&format!("diagonal-bilstm-random-{name}.safetensors")))?;
     if let Some((h, w)) = size {
         (cfg.height, cfg.width) = (h, w);
     }
@@ -73,49 +73,21 @@ fn logits_match_the_pytorch_reference() -> anyhow::Result<()> {
 
 #[test]
 fn the_sampling_step_equals_the_full_pass() -> anyhow::Result<()> {
-    let model = random_model("rgb", Some((9, 7)), DType::F32)?;
-    let px: Vec<u8> = (0..2 * 3 * 63u64).map(|k| (pixel_ops::data::splitmix64(9, k) % 256) as u8).collect();
-    let x = Tensor::from_vec(px, (2, 3, 9, 7), &Device::Cpu)?;
-    let full = model.logits(&x)?;
-    for (row, col, ch) in [(0, 0, 0), (4, 6, 1), (8, 0, 2), (8, 6, 0)] {
-        let diff = (model.step_logits(&x, row, col, ch)? - full.i((.., ch, .., row, col))?)?;
-        let diff = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-        assert!(diff < 1e-4, "({row},{col},{ch}): max |Δ| = {diff}");
-    }
+    let worst = step_mismatch(&random_model("rgb", Some((9, 7)), DType::F64)?, false)?;
+    assert!(worst < 1e-9, "step_logits vs full pass: max |Δlogit| = {worst}");
     Ok(())
 }
 
 #[test]
 fn the_cached_session_equals_the_full_pass_and_samples_the_same_images() -> anyhow::Result<()> {
-    use pixel_ops::sampler::{sample, Method, SampleOptions};
     for (name, size) in
         [("rgb", (7, 6)), ("binary", (6, 5)), ("options", (5, 7)), ("options", (12, 12)), ("binary", (12, 12))]
     {
         // In float64 both paths compute the same values up to rounding far below the tolerance.
-        let model = random_model(name, Some(size), DType::F64)?;
-        let s = model.spec();
-        let n = 2 * s.dims();
-        let px: Vec<u8> =
-            (0..n as u64).map(|k| (pixel_ops::data::splitmix64(3, k) % s.head.values() as u64) as u8).collect();
-        let x = Tensor::from_vec(px, (2, s.channels, s.height, s.width), &Device::Cpu)?;
-        let full = model.logits(&x)?;
-        let mut session = model.session(2)?.expect("a cached session");
-        for row in 0..s.height {
-            for col in 0..s.width {
-                for ch in 0..s.channels {
-                    let step = session.step(&x, row, col, ch)?;
-                    let diff = (step - full.i((.., ch, .., row, col))?)?;
-                    let diff = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
-                    assert!(diff < 1e-9, "{name} ({row},{col},{ch}): max |Δ| = {diff}");
-                }
-            }
-        }
+        let worst = step_mismatch(&random_model(name, Some(size), DType::F64)?, true)?;
+        assert!(worst < 1e-9, "{name}: cached session vs full pass, max |Δlogit| = {worst}");
         // The sampler, in float32 as the zoo runs: the same images either way.
-        let model = random_model(name, Some(size), DType::F32)?;
-        let opts = |method| SampleOptions { count: 3, seed: 11, method, ..Default::default() };
-        let cached = sample(&model, &opts(Method::Cached), &mut |_, _| {})?;
-        let naive = sample(&model, &opts(Method::Naive), &mut |_, _| {})?;
-        let (cached, naive) = (cached.flatten_all()?.to_vec1::<u8>()?, naive.flatten_all()?.to_vec1::<u8>()?);
+        let (cached, naive) = cached_and_naive_samples(&random_model(name, Some(size), DType::F32)?, 11)?;
         assert_eq!(cached, naive, "{name}: the cached sampler drew other images");
     }
     Ok(())

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use pixel_ops::testing::{causality_violations, compare_with_reference, total_probability_binary};
+use pixel_ops::testing::{
+    cached_and_naive_samples, causality_violations, compare_with_reference, step_mismatch, total_probability_binary,
+};
 use pixelcnn::{Config, PixelCnn};
 
 fn fixture(name: &str) -> PathBuf {
@@ -86,53 +88,20 @@ fn fixture_weights_are_unmasked_so_the_causality_tests_check_masking_at_load() -
 
 #[test]
 fn the_windowed_sampling_step_equals_the_full_pass() -> anyhow::Result<()> {
-    use candle_core::{IndexOp, Tensor};
-    use pixel_ops::PixelModel;
     // 16x16 is larger than the receptive window (radius 3 + 2 = 5), so the window is really cut.
-    let model = random_model("rgb", Some((16, 16)))?;
-    let px: Vec<u8> = (0..2 * 3 * 256u64).map(|k| (pixel_ops::data::splitmix64(9, k) % 256) as u8).collect();
-    let x = Tensor::from_vec(px, (2, 3, 16, 16), &Device::Cpu)?;
-    let full = model.logits(&x)?;
-    for (row, col, ch) in [(0, 0, 0), (5, 7, 1), (10, 0, 2), (15, 15, 0), (12, 8, 2), (3, 15, 1)] {
-        let step = model.step_logits(&x, row, col, ch)?;
-        let want = full.i((.., ch, .., row, col))?;
-        let diff = (step - want)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-        assert!(diff < 1e-4, "({row},{col},{ch}): max |Δ| = {diff}");
-    }
+    let worst = step_mismatch(&random_model_as("rgb", Some((16, 16)), DType::F64)?, false)?;
+    assert!(worst < 1e-9, "step_logits vs full pass: max |Δlogit| = {worst}");
     Ok(())
 }
 
 #[test]
 fn the_cached_session_equals_the_full_pass_and_samples_the_same_images() -> anyhow::Result<()> {
-    use candle_core::{IndexOp, Tensor};
-    use pixel_ops::sampler::{sample, Method, SampleOptions};
-    use pixel_ops::PixelModel;
     for (name, size) in [("rgb", (9, 8)), ("binary", (6, 5))] {
         // In float64 both paths compute the same values up to rounding far below the tolerance.
-        let model = random_model_as(name, Some(size), DType::F64)?;
-        let s = model.spec();
-        let n = 2 * s.dims();
-        let px: Vec<u8> =
-            (0..n as u64).map(|k| (pixel_ops::data::splitmix64(3, k) % s.head.values() as u64) as u8).collect();
-        let x = Tensor::from_vec(px, (2, s.channels, s.height, s.width), &Device::Cpu)?;
-        let full = model.logits(&x)?;
-        let mut session = model.session(2)?.expect("a cached session");
-        for row in 0..s.height {
-            for col in 0..s.width {
-                for ch in 0..s.channels {
-                    let step = session.step(&x, row, col, ch)?;
-                    let diff = (step - full.i((.., ch, .., row, col))?)?;
-                    let diff = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
-                    assert!(diff < 1e-9, "{name} ({row},{col},{ch}): max |Δ| = {diff}");
-                }
-            }
-        }
+        let worst = step_mismatch(&random_model_as(name, Some(size), DType::F64)?, true)?;
+        assert!(worst < 1e-9, "{name}: cached session vs full pass, max |Δlogit| = {worst}");
         // The sampler, in float32 as the zoo runs: the same images either way.
-        let model = random_model_as(name, Some(size), DType::F32)?;
-        let opts = |method| SampleOptions { count: 3, seed: 11, method, ..Default::default() };
-        let cached = sample(&model, &opts(Method::Cached), &mut |_, _| {})?;
-        let naive = sample(&model, &opts(Method::Naive), &mut |_, _| {})?;
-        let (cached, naive) = (cached.flatten_all()?.to_vec1::<u8>()?, naive.flatten_all()?.to_vec1::<u8>()?);
+        let (cached, naive) = cached_and_naive_samples(&random_model_as(name, Some(size), DType::F32)?, 11)?;
         assert_eq!(cached, naive, "{name}: the cached sampler drew other images");
     }
     Ok(())
