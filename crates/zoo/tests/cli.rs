@@ -63,7 +63,7 @@ fn list_shows_every_model_with_its_figures() {
     let ids: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"pixelcnn-mnist") && ids.contains(&"pixelcnn-cifar10"), "{ids:?}");
     for id in TRAINED.iter().chain(&[LASAGNE]) {
-        assert!(ids.contains(&id), "{id} missing: {ids:?}");
+        assert!(ids.contains(id), "{id} missing: {ids:?}");
     }
     // The zoo's own models are in weights/; third-party ones are imported by the user.
     for r in rows.as_array().unwrap().iter().filter(|r| r["third_party"].is_null()) {
