@@ -54,7 +54,8 @@ impl MaskedConv2d {
     }
 
     /// The layer at one position: `window` `(b, in, kh, kw)` is the input around it (zeros where
-    /// the 'same' padding would be) → `(b, out)`. Used by the cached samplers.
+    /// the 'same' padding would be; `(b, in)` for a 1×1 layer) → `(b, out)`. Used by the cached
+    /// samplers.
     pub fn forward_at(&self, window: &Tensor) -> Result<Tensor> {
         let b = window.dim(0)?;
         let y = window.reshape((b, ()))?.matmul(&self.matrix)?;

@@ -144,6 +144,15 @@ impl OutputStack {
     }
 }
 
+impl OutputStack {
+    /// The stack at one position: `x` `(b, in_features)` → logits `(b, colours, levels)`.
+    pub fn forward_at(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.hidden.forward_at(&x.relu()?)?;
+        let y = self.logits.forward_at(&y.relu()?)?;
+        y.reshape((x.dim(0)?, self.colours, self.head.levels()))
+    }
+}
+
 impl Module for OutputStack {
     /// `(b, in, h, w)` → logits `(b, colours, levels, h, w)`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {

@@ -291,7 +291,7 @@ impl DiagonalLstm {
     /// `before` the `(h, c)` of the pixel above and of the pixel before it in this direction's order
     /// (left for left-to-right, right for right-to-left). Returns the new `(h, c)`.
     fn step_at(&self, input: &Tensor, above: &Tensor, before: &(Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
-        let z = self.input_to_state.forward_at(&input.unsqueeze(2)?.unsqueeze(3)?)?;
+        let z = self.input_to_state.forward_at(&input)?;
         // Taps in the order of `state_to_state`: the row above in the skewed map, then the same row.
         let prev = Tensor::cat(&[above, &before.0], 1)?;
         let mut a = (z + prev.matmul(&self.state_to_state.t()?)?)?;
@@ -419,14 +419,14 @@ impl SamplingSession for Session<'_> {
             let out = (&state.0 + &cache.r2l_above[col].0)?;
             cache.l2r_row[col] = state;
             y = match &layer.residual {
-                Some(conv) => (y + conv.forward_at(&out.unsqueeze(2)?.unsqueeze(3)?)?)?,
+                Some(conv) => (y + conv.forward_at(&out)?)?,
                 None => (y + out)?,
             };
         }
         if let Some(conv) = &m.output_projection {
-            y = conv.forward_at(&y.unsqueeze(2)?.unsqueeze(3)?)?;
+            y = conv.forward_at(&y)?;
         }
-        m.output.forward(&y.unsqueeze(2)?.unsqueeze(3)?)?.i((.., channel, .., 0, 0))
+        m.output.forward_at(&y)?.i((.., channel, ..))
     }
 }
 

@@ -169,7 +169,7 @@ impl SamplingSession for Session<'_> {
         let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k), |t| m.cfg.head.encode_input(t, dtype))?)?;
         let r = m.cfg.block_kernel / 2;
         for (block, cache) in m.blocks.iter().zip(&mut self.reduced) {
-            let reduced = block.reduce.forward_at(&y.relu()?.unsqueeze(2)?.unsqueeze(3)?)?.relu()?;
+            let reduced = block.reduce.forward_at(&y.relu()?)?.relu()?;
             cache[row * w + col] = Some(reduced);
             // The k×k window around (row, col): computed positions (rows above, this row up to col).
             let mut taps = Vec::with_capacity((2 * r + 1) * (2 * r + 1));
@@ -187,9 +187,9 @@ impl SamplingSession for Session<'_> {
             }
             let window = Tensor::stack(&taps, 2)?.reshape((self.zero.dim(0)?, m.cfg.hidden, 2 * r + 1, 2 * r + 1))?;
             let spatial = block.spatial.forward_at(&window)?.relu()?;
-            y = (y + block.expand.forward_at(&spatial.unsqueeze(2)?.unsqueeze(3)?)?)?;
+            y = (y + block.expand.forward_at(&spatial)?)?;
         }
-        m.output.forward(&y.unsqueeze(2)?.unsqueeze(3)?)?.i((.., channel, .., 0, 0))
+        m.output.forward_at(&y)?.i((.., channel, ..))
     }
 }
 

@@ -244,10 +244,10 @@ impl SamplingSession for Session<'_> {
                 .collect();
             let a = (z + Tensor::cat(&taps_ss, 1)?.matmul(&layer.state_to_state.t()?)?)?;
             let state = lstm_update(&a, &cache.above[col].1, 1)?;
-            y = (y + layer.residual.forward_at(&state.0.unsqueeze(2)?.unsqueeze(3)?)?)?;
+            y = (y + layer.residual.forward_at(&state.0)?)?;
             cache.row[col] = state;
         }
-        m.output.forward(&y.unsqueeze(2)?.unsqueeze(3)?)?.i((.., channel, .., 0, 0))
+        m.output.forward_at(&y)?.i((.., channel, ..))
     }
 }
 
