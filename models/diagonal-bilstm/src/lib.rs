@@ -291,7 +291,7 @@ impl DiagonalLstm {
     /// `before` the `(h, c)` of the pixel above and of the pixel before it in this direction's order
     /// (left for left-to-right, right for right-to-left). Returns the new `(h, c)`.
     fn step_at(&self, input: &Tensor, above: &Tensor, before: &(Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
-        let z = self.input_to_state.forward_at(&input)?;
+        let z = self.input_to_state.forward_at(input)?;
         // Taps in the order of `state_to_state`: the row above in the skewed map, then the same row.
         let prev = Tensor::cat(&[above, &before.0], 1)?;
         let mut a = (z + prev.matmul(&self.state_to_state.t()?)?)?;
