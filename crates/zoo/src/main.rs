@@ -188,7 +188,7 @@ fn main() {
     // thread starts; the user's RAYON_NUM_THREADS wins.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let per_op = match cli.command {
-            Command::Sample { .. } | Command::Complete { .. } => 1,
+            Command::Sample { .. } | Command::Complete { .. } | Command::Bench { .. } => 1,
             _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         std::env::set_var("RAYON_NUM_THREADS", per_op.to_string());
