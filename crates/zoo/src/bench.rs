@@ -38,7 +38,15 @@ pub fn run(zoo: &Zoo, ids: &[String], dev: DeviceArg, batch: usize, reps: usize,
     if !json_out {
         println!(
             "{:<30} {:>10} {:>12} {:>13} {:>12} {:>11} {:>15} {:>12} {:>13}",
-            "model", "forward", "full passes", "naive (est.)", "cached 1 thr", "cached all", "cached/forward", "full/cached", "naive/cached1"
+            "model",
+            "forward",
+            "full passes",
+            "naive (est.)",
+            "cached 1 thr",
+            "cached all",
+            "cached/forward",
+            "full/cached",
+            "naive/cached1"
         );
     }
     for id in &ids {
@@ -62,7 +70,9 @@ pub fn run(zoo: &Zoo, ids: &[String], dev: DeviceArg, batch: usize, reps: usize,
                         scope.spawn(move || x.and_then(|x| m.logits(&x)).map(|_| ()))
                     })
                     .collect();
-                handles.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("a thread panicked"))?.map_err(anyhow::Error::from))
+                handles.into_iter().try_for_each(|h| {
+                    h.join().map_err(|_| anyhow::anyhow!("a thread panicked"))?.map_err(anyhow::Error::from)
+                })
             })
         };
         forward_split()?; // warm-up
