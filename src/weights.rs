@@ -148,7 +148,7 @@ impl Resolver {
                 id: entry.id.clone(),
                 file: entry.weights.clone(),
                 hint: format!(
-                    "it is converted from a third-party checkpoint ({}, {} licence) that is not in the zoo's \
+                    "it is converted from a third-party checkpoint ({}, licence: {}) that is not in the zoo's \
                      cache ({}), and HF_HUB_OFFLINE is set: download {url} (sha256 {}) and run \
                      `zoo import {} FILE`, or run `zoo fetch {}` with network access",
                     upstream.repository,

@@ -170,7 +170,7 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
             "test_bits_per_dim": e.metrics.as_ref().map(|m| m.test_bits_per_dim),
             "test_images": e.metrics.as_ref().map(|m| m.test_images),
             "paper": e.paper, "weights": where_,
-            "third_party": e.upstream.as_ref().map(|u| format!("{} ({} licence)", u.repository, u.licence)),
+            "third_party": e.upstream.as_ref().map(|u| format!("{} (licence: {})", u.repository, u.licence)),
         }));
     }
     if json {
