@@ -140,25 +140,26 @@ impl Resolver {
     /// downloads the original file and converts it into the zoo's cache ([`Resolver::import_from_url`]).
     pub fn download(&self, entry: &ModelEntry) -> Result<WeightsSource, ZooError> {
         let url = self.url(entry);
-        if let (Some(upstream), false) = (&entry.upstream, self.offline) {
-            return self.import_from_url(entry, &upstream.url);
-        }
-        if let (Some(upstream), true) = (&entry.upstream, self.offline) {
-            return Err(ZooError::WeightsNotFound {
-                id: entry.id.clone(),
-                file: entry.weights.clone(),
-                hint: format!(
-                    "it is converted from a third-party checkpoint ({}, licence: {}) that is not in the zoo's \
-                     cache ({}), and HF_HUB_OFFLINE is set: download {url} (sha256 {}) and run \
-                     `zoo import {} FILE`, or run `zoo fetch {}` with network access",
-                    upstream.repository,
-                    upstream.licence,
-                    self.zoo_cache.display(),
-                    upstream.sha256,
-                    upstream.format,
-                    entry.id
-                ),
-            });
+        match (&entry.upstream, self.offline) {
+            (Some(upstream), false) => return self.import_from_url(entry, &upstream.url),
+            (Some(upstream), true) => {
+                return Err(ZooError::WeightsNotFound {
+                    id: entry.id.clone(),
+                    file: entry.weights.clone(),
+                    hint: format!(
+                        "it is converted from a third-party checkpoint ({}, licence: {}) that is not in the zoo's \
+                         cache ({}), and HF_HUB_OFFLINE is set: download {url} (sha256 {}) and run \
+                         `zoo import {} FILE`, or run `zoo fetch {}` with network access",
+                        upstream.repository,
+                        upstream.licence,
+                        self.zoo_cache.display(),
+                        upstream.sha256,
+                        upstream.format,
+                        entry.id
+                    ),
+                })
+            }
+            (None, _) => {}
         }
         let repo = Self::repo(entry).expect("a manifest entry is on the hub or has an upstream");
         if self.offline {

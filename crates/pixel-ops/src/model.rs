@@ -86,6 +86,28 @@ pub trait SamplingSession {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor>;
 }
 
+/// For a row-by-row session at row `current`: whether the step `(row, col, channel)` starts the
+/// next row (the session must then close `current`); an error if the steps are out of order.
+pub fn starts_next_row(current: usize, row: usize, col: usize, channel: usize) -> Result<bool> {
+    if row == current + 1 && col == 0 && channel == 0 {
+        Ok(true)
+    } else if row == current {
+        Ok(false)
+    } else {
+        candle_core::bail!("the session is at row {current}, asked for row {row}: steps must come in order")
+    }
+}
+
+/// Stores a position's value in a row being built column by column: appended at a new column,
+/// replaced when a later channel of the same pixel recomputes it.
+pub fn record_at(row: &mut Vec<Tensor>, col: usize, value: &Tensor) {
+    if row.len() == col {
+        row.push(value.clone());
+    } else {
+        row[col] = value.clone();
+    }
+}
+
 /// The input window of a `kh×kw` convolution centred at `(row, col)` of pixel values `x`
 /// `(b, c, h, w)`, passed through `encode` (the network's input encoding), zero where it leaves the
 /// image: `(b, c, kh, kw)`.

@@ -23,8 +23,8 @@ use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::lstm::{lstm_update, tap_major, GATES};
-use pixel_ops::model::window;
+use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
+use pixel_ops::model::{record_at, starts_next_row, window};
 use pixel_ops::skew::{mirror, shift_down, skew, unskew};
 use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
@@ -182,8 +182,7 @@ impl DiagonalBiLstmLayer {
             let hi = if bias.is_some() { rows - 1 } else { t.min(rows - 1) };
             let n = hi + 1 - lo;
             // Row r reads the previous diagonal's rows r−1 (the pixel above) and r (the pixel left).
-            let above = state.pad_with_zeros(3, 1, 0)?.narrow(3, lo, n)?;
-            let prev = Tensor::cat(&[&above, &state.narrow(3, lo, n)?], 1)?.reshape((2, 2 * h, b * n))?;
+            let prev = taps(&state, 3, 1, 2, -1)?.narrow(3, lo, n)?.reshape((2, 2 * h, b * n))?;
             let z = s.i(t)?.narrow(3, lo, n)?;
             let mut a = (z + kernels.matmul(&prev)?.reshape((2, GATES * h, b, n))?)?;
             if let Some(bias) = &bias {
@@ -396,10 +395,8 @@ impl<'a> Session<'a> {
 
 impl SamplingSession for Session<'_> {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        if row == self.row + 1 && col == 0 && channel == 0 {
+        if starts_next_row(self.row, row, col, channel)? {
             self.finish_row()?;
-        } else if row != self.row {
-            candle_core::bail!("the session is at row {}, asked for row {row}: steps must come in order", self.row);
         }
         let m = self.model;
         let (x, dtype) = (x.to_device(&m.device)?, m.input_conv.weight().dtype());
@@ -408,11 +405,7 @@ impl SamplingSession for Session<'_> {
             .input_conv
             .forward_at(&window(&x, row, col, (k, k), |t| m.cfg.input_encoding.encode(m.cfg.head, t, dtype))?)?;
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
-            if cache.inputs.len() == col {
-                cache.inputs.push(y.clone());
-            } else {
-                cache.inputs[col] = y.clone(); // the next channel of the same pixel
-            }
+            record_at(&mut cache.inputs, col, &y);
             let before = if col > 0 { &cache.l2r_row[col - 1] } else { &cache.l2r_padding[row] };
             let state = layer.left_to_right.step_at(&y, &cache.l2r_above[col].0, before)?;
             // The right-to-left direction's state of the row above (zeros for row 0): the shift down.

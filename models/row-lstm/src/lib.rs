@@ -19,7 +19,7 @@ use candle_nn::VarBuilder;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
-use pixel_ops::model::window;
+use pixel_ops::model::{record_at, starts_next_row, window};
 use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
@@ -209,14 +209,12 @@ impl<'a> Session<'a> {
 
 impl SamplingSession for Session<'_> {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        if row == self.row + 1 && col == 0 && channel == 0 {
+        if starts_next_row(self.row, row, col, channel)? {
             for cache in &mut self.layers {
                 std::mem::swap(&mut cache.above, &mut cache.row);
                 cache.inputs.clear();
             }
             self.row = row;
-        } else if row != self.row {
-            candle_core::bail!("the session is at row {}, asked for row {row}: steps must come in order", self.row);
         }
         let m = self.model;
         let w = m.cfg.width;
@@ -224,11 +222,7 @@ impl SamplingSession for Session<'_> {
         let k = m.cfg.input_kernel;
         let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k), |t| m.cfg.head.encode_input(t, dtype))?)?;
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
-            if cache.inputs.len() == col {
-                cache.inputs.push(y.clone());
-            } else {
-                cache.inputs[col] = y.clone(); // the next channel of the same pixel
-            }
+            record_at(&mut cache.inputs, col, &y);
             // The k×1 input-to-state window along the row (its taps right of `col` are masked).
             let (r_is, r_ss) = (m.cfg.input_to_state_kernel / 2, layer.state_kernel / 2);
             let taps_is: Vec<&Tensor> = (0..2 * r_is + 1)
