@@ -1,8 +1,9 @@
 """Build any zoo architecture from its config (the JSON stored in the safetensors metadata)."""
 from .pixelcnn import PixelCNN
 from .recurrent import RecurrentPixelModel
+from .multiscale import MultiScale
 
-ARCHITECTURES = ("pixelcnn", "row-lstm", "diagonal-bilstm")
+ARCHITECTURES = ("pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale")
 
 
 def build(cfg):
@@ -10,4 +11,6 @@ def build(cfg):
         return PixelCNN(cfg)
     if cfg["architecture"] in ("row-lstm", "diagonal-bilstm"):
         return RecurrentPixelModel(cfg)
+    if cfg["architecture"] == "multiscale":
+        return MultiScale(cfg)
     raise ValueError(f"unknown architecture {cfg['architecture']}; known: {', '.join(ARCHITECTURES)}")

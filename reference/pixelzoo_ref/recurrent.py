@@ -10,6 +10,11 @@ Gates: the 4h pre-activations are, in this order, o, f, i (sigmoid) and g (tanh)
 c = f*c_prev + i*g, h = o*tanh(c). The input-to-state maps are masked (mask B) with colour groups
 per gate: pre-activation k has the group of hidden feature k mod h. State-to-state convolutions
 are unmasked: they only read states of earlier positions.
+
+Conditioning (the multi-scale PixelRNN, paper section 3.6, `multiscale.py`): with config
+`conditioning` = c > 0, every LSTM direction of every layer has a 1x1 unmasked convolution
+`conditioning` (4h, c, 1, 1), no bias, that maps a conditioning map (b, c, H, W) to 4h x H x W,
+added to its input-to-state map.
 """
 import torch
 import torch.nn as nn
@@ -46,6 +51,11 @@ def flat_kernel(w):
     return w.permute(0, 2, 1).reshape(w.shape[0], -1)
 
 
+def conditioning_conv(c, h):
+    """The 1x1 unmasked map of a c-feature conditioning map to the 4h pre-activations (or None)."""
+    return nn.Conv2d(c, GATES * h, 1, bias=False) if c else None
+
+
 def init_input_to_state(conv, h):
     with torch.no_grad():
         conv.bias.zero_()
@@ -72,9 +82,10 @@ def shift_down(x):
 
 
 class RowLSTMLayer(nn.Module):
-    def __init__(self, features, h, colours, is_kernel, ss_kernel, residual_conv=True):
+    def __init__(self, features, h, colours, is_kernel, ss_kernel, residual_conv=True, conditioning=0):
         super().__init__()
         self.h = h
+        self.conditioning = conditioning_conv(conditioning, h)
         self.input_to_state = MaskedConv2d("B", features, GATES * h, (1, is_kernel), colours, gates=GATES)
         init_input_to_state(self.input_to_state, h)
         # (4h, h, 1, k): a k-wide kernel along the previous row's hidden state; no bias.
@@ -82,10 +93,12 @@ class RowLSTMLayer(nn.Module):
         nn.init.uniform_(self.state_to_state, -(h * ss_kernel) ** -0.5, (h * ss_kernel) ** -0.5)
         self.residual = MaskedConv2d("B", h, features, (1, 1), colours) if residual_conv else None
 
-    def forward(self, x):
+    def forward(self, x, cond=None):
         b, _, H, W = x.shape
         h = self.h
         z = self.input_to_state(x)  # (b, 4h, H, W), all rows at once
+        if self.conditioning is not None:
+            z = z + self.conditioning(cond)
         k = self.state_to_state.shape[-1]
         w_ss = flat_kernel(self.state_to_state[:, :, 0, :])  # (4h, k*h)
         h_prev = z.new_zeros(b, h, W)
@@ -104,9 +117,10 @@ class RowLSTMLayer(nn.Module):
 class DiagonalLSTM(nn.Module):
     """The parameters of one direction of the Diagonal LSTM."""
 
-    def __init__(self, features, h, colours, state_bias):
+    def __init__(self, features, h, colours, state_bias, conditioning=0):
         super().__init__()
         self.h = h
+        self.conditioning = conditioning_conv(conditioning, h)
         self.input_to_state = MaskedConv2d("B", features, GATES * h, (1, 1), colours, gates=GATES)
         init_input_to_state(self.input_to_state, h)
         # (4h, h, 2, 1): the previous diagonal's state at rows r-1 (tap 0) and r (tap 1) of the
@@ -114,6 +128,10 @@ class DiagonalLSTM(nn.Module):
         self.state_to_state = nn.Parameter(torch.empty(GATES * h, h, 2, 1))
         nn.init.uniform_(self.state_to_state, -(2 * h) ** -0.5, (2 * h) ** -0.5)
         self.state_bias = nn.Parameter(torch.zeros(1)) if state_bias == "scalar" else None
+
+    def pre_activations(self, x, cond):
+        z = self.input_to_state(x)
+        return z if self.conditioning is None else z + self.conditioning(cond)
 
 
 def diagonal_scan(z, directions):
@@ -141,15 +159,16 @@ def diagonal_scan(z, directions):
 
 
 class DiagonalBiLSTMLayer(nn.Module):
-    def __init__(self, features, h, colours, state_bias, residual_conv):
+    def __init__(self, features, h, colours, state_bias, residual_conv, conditioning=0):
         super().__init__()
-        self.left_to_right = DiagonalLSTM(features, h, colours, state_bias)
-        self.right_to_left = DiagonalLSTM(features, h, colours, state_bias)
+        self.left_to_right = DiagonalLSTM(features, h, colours, state_bias, conditioning)
+        self.right_to_left = DiagonalLSTM(features, h, colours, state_bias, conditioning)
         self.residual = MaskedConv2d("B", h, features, (1, 1), colours) if residual_conv else None
 
-    def forward(self, x):
+    def forward(self, x, cond=None):
         # The right-to-left direction runs on the width-mirrored map, and is mirrored back.
-        z = torch.stack([self.left_to_right.input_to_state(x), self.right_to_left.input_to_state(x).flip(3)])
+        z = torch.stack([self.left_to_right.pre_activations(x, cond),
+                         self.right_to_left.pre_activations(x, cond).flip(3)])
         l2r, r2l = diagonal_scan(z, [self.left_to_right, self.right_to_left]).unbind(0)
         # The right-to-left direction at (r, c) has seen (r, c' > c): shifted down a row, every
         # position only reads rows above it from that direction.
@@ -166,20 +185,26 @@ class RecurrentPixelModel(nn.Module):
         if not residual_conv and h != feats:
             raise ValueError("residual_conv = false needs hidden == features")
         k = cfg["input_kernel"]
+        cond = cfg.get("conditioning", 0)
         self.input_conv = MaskedConv2d("A", c, feats, (k, k), c)
         if cfg["architecture"] == "row-lstm":
-            layers = [RowLSTMLayer(feats, h, c, cfg["input_to_state_kernel"], cfg["state_to_state_kernel"], residual_conv)
+            layers = [RowLSTMLayer(feats, h, c, cfg["input_to_state_kernel"], cfg["state_to_state_kernel"],
+                                   residual_conv, cond)
                       for _ in range(cfg["layers"])]
         else:
-            layers = [DiagonalBiLSTMLayer(feats, h, c, cfg.get("state_bias", "none"), residual_conv)
+            layers = [DiagonalBiLSTMLayer(feats, h, c, cfg.get("state_bias", "none"), residual_conv, cond)
                       for _ in range(cfg["layers"])]
         self.layers = nn.ModuleList(layers)
         self.output_projection = (MaskedConv2d("B", feats, feats, (1, 1), c)
                                   if cfg.get("output_projection", False) else None)
         self.output = OutputStack(feats, cfg["output_features"], c, cfg["head"])
 
-    def forward(self, x):
+    def forward(self, x, cond=None):
+        """x (b, c, H, W) pixel values -> logits (b, c, levels, H, W); `cond` (b, conditioning, H, W)
+        when the config has `conditioning`."""
         cfg = self.cfg
+        if (cond is None) != (not cfg.get("conditioning", 0)):
+            raise ValueError("a conditioning map is needed exactly when the config has `conditioning`")
         dtype = self.input_conv.weight.dtype
         if cfg.get("input_encoding", "centred") == "unit":
             y = x.to(dtype) if cfg["head"] == "bernoulli" else x.to(dtype) / 255.0
@@ -187,7 +212,7 @@ class RecurrentPixelModel(nn.Module):
             y = encode_input(x, cfg["head"], dtype)
         y = self.input_conv(y)
         for layer in self.layers:
-            y = layer(y)
+            y = layer(y, cond)
         if self.output_projection is not None:
             y = self.output_projection(y)
         return reshape_logits(self.output(y), cfg["channels"], cfg["head"])

@@ -27,7 +27,18 @@ from .models import build
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", default="pixelcnn", choices=["pixelcnn", "row-lstm", "diagonal-bilstm"])
+    p.add_argument("--arch", default="pixelcnn", choices=["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale"])
+    p.add_argument("--big-arch", default="row-lstm", choices=["row-lstm", "diagonal-bilstm"],
+                   help="multiscale: the conditional (big) stage; it takes --hidden, --features, --layers, ...")
+    p.add_argument("--small-arch", default="row-lstm", choices=["pixelcnn", "row-lstm", "diagonal-bilstm"],
+                   help="multiscale: the unconditional (small) stage")
+    p.add_argument("--small-hidden", type=int, default=16)
+    p.add_argument("--small-features", type=int, default=0, help="0 = 2 x --small-hidden")
+    p.add_argument("--small-layers", type=int, default=2)
+    p.add_argument("--small-output-features", type=int, default=32)
+    p.add_argument("--upsampling-features", type=int, default=16,
+                   help="multiscale: features c of the upsampled c x n x n conditioning map")
+    p.add_argument("--factor", type=int, default=2, help="multiscale: n / s")
     p.add_argument("--dataset", required=True, choices=["mnist-binarized", "mnist-thresholded", "cifar10"])
     p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", "../../shared/data"))
     p.add_argument("--hidden", type=int, default=16, help="h: PixelCNN's residual stream has 2h features; LSTM state size")
@@ -58,22 +69,35 @@ def parse():
 
 def config_from(args, shape):
     c, h, w = shape
+    if args.arch == "multiscale":
+        f = args.factor
+        big = stage_config(args, args.big_arch, shape, args.hidden, args.features, args.layers, args.output_features)
+        big["conditioning"] = args.upsampling_features
+        small = stage_config(args, args.small_arch, (c, h // f, w // f), args.small_hidden, args.small_features,
+                             args.small_layers, args.small_output_features)
+        return {"architecture": "multiscale", "channels": int(c), "height": int(h), "width": int(w),
+                "head": big["head"], "factor": f, "small": small, "big": big}
+    return stage_config(args, args.arch, shape, args.hidden, args.features, args.layers, args.output_features)
+
+
+def stage_config(args, arch, shape, hidden, features, layers, output_features):
+    c, h, w = shape
     cfg = {
-        "architecture": args.arch,
+        "architecture": arch,
         "channels": int(c),
         "height": int(h),
         "width": int(w),
         "head": "bernoulli" if args.dataset.startswith("mnist") else "softmax256",
-        "hidden": args.hidden,
-        "layers": args.layers,
-        "output_features": args.output_features,
+        "hidden": hidden,
+        "layers": layers,
+        "output_features": output_features,
         "input_kernel": args.input_kernel,
     }
-    if args.arch == "pixelcnn":
+    if arch == "pixelcnn":
         cfg["block_kernel"] = args.block_kernel
         return cfg
-    cfg["features"] = args.features or 2 * args.hidden
-    if args.arch == "row-lstm":
+    cfg["features"] = features or 2 * hidden
+    if arch == "row-lstm":
         cfg["input_to_state_kernel"] = args.input_to_state_kernel
         cfg["state_to_state_kernel"] = args.state_to_state_kernel
     return cfg
