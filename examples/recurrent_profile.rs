@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
             let mut y = model.layer_input(&x)?;
             let mut layers_ms = 0.0;
             for (i, layer) in model.layers().iter().enumerate() {
-                let scan = median_ms(reps, || layer.scan(&y))?;
+                let scan = median_ms(reps, || layer.scan(&y, None))?;
                 let whole = median_ms(reps, || layer.forward(&y))?;
                 println!(
                     "  layer {i}: {whole:8.1}  (recurrent scan {scan:.1}, residual 1x1 and add {:.1})",

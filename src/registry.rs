@@ -14,7 +14,7 @@ use crate::manifest::{Manifest, ModelEntry};
 use crate::weights::{Resolver, WeightsSource};
 
 /// Architectures the zoo can build.
-pub const ARCHITECTURES: &[&str] = &["pixelcnn", "row-lstm", "diagonal-bilstm"];
+pub const ARCHITECTURES: &[&str] = &["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale"];
 
 /// A loaded model with where it came from. Derefs to the [`PixelModel`].
 pub struct LoadedModel {
@@ -130,6 +130,10 @@ pub fn build(
         "diagonal-bilstm" => {
             let cfg: diagonal_bilstm::Config = same_config(config, manifest_config, &bad)?;
             Box::new(diagonal_bilstm::DiagonalBiLstm::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
+        }
+        "multiscale" => {
+            let cfg: multiscale::Config = same_config(config, manifest_config, &bad)?;
+            Box::new(multiscale::MultiScale::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
         }
         other => return Err(bad(format!("unknown architecture '{other}'"))),
     };

@@ -45,6 +45,25 @@ RANDOM = {
     ("diagonal-bilstm", "options"): dict(channels=1, height=5, width=4, head="bernoulli", features=4, hidden=4,
                                          layers=2, output_features=6, input_kernel=3, residual_conv=False,
                                          state_bias="scalar", output_projection=True, input_encoding="unit"),
+    # Multi-scale: each inner architecture as the small stage, both recurrent ones as the big stage.
+    ("multiscale", "rgb"): dict(
+        channels=3, height=6, width=6, head="softmax256", factor=2,
+        small=dict(architecture="row-lstm", channels=3, height=3, width=3, head="softmax256", features=12, hidden=6,
+                   layers=1, output_features=24, input_kernel=7, **_ROW),
+        big=dict(architecture="diagonal-bilstm", channels=3, height=6, width=6, head="softmax256", features=12,
+                 hidden=6, layers=2, output_features=24, input_kernel=7, conditioning=5)),
+    ("multiscale", "binary"): dict(
+        channels=1, height=4, width=4, head="bernoulli", factor=2,
+        small=dict(architecture="diagonal-bilstm", channels=1, height=2, width=2, head="bernoulli", features=4,
+                   hidden=3, layers=1, output_features=4, input_kernel=3),
+        big=dict(architecture="row-lstm", channels=1, height=4, width=4, head="bernoulli", features=8, hidden=4,
+                 layers=2, output_features=8, input_kernel=3, conditioning=3, **_ROW)),
+    ("multiscale", "pixelcnn"): dict(
+        channels=1, height=6, width=6, head="bernoulli", factor=2,
+        small=dict(architecture="pixelcnn", channels=1, height=3, width=3, head="bernoulli", hidden=4, layers=1,
+                   output_features=8, input_kernel=3, block_kernel=3),
+        big=dict(architecture="diagonal-bilstm", channels=1, height=6, width=6, head="bernoulli", features=8,
+                 hidden=4, layers=2, output_features=8, input_kernel=3, conditioning=3)),
 }
 
 

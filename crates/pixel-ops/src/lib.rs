@@ -6,11 +6,13 @@
 //! - [`head`]: the output stack (two ReLU + 1×1 mask-B convolutions, §4), the Bernoulli and 256-way
 //!   softmax distributions, and the log-likelihood in nats and bits/dim;
 //! - [`lstm`]: the LSTM gates (o, f, i, g) and state-to-state kernels as one matrix product (§3.1–3.2);
+//! - [`conditioning`]: the 1×1 map of a conditioning map into LSTM pre-activations (§3.6);
 //! - [`skew`]: skew, unskew, mirror and the one-row shift of the Diagonal BiLSTM (§3.2);
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
-//! - [`sampler`]: raster-order sampling and completion for any [`PixelModel`];
+//! - [`sampler`]: sampling in the model's pixel order and completion for any [`PixelModel`];
 //! - [`data`]: MNIST IDX and CIFAR-10 readers, binarized MNIST; [`image_io`]: PNG in and out.
 
+pub mod conditioning;
 pub mod conv;
 pub mod data;
 pub mod error;

@@ -1,4 +1,5 @@
-//! The trait every architecture implements (paper §2: p(x) = Π p(x_i | x_<i), raster order, R→G→B).
+//! The trait every architecture implements (paper §2: p(x) = Π p(x_i | x_<i), R→G→B within a pixel;
+//! the pixels in raster order, or in the order a model states, as the multi-scale model's §3.6).
 
 use candle_core::{Device, IndexOp, Result, Tensor};
 
@@ -23,8 +24,9 @@ impl ImageSpec {
 
 /// An autoregressive image model: logits of every conditional in one parallel pass.
 ///
-/// The logit of channel `c` at pixel `(r, q)` may depend only on pixels before `(r, q)` in raster
-/// order and on channels `< c` of pixel `(r, q)` itself. The causality tests check exactly that.
+/// The logit of channel `c` at pixel `(r, q)` may depend only on pixels before `(r, q)` in the
+/// model's [`PixelModel::pixel_order`] (raster order unless the model says otherwise) and on
+/// channels `< c` of pixel `(r, q)` itself. The causality tests check exactly that.
 pub trait PixelModel: Send + Sync {
     /// The images this model describes.
     fn spec(&self) -> ImageSpec;
@@ -37,9 +39,17 @@ pub trait PixelModel: Send + Sync {
     /// 1 (Bernoulli) or 256 (softmax).
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
 
+    /// The pixels `(row, col)` in the factorisation order: every pixel once. The default is raster
+    /// order, which every single-scale architecture uses.
+    fn pixel_order(&self) -> Vec<(usize, usize)> {
+        let s = self.spec();
+        (0..s.height).flat_map(|r| (0..s.width).map(move |c| (r, c))).collect()
+    }
+
     /// Logits `(b, levels)` of channel `channel` at pixel `(row, col)` given `x` `(b, c, h, w)`, whose
-    /// values at and after that position are ignored. The default runs the network on rows
-    /// `0..=row` only, which causality makes exact; architectures may override it with a cheaper step.
+    /// values at and after that position (in the factorisation order) are ignored. The default runs
+    /// the network on rows `0..=row` only, which raster-order causality makes exact; architectures
+    /// may override it with a cheaper step (and must, if their order is not raster order).
     fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
         let upto = x.narrow(2, 0, row + 1)?;
         self.logits(&upto)?.i((.., channel, .., row, col))
@@ -77,11 +87,11 @@ pub trait PixelModel: Send + Sync {
     }
 }
 
-/// Incremental logits, one value at a time in the factorisation order (raster order, R→G→B),
+/// Incremental logits, one value at a time in the factorisation order ([`PixelModel::pixel_order`], R→G→B),
 /// from per-layer caches of what earlier positions computed.
 pub trait SamplingSession {
     /// Logits `(b, levels)` of channel `channel` at `(row, col)`, as [`PixelModel::step_logits`]
-    /// gives them. Must be called for every value in the factorisation order, starting at (0, 0, 0);
+    /// gives them. Must be called for every value in the factorisation order, from the first;
     /// `x` `(b, c, h, w)` holds every earlier value (later ones are ignored).
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor>;
 }

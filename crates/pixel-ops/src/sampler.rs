@@ -1,5 +1,6 @@
-//! The generic sampler (paper §2): raster order, R then G then B within a pixel, one conditional at
-//! a time, a whole batch at once; completion keeps given rows and samples the rest.
+//! The generic sampler (paper §2): the model's pixel order (raster order for single-scale models), R
+//! then G then B within a pixel, one conditional at a time, a whole batch at once; completion keeps
+//! given rows and samples the rest.
 
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
@@ -46,7 +47,7 @@ impl SampleOptions {
 }
 
 /// Draws `opts.count` new images: `(n, c, h, w)` u8 pixel values (0/1 or 0..=255).
-/// `progress(done, total)` is called after each generated row.
+/// `progress(done, total)` is called after each `width` generated pixels (a row's worth).
 pub fn sample(model: &dyn PixelModel, opts: &SampleOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Tensor> {
     opts.validate()?;
     let s = model.spec();
@@ -159,29 +160,35 @@ fn generate_part(
         Method::Cached => model.session(n)?,
         Method::Naive => None,
     };
-    // A session must see every value from the first; it only draws from `first_row` on.
-    let start = if session.is_some() { 0 } else { first_row };
     let levels = s.head.levels();
-    for row in start..h {
-        for col in 0..w {
-            for ch in 0..c {
-                let x = Tensor::from_slice(pixels, (n, c, h, w), &device)?;
-                let logits = match session.as_mut() {
-                    Some(session) => session.step(&x, row, col, ch)?,
-                    None => model.step_logits(&x, row, col, ch)?,
-                };
-                if row < first_row {
-                    continue;
-                }
-                let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                for (i, rng) in rngs.iter_mut().enumerate() {
-                    let v = s.head.sample_values(&logits[i * levels..(i + 1) * levels], 1, opts.temperature, rng)[0];
-                    pixels[((i * c + ch) * h + row) * w + col] = v;
-                }
+    let order = model.pixel_order();
+    let to_draw = order.iter().filter(|&&(row, _)| row >= first_row).count();
+    let mut drawn = 0;
+    for (row, col) in order {
+        // A session must see every value from the first; it only draws from `first_row` on.
+        if row < first_row && session.is_none() {
+            continue;
+        }
+        for ch in 0..c {
+            let x = Tensor::from_slice(pixels, (n, c, h, w), &device)?;
+            let logits = match session.as_mut() {
+                Some(session) => session.step(&x, row, col, ch)?,
+                None => model.step_logits(&x, row, col, ch)?,
+            };
+            if row < first_row {
+                continue;
+            }
+            let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            for (i, rng) in rngs.iter_mut().enumerate() {
+                let v = s.head.sample_values(&logits[i * levels..(i + 1) * levels], 1, opts.temperature, rng)[0];
+                pixels[((i * c + ch) * h + row) * w + col] = v;
             }
         }
         if row >= first_row {
-            progress(row + 1 - first_row, h - first_row);
+            drawn += 1;
+            if drawn % w == 0 || drawn == to_draw {
+                progress(drawn.div_ceil(w), to_draw.div_ceil(w));
+            }
         }
     }
     Ok(())

@@ -10,10 +10,11 @@ use crate::model::PixelModel;
 
 /// Checks causality on random `(1, c, h, w)` inputs, one per seed: each input value is changed
 /// (to several other values) and the logits recomputed. Any logit that changes must come after
-/// that value in the factorisation order (later pixel, or same pixel and later channel). And, on
-/// some input and change: every logit but the first changes for some earlier input and for the
-/// value just before it in the same row (the pixel's previous channel, or the last channel of the
-/// pixel to its left), and every input but the last changes some logit. Several inputs and
+/// that value in the factorisation order ([`PixelModel::pixel_order`]: later pixel, or same pixel
+/// and later channel). And, on some input and change: every logit but the first changes for some
+/// earlier input and for the value just before it in the order when that is in the same row (the
+/// pixel's previous channel, or the last channel of the previous pixel), and every input but the
+/// last changes some logit. Several inputs and
 /// changes keep a ReLU that happens to be off from hiding a dependency of a random-weight model.
 /// Returns a description of every violation (empty: causal).
 // `src` and `dst` are positions in the factorisation order, used for arithmetic as well as indexing.
@@ -30,9 +31,15 @@ pub fn causality_violations(model: &dyn PixelModel, seeds: &[u64]) -> candle_cor
         // (1, c, levels, h, w), flattened as (ch, level, row, col)
         model.logits(&x)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()
     };
-    // Orders are (row·w + col)·c + ch; `slot` maps an order to its (ch, row, col) memory index.
-    let slot = |o: usize| ((o % c) * h + (o / c) / w) * w + (o / c) % w;
-    let describe = |o: usize| format!("channel {} at ({},{})", o % c, (o / c) / w, (o / c) % w);
+    // Orders are rank·c + ch, where rank is the pixel's place in the pixel order; `slot` maps an
+    // order to its (ch, row, col) memory index.
+    let pixels = model.pixel_order();
+    assert_eq!(pixels.len(), h * w, "the pixel order must hold every pixel once");
+    let slot = |o: usize| {
+        let (row, col) = pixels[o / c];
+        ((o % c) * h + row) * w + col
+    };
+    let describe = |o: usize| format!("channel {} at ({},{})", o % c, pixels[o / c].0, pixels[o / c].1);
     let mut forbidden = Vec::new();
     let mut affects_any = vec![false; n];
     let mut depends_on_earlier = vec![false; n];
@@ -77,7 +84,7 @@ pub fn causality_violations(model: &dyn PixelModel, seeds: &[u64]) -> candle_cor
         if o > 0 && !depends_on_earlier[o] {
             violations.push(format!("logit of {} depends on no earlier input", describe(o)));
         }
-        let same_row = o % c > 0 || (o / c) % w > 0;
+        let same_row = o % c > 0 || (o >= c && pixels[o / c - 1].0 == pixels[o / c].0);
         if same_row && !depends_on_previous[o] {
             violations.push(format!("logit of {} does not depend on the value just before it", describe(o)));
         }
@@ -113,7 +120,7 @@ pub fn random_images(model: &dyn PixelModel, n: usize, seed: u64) -> candle_core
 }
 
 /// The largest |Δlogit| between a step path and the full pass over every value of two random
-/// images: the model's cached session if `cached`, else [`PixelModel::step_logits`] at every value.
+/// images, in the model's order: its cached session if `cached`, else [`PixelModel::step_logits`].
 pub fn step_mismatch(model: &dyn PixelModel, cached: bool) -> candle_core::Result<f64> {
     let s = model.spec();
     let x = random_images(model, 2, 3)?;
@@ -124,16 +131,14 @@ pub fn step_mismatch(model: &dyn PixelModel, cached: bool) -> candle_core::Resul
         None
     };
     let mut worst = 0f64;
-    for row in 0..s.height {
-        for col in 0..s.width {
-            for ch in 0..s.channels {
-                let step = match session.as_mut() {
-                    Some(session) => session.step(&x, row, col, ch)?,
-                    None => model.step_logits(&x, row, col, ch)?,
-                };
-                let diff = (step.to_dtype(DType::F64)? - full.i((.., ch, .., row, col))?)?;
-                worst = worst.max(diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?);
-            }
+    for (row, col) in model.pixel_order() {
+        for ch in 0..s.channels {
+            let step = match session.as_mut() {
+                Some(session) => session.step(&x, row, col, ch)?,
+                None => model.step_logits(&x, row, col, ch)?,
+            };
+            let diff = (step.to_dtype(DType::F64)? - full.i((.., ch, .., row, col))?)?;
+            worst = worst.max(diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?);
         }
     }
     Ok(worst)

@@ -34,9 +34,22 @@ pub fn run(cli: Cli) -> Result<()> {
             let spec = m.spec();
             let pixels = images.flatten_all()?.to_vec1::<u8>()?;
             let cols = (count as f64).sqrt().ceil() as usize;
-            write_png(&grid(&pixels, count, &spec, cols, 2), &output)?;
+            let what = match multiscale_factor(&m) {
+                // Each sample beside its small image (the first stage's output), enlarged to the same size.
+                Some(f) => {
+                    write_png(
+                        &grid(&with_small_images(&pixels, count, &spec, f), 2 * count, &spec, 2 * cols, 2),
+                        &output,
+                    )?;
+                    "samples (each beside its small image, enlarged)"
+                }
+                None => {
+                    write_png(&grid(&pixels, count, &spec, cols, 2), &output)?;
+                    "samples"
+                }
+            };
             eprintln!(
-                "wrote {count} samples of {} to {} in {:.1} s",
+                "wrote {count} {what} of {} to {} in {:.1} s",
                 m.entry.id,
                 output.display(),
                 t.elapsed().as_secs_f64()
@@ -131,6 +144,30 @@ fn check_output(path: &Path) -> Result<()> {
         bail!("cannot write {}: it is a directory", path.display());
     }
     Ok(())
+}
+
+/// The factor of a multi-scale model (its small image is every f-th pixel of every f-th row).
+fn multiscale_factor(m: &LoadedModel) -> Option<usize> {
+    if m.entry.architecture != "multiscale" {
+        return None;
+    }
+    m.entry.config.get("factor").and_then(|f| f.as_integer()).map(|f| f as usize)
+}
+
+/// Images `(n, c, h, w)` → `2n` images: each image's small image (pixels at multiples of `f`)
+/// enlarged f× by repetition, then the image.
+fn with_small_images(pixels: &[u8], n: usize, spec: &pixel_zoo::ImageSpec, f: usize) -> Vec<u8> {
+    let (c, h, w) = (spec.channels, spec.height, spec.width);
+    let mut out = Vec::with_capacity(2 * pixels.len());
+    for img in pixels.chunks(c * h * w).take(n) {
+        for ch in 0..c {
+            for y in 0..h {
+                out.extend((0..w).map(|x| img[(ch * h + y / f * f) * w + x / f * f]));
+            }
+        }
+        out.extend_from_slice(img);
+    }
+    out
 }
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {

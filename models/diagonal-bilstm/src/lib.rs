@@ -13,14 +13,22 @@
 //! Options that third-party checkpoints need ([`Config`]): no 1×1 after the LSTM, one scalar bias
 //! on the state-to-state convolution, a 1×1 projection before the output stack, inputs in [0, 1].
 //!
+//! Conditional network (the big stage of the multi-scale PixelRNN, §3.6, `models/multiscale`): with
+//! `conditioning` = c > 0 in the config, each direction of each layer adds
+//! [`pixel_ops::conditioning`]'s 1×1 map of a `(b, c, H, W)` conditioning map to its input-to-state
+//! map (at each image position, before the right-to-left direction mirrors it);
+//! [`DiagonalBiLstm::logits_given`] and [`Session::given`] take the map.
+//!
 //! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/recurrent.py`):
 //! `input_conv.*`, `layers.{i}.{left_to_right,right_to_left}.input_to_state.*`,
 //! `layers.{i}.{left_to_right,right_to_left}.state_to_state` `(4h, h, 2, 1)` (tap 0: the row above
-//! in the skewed map, tap 1: the same row), `….state_bias` `(1,)` if scalar,
+//! in the skewed map, tap 1: the same row), `….state_bias` `(1,)` if scalar, `….conditioning.weight`
+//! `(4h, c, 1, 1)` if conditional,
 //! `layers.{i}.residual.*` if `residual_conv`, `output_projection.*` if set, `output.{hidden,logits}.*`.
 
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use pixel_ops::conditioning::{add_conditioning, at_position, per_position, Conditioning};
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
@@ -74,6 +82,13 @@ pub struct Config {
     pub output_projection: bool,
     #[serde(default)]
     pub input_encoding: InputEncoding,
+    /// c > 0: a conditional network, whose layers take a c-feature conditioning map (§3.6).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conditioning: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Config {
@@ -111,6 +126,7 @@ pub struct DiagonalLstm {
     state_to_state: Tensor,
     /// `(1,)`, if the config has a scalar state bias.
     state_bias: Option<Tensor>,
+    conditioning: Option<Conditioning>,
 }
 
 impl DiagonalLstm {
@@ -122,7 +138,25 @@ impl DiagonalLstm {
             StateBias::None => None,
             StateBias::Scalar => Some(vb.get(1, "state_bias")?),
         };
-        Ok(Self { input_to_state, state_to_state: tap_major(&kernel)?, state_bias })
+        let conditioning = Conditioning::optional(cfg.conditioning, h, vb.clone())?;
+        Ok(Self { input_to_state, state_to_state: tap_major(&kernel)?, state_bias, conditioning })
+    }
+
+    /// The input-to-state map `(b, 4h, H, W)` of layer input `x`, plus the conditioning term.
+    fn pre_activations(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        add_conditioning(self.input_to_state.forward(x)?, self.conditioning_term(cond)?)
+    }
+
+    /// The conditioning pre-activations `(b, 4h, H, W)`; an error if the map and the layer disagree.
+    fn conditioning_term(&self, cond: Option<&Tensor>) -> Result<Option<Tensor>> {
+        match (&self.conditioning, cond) {
+            (Some(c), Some(map)) => Ok(Some(c.forward(map)?)),
+            (None, None) => Ok(None),
+            (Some(_), None) => candle_core::bail!("a conditional Diagonal BiLSTM needs its conditioning map"),
+            (None, Some(_)) => {
+                candle_core::bail!("this Diagonal BiLSTM has no conditioning (config `conditioning` = 0)")
+            }
+        }
     }
 }
 
@@ -155,13 +189,14 @@ impl DiagonalBiLstmLayer {
     }
 
     /// The sum of both directions' hidden states, `(b, features, H, W)` → `(b, h, H, W)`. Both
-    /// directions advance together, one diagonal (skewed column) per step.
-    pub fn scan(&self, x: &Tensor) -> Result<Tensor> {
+    /// directions advance together, one diagonal (skewed column) per step. `cond`: the
+    /// conditioning map of a conditional layer.
+    pub fn scan(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let (b, _, rows, w) = x.dims4()?;
         let h = self.hidden;
         let dirs = [&self.left_to_right, &self.right_to_left];
         // (2b, 4h, H, W): each direction's input-to-state map in its own left-to-right orientation.
-        let z = Tensor::cat(&[dirs[0].input_to_state.forward(x)?, mirror(&dirs[1].input_to_state.forward(x)?)?], 0)?;
+        let z = Tensor::cat(&[dirs[0].pre_activations(x, cond)?, mirror(&dirs[1].pre_activations(x, cond)?)?], 0)?;
         let s = skew(&z)?; // (2b, 4h, H, T)
         let steps = s.dim(3)?;
         // (T, 2, 4h, b, H): one contiguous block per step.
@@ -217,14 +252,21 @@ impl DiagonalBiLstmLayer {
     }
 }
 
-impl Module for DiagonalBiLstmLayer {
-    /// `(b, features, H, W)` → `(b, features, H, W)`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.scan(x)?;
+impl DiagonalBiLstmLayer {
+    /// `(b, features, H, W)` → `(b, features, H, W)`, given the conditioning map if conditional.
+    pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        let y = self.scan(x, cond)?;
         match &self.residual {
             Some(conv) => x + conv.forward(&y)?,
             None => x + y,
         }
+    }
+}
+
+impl Module for DiagonalBiLstmLayer {
+    /// `(b, features, H, W)` → `(b, features, H, W)` (an unconditional layer).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_given(x, None)
     }
 }
 
@@ -272,25 +314,39 @@ impl DiagonalBiLstm {
         self.input_conv.forward(&x)
     }
 
-    /// What enters the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`.
-    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+    /// What enters the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`; `cond`
+    /// `(b, conditioning, H, W)` for a conditional network.
+    pub fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let mut y = self.layer_input(x)?;
         for layer in &self.layers {
-            y = layer.forward(&y)?;
+            y = layer.forward_given(&y, cond)?;
         }
         match &self.output_projection {
             Some(conv) => conv.forward(&y),
             None => Ok(y),
         }
     }
+
+    /// Logits `(b, c, levels, H, W)` of a conditional network given its conditioning map
+    /// `(b, conditioning, H, W)` (unconditional: `None`, as [`PixelModel::logits`]).
+    pub fn logits_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        self.output.forward(&self.features(x, cond)?)
+    }
 }
 
 impl DiagonalLstm {
     /// One step at one position: `input` `(b, features)` is the layer input there; `above` and
     /// `before` the `(h, c)` of the pixel above and of the pixel before it in this direction's order
-    /// (left for left-to-right, right for right-to-left). Returns the new `(h, c)`.
-    fn step_at(&self, input: &Tensor, above: &Tensor, before: &(Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
-        let z = self.input_to_state.forward_at(input)?;
+    /// (left for left-to-right, right for right-to-left); `cond` the conditioning pre-activations
+    /// there, if conditional. Returns the new `(h, c)`.
+    fn step_at(
+        &self,
+        input: &Tensor,
+        above: &Tensor,
+        before: &(Tensor, Tensor),
+        cond: Option<Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
+        let z = add_conditioning(self.input_to_state.forward_at(input)?, cond)?;
         // Taps in the order of `state_to_state`: the row above in the skewed map, then the same row.
         let prev = Tensor::cat(&[above, &before.0], 1)?;
         let mut a = (z + prev.matmul(&self.state_to_state.t()?)?)?;
@@ -338,6 +394,9 @@ struct LayerCache {
     /// Per row, the `(h, c)` before column 0 (left to right) and after column W−1 (right to left).
     l2r_padding: Vec<(Tensor, Tensor)>,
     r2l_padding: Vec<(Tensor, Tensor)>,
+    /// A conditional layer's conditioning pre-activations per direction, `(H, W, b, 4h)`.
+    l2r_conditioning: Option<Tensor>,
+    r2l_conditioning: Option<Tensor>,
 }
 
 /// The cached sampler of the Diagonal BiLSTM: per value, one position of every layer (the
@@ -352,6 +411,11 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn new(model: &'a DiagonalBiLstm, batch: usize) -> Result<Self> {
+        Self::given(model, batch, None)
+    }
+
+    /// A session of a conditional network given its conditioning map `(batch, conditioning, H, W)`.
+    pub fn given(model: &'a DiagonalBiLstm, batch: usize, cond: Option<&Tensor>) -> Result<Self> {
         let w = model.cfg.width;
         let zero = Tensor::zeros((batch, model.cfg.hidden), model.input_conv.weight().dtype(), &model.device)?;
         let zeros = (zero.clone(), zero);
@@ -367,6 +431,8 @@ impl<'a> Session<'a> {
                     inputs: Vec::with_capacity(w),
                     l2r_padding: layer.left_to_right.padding_states(h, batch, &zeros)?,
                     r2l_padding: layer.right_to_left.padding_states(h, batch, &zeros)?,
+                    l2r_conditioning: per_position(layer.left_to_right.conditioning_term(cond)?)?,
+                    r2l_conditioning: per_position(layer.right_to_left.conditioning_term(cond)?)?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -382,7 +448,8 @@ impl<'a> Session<'a> {
             let mut states = vec![self.zeros.clone(); w];
             for col in (0..w).rev() {
                 let before = if col + 1 < w { &states[col + 1] } else { &cache.r2l_padding[row] };
-                states[col] = layer.right_to_left.step_at(&cache.inputs[col], &cache.r2l_above[col].0, before)?;
+                let cond = at_position(&cache.r2l_conditioning, row, col)?;
+                states[col] = layer.right_to_left.step_at(&cache.inputs[col], &cache.r2l_above[col].0, before, cond)?;
             }
             cache.r2l_above = states;
             std::mem::swap(&mut cache.l2r_above, &mut cache.l2r_row);
@@ -407,7 +474,8 @@ impl SamplingSession for Session<'_> {
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
             record_at(&mut cache.inputs, col, &y);
             let before = if col > 0 { &cache.l2r_row[col - 1] } else { &cache.l2r_padding[row] };
-            let state = layer.left_to_right.step_at(&y, &cache.l2r_above[col].0, before)?;
+            let cond = at_position(&cache.l2r_conditioning, row, col)?;
+            let state = layer.left_to_right.step_at(&y, &cache.l2r_above[col].0, before, cond)?;
             // The right-to-left direction's state of the row above (zeros for row 0): the shift down.
             let out = (&state.0 + &cache.r2l_above[col].0)?;
             cache.l2r_row[col] = state;
@@ -433,13 +501,13 @@ impl PixelModel for DiagonalBiLstm {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.output.forward(&self.features(x)?)
+        self.logits_given(x, None)
     }
 
     /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
     /// stack on the one position drawn.
     fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let at = self.features(&x.narrow(2, 0, row + 1)?)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
+        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
         self.output.forward(&at)?.i((.., channel, .., 0, 0))
     }
 

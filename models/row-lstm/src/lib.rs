@@ -10,12 +10,19 @@
 //! back to the residual stream, and the layer input is added. The receptive field is a triangle
 //! above the pixel (plus the pixels to its left in its own row).
 //!
+//! Conditional network (the big stage of the multi-scale PixelRNN, §3.6, `models/multiscale`): with
+//! `conditioning` = c > 0 in the config, each layer adds [`pixel_ops::conditioning`]'s 1×1 map of a
+//! `(b, c, H, W)` conditioning map to its input-to-state map; [`RowLstm::logits_given`] and
+//! [`Session::given`] take the map.
+//!
 //! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/recurrent.py`):
 //! `input_conv.*`, `layers.{i}.input_to_state.*`, `layers.{i}.state_to_state` `(4h, h, 1, k)`,
-//! `layers.{i}.residual.*`, `output.{hidden,logits}.*`.
+//! `layers.{i}.residual.*`, `layers.{i}.conditioning.weight` `(4h, c, 1, 1)` if conditional,
+//! `output.{hidden,logits}.*`.
 
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use pixel_ops::conditioning::{add_conditioning, at_position, per_position, Conditioning};
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
@@ -46,6 +53,13 @@ pub struct Config {
     pub input_to_state_kernel: usize,
     /// k of the unmasked k×1 state-to-state convolution over the previous row (3).
     pub state_to_state_kernel: usize,
+    /// c > 0: a conditional network, whose layers take a c-feature conditioning map (§3.6).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conditioning: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Config {
@@ -83,6 +97,7 @@ pub struct RowLstmLayer {
     state_to_state: Tensor,
     state_kernel: usize,
     residual: MaskedConv2d,
+    conditioning: Option<Conditioning>,
     hidden: usize,
 }
 
@@ -98,16 +113,19 @@ impl RowLstmLayer {
             state_to_state: tap_major(&kernel)?,
             state_kernel: k_ss,
             residual: masked_conv2d(MaskKind::B, h, f, (1, 1), c, vb.pp("residual"))?,
+            conditioning: Conditioning::optional(cfg.conditioning, h, vb.clone())?,
             hidden: h,
         })
     }
 
-    /// The hidden states of every position, `(b, features, H, W)` → `(b, h, H, W)`: one step per row.
-    pub fn scan(&self, x: &Tensor) -> Result<Tensor> {
+    /// The hidden states of every position, `(b, features, H, W)` → `(b, h, H, W)`: one step per
+    /// row; `cond` is the conditioning map of a conditional layer.
+    pub fn scan(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let (b, _, rows, w) = x.dims4()?;
         let h = self.hidden;
         // (H, 4h, b, W): the input-to-state map of every row, computed at once.
-        let z = self.input_to_state.forward(x)?.permute((2, 1, 0, 3))?.contiguous()?;
+        let z = add_conditioning(self.input_to_state.forward(x)?, self.conditioning_term(cond)?)?;
+        let z = z.permute((2, 1, 0, 3))?.contiguous()?;
         let k = self.state_kernel;
         let mut state = Tensor::zeros((h, b, w), x.dtype(), x.device())?;
         let mut cell = state.clone();
@@ -121,12 +139,27 @@ impl RowLstmLayer {
         }
         Tensor::stack(&out, 0)?.permute((2, 1, 0, 3)) // (H, h, b, W) → (b, h, H, W)
     }
+
+    /// `(b, features, H, W)` → `(b, features, H, W)`, given the conditioning map if conditional.
+    pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        x + self.residual.forward(&self.scan(x, cond)?)?
+    }
+
+    /// The conditioning pre-activations `(b, 4h, H, W)`; an error if the map and the layer disagree.
+    fn conditioning_term(&self, cond: Option<&Tensor>) -> Result<Option<Tensor>> {
+        match (&self.conditioning, cond) {
+            (Some(c), Some(map)) => Ok(Some(c.forward(map)?)),
+            (None, None) => Ok(None),
+            (Some(_), None) => candle_core::bail!("a conditional Row LSTM needs its conditioning map"),
+            (None, Some(_)) => candle_core::bail!("this Row LSTM has no conditioning (config `conditioning` = 0)"),
+        }
+    }
 }
 
 impl Module for RowLstmLayer {
-    /// `(b, features, H, W)` → `(b, features, H, W)`.
+    /// `(b, features, H, W)` → `(b, features, H, W)` (an unconditional layer).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x + self.residual.forward(&self.scan(x)?)?
+        self.forward_given(x, None)
     }
 }
 
@@ -167,13 +200,20 @@ impl RowLstm {
         self.input_conv.forward(&x)
     }
 
-    /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`.
-    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+    /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`;
+    /// `cond` `(b, conditioning, H, W)` for a conditional network.
+    pub fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let mut y = self.layer_input(x)?;
         for layer in &self.layers {
-            y = layer.forward(&y)?;
+            y = layer.forward_given(&y, cond)?;
         }
         Ok(y)
+    }
+
+    /// Logits `(b, c, levels, H, W)` of a conditional network given its conditioning map
+    /// `(b, conditioning, H, W)` (unconditional: `None`, as [`PixelModel::logits`]).
+    pub fn logits_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        self.output.forward(&self.features(x, cond)?)
     }
 }
 
@@ -184,6 +224,8 @@ struct LayerCache {
     row: Vec<(Tensor, Tensor)>,
     /// The layer's input at each column of the current row so far.
     inputs: Vec<Tensor>,
+    /// A conditional layer's conditioning pre-activations, `(H, W, b, 4h)`.
+    conditioning: Option<Tensor>,
 }
 
 /// The cached sampler of the Row LSTM: per value, one position of every layer, from the previous
@@ -198,12 +240,29 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn new(model: &'a RowLstm, batch: usize) -> Result<Self> {
+        Self::given(model, batch, None)
+    }
+
+    /// A session of a conditional network given its conditioning map `(batch, conditioning, H, W)`.
+    pub fn given(model: &'a RowLstm, batch: usize, cond: Option<&Tensor>) -> Result<Self> {
         let (w, dtype) = (model.cfg.width, model.input_conv.weight().dtype());
         let zero = Tensor::zeros((batch, model.cfg.hidden), dtype, &model.device)?;
         let zeros = (zero.clone(), zero);
         let zero_input = Tensor::zeros((batch, model.cfg.features), dtype, &model.device)?;
-        let layer = || LayerCache { above: vec![zeros.clone(); w], row: vec![zeros.clone(); w], inputs: Vec::new() };
-        Ok(Self { model, layers: (0..model.layers.len()).map(|_| layer()).collect(), row: 0, zeros, zero_input })
+        let layers = model
+            .layers
+            .iter()
+            .map(|layer| {
+                let conditioning = per_position(layer.conditioning_term(cond)?)?;
+                Ok(LayerCache {
+                    above: vec![zeros.clone(); w],
+                    row: vec![zeros.clone(); w],
+                    inputs: Vec::new(),
+                    conditioning,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { model, layers, row: 0, zeros, zero_input })
     }
 }
 
@@ -229,6 +288,7 @@ impl SamplingSession for Session<'_> {
                 .map(|j| (col + j).checked_sub(r_is).and_then(|c| cache.inputs.get(c)).unwrap_or(&self.zero_input))
                 .collect();
             let z = layer.input_to_state.forward_at(&Tensor::stack(&taps_is, 2)?.unsqueeze(2)?)?;
+            let z = add_conditioning(z, at_position(&cache.conditioning, row, col)?)?;
             // The k states of the row above centred on `col`, in tap order.
             let taps_ss: Vec<&Tensor> = (0..2 * r_ss + 1)
                 .map(|j| match (col + j).checked_sub(r_ss) {
@@ -255,13 +315,13 @@ impl PixelModel for RowLstm {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.output.forward(&self.features(x)?)
+        self.logits_given(x, None)
     }
 
     /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
     /// stack on the one position drawn.
     fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let at = self.features(&x.narrow(2, 0, row + 1)?)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
+        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
         self.output.forward(&at)?.i((.., channel, .., 0, 0))
     }
 

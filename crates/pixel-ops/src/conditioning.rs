@@ -1,0 +1,61 @@
+//! Conditioning of a recurrent layer on a map (the multi-scale PixelRNN, paper §3.6): a 1×1
+//! unmasked convolution, no bias, maps a `(b, c, H, W)` conditioning map to the `4h` pre-activations
+//! of an LSTM, added to its input-to-state map. Unmasked, because the map depends only on what
+//! the network is given (the small image), never on the pixels it predicts.
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::lstm::GATES;
+
+/// The 1×1 map of a conditioning map to `4h` pre-activations: `conditioning.weight` `(4h, c, 1, 1)`.
+#[derive(Debug, Clone)]
+pub struct Conditioning {
+    /// `(4h, c)`.
+    weight: Tensor,
+}
+
+impl Conditioning {
+    /// `features` c of the conditioning map, `hidden` h of the LSTM; the weight is `vb`'s
+    /// `conditioning.weight`.
+    pub fn new(features: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.pp("conditioning").get((GATES * hidden, features, 1, 1), "weight")?;
+        Ok(Self { weight: weight.flatten_from(1)? })
+    }
+
+    /// Built only if the config asks for conditioning (`features` > 0).
+    pub fn optional(features: usize, hidden: usize, vb: VarBuilder) -> Result<Option<Self>> {
+        if features == 0 {
+            Ok(None)
+        } else {
+            Self::new(features, hidden, vb).map(Some)
+        }
+    }
+
+    /// `(b, c, H, W)` → `(b, 4h, H, W)`.
+    pub fn forward(&self, map: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = map.dims4()?;
+        let flat = map.reshape((b, c, h * w))?;
+        self.weight.broadcast_left(b)?.matmul(&flat)?.reshape((b, (), h, w))
+    }
+}
+
+/// The pre-activations of every position laid out for a step-by-step session: `(b, 4h, H, W)` →
+/// `(H, W, b, 4h)`, so that `.i((row, col))` is one contiguous `(b, 4h)` block.
+pub fn per_position(term: Option<Tensor>) -> Result<Option<Tensor>> {
+    term.map(|z| z.permute((2, 3, 0, 1))?.contiguous()).transpose()
+}
+
+/// The `(b, 4h)` block of [`per_position`]'s layout at `(row, col)`, if there is one.
+pub fn at_position(per_position: &Option<Tensor>, row: usize, col: usize) -> Result<Option<Tensor>> {
+    use candle_core::IndexOp;
+    per_position.as_ref().map(|t| t.i((row, col))).transpose()
+}
+
+/// Adds a conditioning term to pre-activations when there is one.
+pub fn add_conditioning(z: Tensor, term: Option<Tensor>) -> Result<Tensor> {
+    match term {
+        Some(t) => z + t,
+        None => Ok(z),
+    }
+}

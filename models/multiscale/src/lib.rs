@@ -1,0 +1,343 @@
+//! Multi-scale PixelRNN (van den Oord, Kalchbrenner, Kavukcuoglu 2016, arXiv:1601.06759, §3.6): an
+//! unconditional network generates a small s×s image; a conditional network generates the n×n
+//! image given it. Both stages are the zoo's other architectures, chosen by the config: the small
+//! stage any of PixelCNN, Row LSTM and Diagonal BiLSTM, the big stage a Row LSTM or Diagonal
+//! BiLSTM built with `conditioning` (the same crates, not copies).
+//!
+//! # The likelihood is exact
+//!
+//! The small image is a subset of the big image's pixels: those whose row and column are
+//! multiples of `factor` (s = n / factor), `x[::f, ::f]`. So
+//!
+//! ```text
+//! log p(x) = log p_small(x[::f, ::f]) + Σ_{i not in the subset} log p_big(x_i | x_<i, x[::f, ::f])
+//! ```
+//!
+//! with nothing left out and nothing bounded. The big network computes logits at every position,
+//! but at the subset positions the model's logits are the small network's (those pixels are
+//! already known when the big network runs); elsewhere they are the big network's. The
+//! factorisation order ([`PixelModel::pixel_order`]) is the subset pixels first, in the small
+//! image's raster order, then every other pixel in raster order; within a pixel R→G→B. Every tool
+//! that sums per-position log-probabilities (eval, score, the causality and normalisation tests)
+//! therefore sees exactly log p(x).
+//!
+//! # Conditioning
+//!
+//! The small image (centred like any network input) goes through an upsampling network,
+//! [`Upsampler`]: a `factor`×`factor` transposed convolution with stride `factor` (the paper's
+//! deconvolution), ReLU, a 3×3 convolution, ReLU, to a c×n×n map (c = the big stage's
+//! `conditioning`). Each layer of the big network maps it with a 1×1 unmasked convolution to 4h×n×n,
+//! added to its input-to-state map ([`pixel_ops::conditioning`]). The big network may see all of
+//! the small image through this path, and x itself only in its own (raster) past.
+//!
+//! # Sampling
+//!
+//! The small image first (the small stage's cached session), then the big one (the big stage's
+//! cached session given the upsampled map, which steps over the known subset pixels).
+//!
+//! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/multiscale.py`): `small.*`
+//! (the small stage's own names), `upsample.deconv.{weight,bias}` `(colours, c, f, f)`,
+//! `upsample.conv.{weight,bias}` `(c, c, 3, 3)`, `big.*` (with `….conditioning` per layer/direction).
+
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
+use candle_nn::{Conv2d, ConvTranspose2d, VarBuilder};
+use diagonal_bilstm::DiagonalBiLstm;
+use pixel_ops::{Head, ImageSpec, InputEncoding, PixelModel, SamplingSession};
+use pixelcnn::PixelCnn;
+use row_lstm::RowLstm;
+use serde::{Deserialize, Serialize};
+
+/// The unconditional small stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "architecture")]
+pub enum SmallStage {
+    #[serde(rename = "pixelcnn")]
+    PixelCnn(pixelcnn::Config),
+    #[serde(rename = "row-lstm")]
+    RowLstm(row_lstm::Config),
+    #[serde(rename = "diagonal-bilstm")]
+    DiagonalBiLstm(diagonal_bilstm::Config),
+}
+
+/// The conditional big stage: a recurrent network whose config has `conditioning` > 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "architecture")]
+pub enum BigStage {
+    #[serde(rename = "row-lstm")]
+    RowLstm(row_lstm::Config),
+    #[serde(rename = "diagonal-bilstm")]
+    DiagonalBiLstm(diagonal_bilstm::Config),
+}
+
+/// The multi-scale configuration, stored as JSON in the weights' safetensors metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Colour channels: 1 or 3 (both stages have the same).
+    pub channels: usize,
+    /// n: the big image's size; the small stage's is `height / factor` × `width / factor`.
+    pub height: usize,
+    pub width: usize,
+    pub head: Head,
+    /// n / s ≥ 2: the small image holds the pixels at rows and columns that are multiples of it.
+    pub factor: usize,
+    pub small: SmallStage,
+    pub big: BigStage,
+}
+
+impl Config {
+    /// The images this configuration describes (the big ones).
+    pub fn spec(&self) -> ImageSpec {
+        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+    }
+
+    fn small_spec(&self) -> ImageSpec {
+        match &self.small {
+            SmallStage::PixelCnn(c) => c.spec(),
+            SmallStage::RowLstm(c) => c.spec(),
+            SmallStage::DiagonalBiLstm(c) => c.spec(),
+        }
+    }
+
+    fn big_spec_and_conditioning(&self) -> (ImageSpec, usize) {
+        match &self.big {
+            BigStage::RowLstm(c) => (c.spec(), c.conditioning),
+            BigStage::DiagonalBiLstm(c) => (c.spec(), c.conditioning),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let f = self.factor;
+        if f < 2 || !self.height.is_multiple_of(f) || !self.width.is_multiple_of(f) {
+            candle_core::bail!(
+                "the factor must be ≥ 2 and divide the image size {}×{}, the config says {f}",
+                self.height,
+                self.width
+            );
+        }
+        let (small, (big, conditioning)) = (self.small_spec(), self.big_spec_and_conditioning());
+        let want_small = ImageSpec { height: self.height / f, width: self.width / f, ..self.spec() };
+        if small != want_small {
+            candle_core::bail!("the small stage describes {small:?}, the multi-scale model needs {want_small:?}");
+        }
+        if big != self.spec() {
+            candle_core::bail!("the big stage describes {big:?}, the multi-scale model {:?}", self.spec());
+        }
+        if conditioning == 0 {
+            candle_core::bail!("the big stage must be conditional: give it `conditioning` = c > 0");
+        }
+        Ok(())
+    }
+}
+
+/// The upsampling (deconvolution) network: small pixel values `(b, colours, s, s)` → the
+/// conditioning map `(b, c, n, n)`.
+#[derive(Debug, Clone)]
+pub struct Upsampler {
+    deconv: ConvTranspose2d,
+    conv: Conv2d,
+    head: Head,
+}
+
+impl Upsampler {
+    pub fn new(colours: usize, features: usize, factor: usize, head: Head, vb: VarBuilder) -> Result<Self> {
+        let deconv_cfg = candle_nn::ConvTranspose2dConfig { stride: factor, ..Default::default() };
+        let conv_cfg = candle_nn::Conv2dConfig { padding: 1, ..Default::default() };
+        Ok(Self {
+            deconv: candle_nn::conv_transpose2d(colours, features, factor, deconv_cfg, vb.pp("deconv"))?,
+            conv: candle_nn::conv2d(features, features, 3, conv_cfg, vb.pp("conv"))?,
+            head,
+        })
+    }
+
+    pub fn forward(&self, small: &Tensor) -> Result<Tensor> {
+        let x = InputEncoding::Centred.encode(self.head, small, self.deconv.weight().dtype())?;
+        self.conv.forward(&self.deconv.forward(&x)?.relu()?)?.relu()
+    }
+}
+
+/// The conditional network of the big stage.
+#[derive(Debug, Clone)]
+enum Big {
+    RowLstm(RowLstm),
+    DiagonalBiLstm(DiagonalBiLstm),
+}
+
+impl Big {
+    fn logits_given(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
+        match self {
+            Big::RowLstm(m) => m.logits_given(x, Some(cond)),
+            Big::DiagonalBiLstm(m) => m.logits_given(x, Some(cond)),
+        }
+    }
+
+    fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>> {
+        Ok(match self {
+            Big::RowLstm(m) => Box::new(row_lstm::Session::given(m, batch, Some(cond))?),
+            Big::DiagonalBiLstm(m) => Box::new(diagonal_bilstm::Session::given(m, batch, Some(cond))?),
+        })
+    }
+}
+
+/// The multi-scale PixelRNN.
+pub struct MultiScale {
+    cfg: Config,
+    small: Box<dyn PixelModel>,
+    upsample: Upsampler,
+    big: Big,
+    device: Device,
+}
+
+impl MultiScale {
+    /// Builds both stages and the upsampler from `vb` (`small.*`, `upsample.*`, `big.*`).
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        cfg.check()?;
+        let small: Box<dyn PixelModel> = match &cfg.small {
+            SmallStage::PixelCnn(c) => Box::new(PixelCnn::new(c, vb.pp("small"))?),
+            SmallStage::RowLstm(c) => Box::new(RowLstm::new(c, vb.pp("small"))?),
+            SmallStage::DiagonalBiLstm(c) => Box::new(DiagonalBiLstm::new(c, vb.pp("small"))?),
+        };
+        let (big, conditioning) = match &cfg.big {
+            BigStage::RowLstm(c) => (Big::RowLstm(RowLstm::new(c, vb.pp("big"))?), c.conditioning),
+            BigStage::DiagonalBiLstm(c) => (Big::DiagonalBiLstm(DiagonalBiLstm::new(c, vb.pp("big"))?), c.conditioning),
+        };
+        let upsample = Upsampler::new(cfg.channels, conditioning, cfg.factor, cfg.head, vb.pp("upsample"))?;
+        Ok(Self { cfg: cfg.clone(), small, upsample, big, device: vb.device().clone() })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The unconditional small stage (a model of `height / factor` × `width / factor` images).
+    pub fn small(&self) -> &dyn PixelModel {
+        self.small.as_ref()
+    }
+
+    /// The small image of `x` `(b, c, n, n)`: its pixels at rows and columns that are multiples of
+    /// the factor, `(b, c, n / f, n / f)`.
+    pub fn small_image(&self, x: &Tensor) -> Result<Tensor> {
+        subsample(x, self.cfg.factor)
+    }
+
+    /// Whether pixel `(row, col)` belongs to the small image.
+    pub fn in_small_image(&self, row: usize, col: usize) -> bool {
+        row.is_multiple_of(self.cfg.factor) && col.is_multiple_of(self.cfg.factor)
+    }
+
+    /// The conditioning map `(b, c, n, n)` of the small image `(b, colours, s, s)`.
+    pub fn conditioning_map(&self, small: &Tensor) -> Result<Tensor> {
+        self.upsample.forward(small)
+    }
+}
+
+/// `x[:, :, ::f, ::f]`.
+fn subsample(x: &Tensor, f: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if !h.is_multiple_of(f) || !w.is_multiple_of(f) {
+        candle_core::bail!(
+            "a multi-scale model with factor {f} takes images whose sides are multiples of {f}, got {h}×{w}"
+        );
+    }
+    x.contiguous()?.reshape((b, c, h / f, f, w / f, f))?.i((.., .., .., 0, .., 0))?.contiguous()
+}
+
+impl PixelModel for MultiScale {
+    fn spec(&self) -> ImageSpec {
+        self.cfg.spec()
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The small stage's logits at the small image's pixels, the big stage's elsewhere.
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_device(&self.device)?;
+        let f = self.cfg.factor;
+        let small_x = subsample(&x, f)?;
+        let small_logits = self.small.logits(&small_x)?;
+        let big_logits = self.big.logits_given(&x, &self.upsample.forward(&small_x)?)?;
+        // Each small logit repeated over its f×f block; the mask keeps it at the block's corner only.
+        let (b, c, levels, sh, sw) = small_logits.dims5()?;
+        let placed = small_logits
+            .reshape((b * c * levels, sh, 1, sw, 1))?
+            .broadcast_as((b * c * levels, sh, f, sw, f))?
+            .reshape((b, c, levels, sh * f, sw * f))?;
+        let (h, w) = (sh * f, sw * f);
+        let mask: Vec<u8> = (0..h * w).map(|k| self.in_small_image(k / w, k % w) as u8).collect();
+        let mask = Tensor::from_vec(mask, (h, w), &self.device)?.broadcast_as(placed.shape())?;
+        mask.where_cond(&placed, &big_logits)
+    }
+
+    /// The small image's pixels in its raster order, then the others in raster order.
+    fn pixel_order(&self) -> Vec<(usize, usize)> {
+        let (h, w) = (self.cfg.height, self.cfg.width);
+        let all = (0..h).flat_map(|r| (0..w).map(move |c| (r, c)));
+        let (small, rest): (Vec<_>, Vec<_>) = all.partition(|&(r, c)| self.in_small_image(r, c));
+        small.into_iter().chain(rest).collect()
+    }
+
+    /// The full pass (the order is not raster order, so rows cannot be cut).
+    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        self.logits(x)?.i((.., channel, .., row, col))
+    }
+
+    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
+        Ok(Some(Box::new(Session { model: self, batch, small: self.small.session(batch)?, big: None, big_next: 0 })))
+    }
+}
+
+/// The cached sampler: the small stage's session over the small image, then the big stage's
+/// session given the upsampled small image, stepped over the known small-image pixels on the way.
+pub struct Session<'a> {
+    model: &'a MultiScale,
+    batch: usize,
+    small: Option<Box<dyn SamplingSession + 'a>>,
+    big: Option<Box<dyn SamplingSession + 'a>>,
+    /// The raster index of the next pixel the big session has not yet computed.
+    big_next: usize,
+}
+
+impl SamplingSession for Session<'_> {
+    fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
+        let m = self.model;
+        let (f, w) = (m.cfg.factor, m.cfg.width);
+        let x = x.to_device(&m.device)?;
+        if m.in_small_image(row, col) {
+            if self.big.is_some() {
+                candle_core::bail!(
+                    "pixel ({row},{col}) of the small image after the big stage began: steps out of order"
+                );
+            }
+            let small_x = subsample(&x, f)?;
+            return match self.small.as_mut() {
+                Some(session) => session.step(&small_x, row / f, col / f, channel),
+                None => m.small.step_logits(&small_x, row / f, col / f, channel),
+            };
+        }
+        if self.big.is_none() {
+            let cond = m.upsample.forward(&subsample(&x, f)?)?;
+            self.big = Some(m.big.session_given(self.batch, &cond)?);
+        }
+        let big = self.big.as_mut().expect("created above");
+        let at = row * w + col;
+        // The small image's pixels before this one are known: the big session computes them too.
+        while self.big_next < at {
+            let (r, c) = (self.big_next / w, self.big_next % w);
+            if !m.in_small_image(r, c) {
+                candle_core::bail!("pixel ({row},{col}) asked before ({r},{c}): steps out of order");
+            }
+            big.step(&x, r, c, 0)?;
+            self.big_next += 1;
+        }
+        if self.big_next != at {
+            candle_core::bail!("pixel ({row},{col}) asked again after later pixels: steps out of order");
+        }
+        let logits = big.step(&x, row, col, channel)?;
+        if channel + 1 == m.cfg.channels {
+            self.big_next = at + 1;
+        }
+        Ok(logits)
+    }
+}
