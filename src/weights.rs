@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
 use sha2::{Digest, Sha256};
 
@@ -77,7 +76,16 @@ impl Resolver {
                 .unwrap_or_else(std::env::temp_dir);
             base.join("pixel-zoo").join("weights")
         });
-        Self { weights_dir, zoo_cache, cache: Cache::from_env(), endpoint, offline, progress: false }
+        // hf-hub's Cache::from_env panics without a home directory; the same rule without it.
+        let hf_cache = match std::env::var_os("HF_HOME") {
+            Some(h) => PathBuf::from(h).join("hub"),
+            None => std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache"))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("huggingface")
+                .join("hub"),
+        };
+        Self { weights_dir, zoo_cache, cache: Cache::new(hf_cache), endpoint, offline, progress: false }
     }
 
     /// The hub repository of an entry published there.
@@ -122,21 +130,25 @@ impl Resolver {
             }
             return Ok((WeightsSource::Explicit(p.to_path_buf()), bytes));
         }
-        let source = match self.locate(entry) {
-            Some(s) => s,
-            None => self.download(entry)?,
-        };
-        let bytes = read(source.path())?;
-        if let Err(e) = verify(entry, source.path(), &bytes) {
-            if let WeightsSource::Downloaded(p) = &source {
-                remove_cached(p);
+        if let Some(source) = self.locate(entry) {
+            let bytes = read(source.path())?;
+            match verify(entry, source.path(), &bytes) {
+                Ok(()) => return Ok((source, bytes)),
+                // A cached copy that fails its check is replaced by a fresh download, if allowed.
+                Err(e) if matches!(source, WeightsSource::Cache(_)) && !self.offline => {
+                    tracing::warn!("{e}; downloading a fresh copy");
+                }
+                Err(e) => return Err(e),
             }
-            return Err(e);
         }
+        let source = self.download(entry)?;
+        let bytes = read(source.path())?;
+        verify(entry, source.path(), &bytes)?;
         Ok((source, bytes))
     }
 
-    /// Downloads the weights into the Hugging Face cache with `hf-hub`; for a third-party model,
+    /// Downloads the weights into the Hugging Face cache (checked before they are cached, see
+    /// [`Resolver::download_from_hub`]); for a third-party model,
     /// downloads the original file and converts it into the zoo's cache ([`Resolver::import_from_url`]).
     pub fn download(&self, entry: &ModelEntry) -> Result<WeightsSource, ZooError> {
         let url = self.url(entry);
@@ -161,7 +173,15 @@ impl Resolver {
             }
             (None, _) => {}
         }
-        let repo = Self::repo(entry).expect("a manifest entry is on the hub or has an upstream");
+        let Some(repo) = Self::repo(entry) else {
+            return Err(ZooError::WeightsNotFound {
+                id: entry.id.clone(),
+                file: entry.weights.clone(),
+                hint: "the entry names neither hf_repo and hf_revision nor an upstream checkpoint to download; \
+                       pass the file with --weights"
+                    .into(),
+            });
+        };
         if self.offline {
             return Err(ZooError::WeightsNotFound {
                 id: entry.id.clone(),
@@ -175,24 +195,196 @@ impl Resolver {
                 ),
             });
         }
-        tracing::info!(%url, "downloading weights");
-        let api = ApiBuilder::from_cache(self.cache.clone())
-            .with_endpoint(self.endpoint.clone())
-            .with_progress(self.progress)
-            .with_retries(2)
-            .build()
-            .map_err(|e| ZooError::Download { url: url.clone(), msg: e.to_string() })?;
-        let path = api.repo(repo).download(&entry.weights).map_err(|e| ZooError::Download {
-            url: url.clone(),
-            msg: format!(
-                "{e}; the weights are not in {} nor in the cache ({}): check the network or HF_ENDPOINT, \
-                 or pass the file with --weights",
-                self.weights_dir.display(),
-                self.cache.path().display()
-            ),
-        })?;
-        Ok(WeightsSource::Downloaded(path))
+        self.download_from_hub(entry, &repo, &url)
     }
+
+    /// Downloads `url` into the Hugging Face cache layout (`blobs/<sha256>`,
+    /// `snapshots/<commit>/<file>` → the blob, `refs/<revision>`): the body goes to a temporary
+    /// file beside the blobs and is renamed into place only after its sha256 matched the
+    /// manifest's, so a failed or wrong download leaves nothing in the cache.
+    pub fn download_from_hub(&self, entry: &ModelEntry, repo: &Repo, url: &str) -> Result<WeightsSource, ZooError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ZooError::Io { path, source }
+        };
+        let repo_dir = self.cache.path().join(repo.folder_name());
+        let blobs = repo_dir.join("blobs");
+        std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
+        let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()).or_else(|| self.cache.token());
+        let got = match http_download(url, &blobs, token.as_deref(), self.progress) {
+            Ok(got) if got.sha256 == entry.sha256 => got,
+            failed => {
+                // Nothing of this download stays: the temporary file is gone; empty folders too.
+                let _ = std::fs::remove_dir(&blobs);
+                let _ = std::fs::remove_dir(&repo_dir);
+                let got = failed.map_err(|e| match e {
+                    ZooError::Download { url, msg } => {
+                        ZooError::Download { url, msg: format!("{msg}; or pass the file with --weights") }
+                    }
+                    other => other,
+                })?;
+                return Err(ZooError::Download {
+                    url: url.to_string(),
+                    msg: format!(
+                        "the server sent {size} bytes with sha256 {actual}, but the manifest expects {} for '{}'; \
+                     nothing was cached: check that HF_ENDPOINT is the hub or a faithful mirror, or pass the \
+                     file with --weights",
+                        entry.sha256,
+                        entry.id,
+                        size = got.size,
+                        actual = got.sha256
+                    ),
+                });
+            }
+        };
+        let actual = got.sha256.clone();
+        let revision = entry.hf_revision.clone().unwrap_or_else(|| "main".into());
+        // The snapshot folder is the commit the server names; a commit-like revision otherwise.
+        let commit = got
+            .commit
+            .filter(|c| c.len() >= 7 && c.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .unwrap_or_else(|| revision.replace('/', "--"));
+        let blob = blobs.join(&actual);
+        got.file.persist(&blob).map_err(|e| ZooError::Io { path: blob.clone(), source: e.error })?;
+        let snapshot = repo_dir.join("snapshots").join(&commit);
+        std::fs::create_dir_all(&snapshot).map_err(io(&snapshot))?;
+        let pointer = snapshot.join(&entry.weights);
+        link_atomic(&blob, &Path::new("../../blobs").join(&actual), &pointer).map_err(io(&pointer))?;
+        let reference = repo_dir.join("refs").join(&revision);
+        if let Some(dir) = reference.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        pixel_ops::image_io::write_atomic(&reference, commit.as_bytes())?;
+        tracing::info!(%url, path = %pointer.display(), "downloaded");
+        Ok(WeightsSource::Downloaded(pointer))
+    }
+}
+
+/// Attempts per download: the first and two retries, after a server error (5xx, 429), a failed
+/// connection or a body cut short; other answers (404, 403, …) are final.
+pub const DOWNLOAD_ATTEMPTS: usize = 3;
+
+/// What [`http_download`] fetched: a temporary file (removed when dropped) and its sha256.
+struct Downloaded {
+    file: tempfile::NamedTempFile,
+    sha256: String,
+    size: u64,
+    /// The `x-repo-commit` header of a hub answer.
+    commit: Option<String>,
+}
+
+/// GETs `url` into a temporary file in `dir`, hashing it on the way; retries as
+/// [`DOWNLOAD_ATTEMPTS`] says, waiting 0.2 s, then 0.4 s.
+fn http_download(url: &str, dir: &Path, token: Option<&str>, progress: bool) -> Result<Downloaded, ZooError> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(15))
+        .timeout_read(std::time::Duration::from_secs(60))
+        .user_agent(concat!("pixel-zoo/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut last = String::new();
+    for attempt in 1..=DOWNLOAD_ATTEMPTS {
+        if attempt > 1 {
+            tracing::warn!(%url, attempt, "{last}; retrying");
+            std::thread::sleep(std::time::Duration::from_millis(200 << (attempt - 2)));
+        }
+        if progress {
+            eprintln!("downloading {url}");
+        }
+        let mut request = agent.get(url);
+        if let Some(t) = token {
+            request = request.set("authorization", &format!("Bearer {t}"));
+        }
+        let response = match request.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => {
+                let what = format!("HTTP {code} {}", r.status_text());
+                if code >= 500 || code == 429 {
+                    last = format!("the server answered {what}");
+                    continue;
+                }
+                let hint = match code {
+                    404 => "the file is not there: check the manifest's repository, revision and file name, and HF_ENDPOINT",
+                    401 | 403 => "access denied: the repository may be private or gated (set HF_TOKEN)",
+                    _ => "check the URL and HF_ENDPOINT",
+                };
+                return Err(ZooError::Download {
+                    url: url.to_string(),
+                    msg: format!("the server answered {what}: {hint}"),
+                });
+            }
+            Err(e) => {
+                last = format!("no answer ({e})");
+                continue;
+            }
+        };
+        let commit = response.header("x-repo-commit").map(str::to_string);
+        let expected: Option<u64> = response.header("content-length").and_then(|v| v.parse().ok());
+        let mut file = tempfile::Builder::new()
+            .prefix(".download-")
+            .tempfile_in(dir)
+            .map_err(|source| ZooError::Io { path: dir.to_path_buf(), source })?;
+        let mut hasher = Sha256::new();
+        let mut reader = response.into_reader();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut size = 0u64;
+        let body = loop {
+            match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    size += n as u64;
+                    if let Err(source) = std::io::Write::write_all(&mut file, &buf[..n]) {
+                        return Err(ZooError::Io { path: file.path().to_path_buf(), source });
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        match (body, expected) {
+            (Err(e), _) => {
+                let of = expected.map_or(String::new(), |n| format!(" of {n}"));
+                last = format!("the connection broke after {size}{of} bytes ({e})");
+                continue;
+            }
+            (Ok(()), Some(n)) if n != size => {
+                last = format!("the body ended after {size} of {n} bytes");
+                continue;
+            }
+            (Ok(()), _) => {}
+        }
+        file.as_file().sync_all().map_err(|source| ZooError::Io { path: file.path().to_path_buf(), source })?;
+        return Ok(Downloaded { file, sha256: hex::encode(hasher.finalize()), size, commit });
+    }
+    Err(ZooError::Download {
+        url: url.to_string(),
+        msg: format!(
+            "{last} ({DOWNLOAD_ATTEMPTS} attempts); nothing was cached: check the network or HF_ENDPOINT and \
+             try again"
+        ),
+    })
+}
+
+/// Makes `link` point at `target` (relative path `rel`) atomically: a symlink made beside it and
+/// renamed over it; a copy where symlinks are not available.
+fn link_atomic(target: &Path, rel: &Path, link: &Path) -> std::io::Result<()> {
+    let dir = link.parent().unwrap_or(Path::new("."));
+    let tmp =
+        dir.join(format!(".{}.link-{}", link.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    #[cfg(unix)]
+    let made = std::os::unix::fs::symlink(rel, &tmp);
+    #[cfg(not(unix))]
+    let made = {
+        let _ = rel;
+        std::fs::copy(target, &tmp).map(drop)
+    };
+    let res = made.and_then(|_| std::fs::rename(&tmp, link));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let _ = target;
+    res
 }
 
 impl Resolver {
@@ -203,15 +395,13 @@ impl Resolver {
         tracing::info!(%url, "downloading the third-party checkpoint");
         std::fs::create_dir_all(&self.zoo_cache)
             .map_err(|source| ZooError::Io { path: self.zoo_cache.clone(), source })?;
-        let response = ureq::get(url).call().map_err(|e| {
-            download(format!("{e}; check the network, or download the file yourself and run `zoo import`"))
+        let got = http_download(url, &self.zoo_cache, None, self.progress).map_err(|e| match e {
+            ZooError::Download { msg, .. } => {
+                download(format!("{msg}; or download the file yourself and run `zoo import`"))
+            }
+            other => other,
         })?;
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
-            .map_err(|e| download(format!("reading the body: {e}")))?;
-        let tmp = tempfile::NamedTempFile::new_in(&self.zoo_cache)
-            .map_err(|source| ZooError::Io { path: self.zoo_cache.clone(), source })?;
-        std::fs::write(tmp.path(), &body).map_err(|source| ZooError::Io { path: tmp.path().to_path_buf(), source })?;
+        let tmp = got.file;
         let path = crate::import::install(entry, tmp.path(), &self.zoo_cache, None)?;
         Ok(WeightsSource::Downloaded(path))
     }
@@ -219,14 +409,6 @@ impl Resolver {
 
 fn read(p: &Path) -> Result<Vec<u8>, ZooError> {
     std::fs::read(p).map_err(|source| ZooError::Io { path: p.to_path_buf(), source })
-}
-
-/// Removes a cached file that failed its check: the snapshot entry and the blob it points to.
-fn remove_cached(p: &Path) {
-    if let Ok(target) = std::fs::canonicalize(p) {
-        let _ = std::fs::remove_file(target);
-    }
-    let _ = std::fs::remove_file(p);
 }
 
 /// Hex sha256 of `bytes`.

@@ -3,7 +3,8 @@
 //! It answers `GET /{repo}/resolve/{revision}/{file}` as the hub does for what `hf-hub` reads:
 //! `Range: bytes=0-0` → 206 with `Content-Range: bytes 0-0/{size}`, an `etag` and `x-repo-commit`;
 //! `Range: bytes=N-` → 206 with the rest; no range → 200 with the whole file; anything else 404.
-//! It serves a bounded number of requests and stops when dropped.
+//! It serves a bounded number of requests and stops when dropped. [`HubServer::with_faults`] makes
+//! it misbehave first: the given [`Fault`]s answer the first requests, in order, then it behaves.
 
 #![allow(dead_code)]
 
@@ -15,6 +16,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// A way to answer one request badly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this HTTP status (and a short body).
+    Status(u16),
+    /// Send the headers of the whole file, then this many bytes of it, then close the connection.
+    CutAfter(usize),
+}
+
 pub struct HubServer {
     pub endpoint: String,
     pub requests: Arc<AtomicUsize>,
@@ -25,6 +35,11 @@ pub struct HubServer {
 impl HubServer {
     /// Serves `files`: URL path (`/org/name/resolve/main/file`) → bytes.
     pub fn start(files: HashMap<String, Vec<u8>>) -> Self {
+        Self::with_faults(files, Vec::new())
+    }
+
+    /// Serves `files`, answering the first requests with `faults`, one each, in order.
+    pub fn with_faults(files: HashMap<String, Vec<u8>>, faults: Vec<Fault>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         listener.set_nonblocking(true).unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -39,8 +54,8 @@ impl HubServer {
             {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        requests2.fetch_add(1, Ordering::SeqCst);
-                        let _ = serve(stream, &files);
+                        let k = requests2.fetch_add(1, Ordering::SeqCst);
+                        let _ = serve(stream, &files, faults.get(k).copied());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -59,7 +74,7 @@ impl Drop for HubServer {
     }
 }
 
-fn serve(stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::Result<()> {
+fn serve(stream: TcpStream, files: &HashMap<String, Vec<u8>>, fault: Option<Fault>) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -79,6 +94,11 @@ fn serve(stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::Result
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let mut out = stream;
+    if let Some(Fault::Status(code)) = fault {
+        let msg = "Internal Error";
+        write!(out, "HTTP/1.1 {code} Fault\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len())?;
+        return Ok(());
+    }
     let Some(body) = files.get(&path) else {
         let msg = "Entry not found";
         write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len())?;
@@ -102,6 +122,15 @@ fn serve(stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::Result
         end.saturating_sub(1),
         body.len()
     )?;
-    out.write_all(&body[start..end])?;
-    out.flush()
+    match fault {
+        Some(Fault::CutAfter(n)) => {
+            out.write_all(&body[start..end.min(start + n)])?;
+            out.flush()?;
+            out.shutdown(std::net::Shutdown::Both)
+        }
+        _ => {
+            out.write_all(&body[start..end])?;
+            out.flush()
+        }
+    }
 }
