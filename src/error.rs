@@ -11,7 +11,7 @@ pub enum ZooError {
     WeightsNotFound { id: String, file: String, hint: String },
     #[error("{path}: sha256 is {actual} but the manifest expects {expected} for '{id}': the file is corrupt or not these weights; delete it and run `zoo fetch {id}`, or pass the right file with --weights")]
     ChecksumMismatch { id: String, path: PathBuf, expected: String, actual: String },
-    #[error("{path}: not usable weights for '{id}': {msg}")]
+    #[error("{path}: not usable weights for '{id}': {msg}; use the weights made for '{id}' (`zoo fetch {id}` gets the manifest's file)")]
     BadWeights { id: String, path: PathBuf, msg: String },
     #[error("{path}: cannot import as {format}: {msg}")]
     Import { path: PathBuf, format: String, msg: String },

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ZooError;
 
+/// The environment variable naming a manifest file to use instead of the compiled-in one.
+pub const MANIFEST_ENV: &str = "PIXEL_ZOO_MANIFEST";
+
 /// The manifest shipped with the crate.
 pub const EMBEDDED_MANIFEST: &str = include_str!("../weights-manifest.toml");
 
@@ -81,15 +84,39 @@ pub struct Metrics {
     pub measured_with: String,
 }
 
+/// A file name without directories: what a manifest's `weights` must be.
+fn plain_file_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\']) && !s.contains('\0')
+}
+
 impl Manifest {
     /// Parses and validates a manifest (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ZooError> {
         let err = |msg: String| ZooError::Manifest { path: origin.to_string(), msg };
-        let m: Manifest = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let m: Manifest = toml::from_str(text).map_err(|e| {
+            // One line: where, then toml's message (its Display draws the line over several).
+            let at = e.span().map(|s| {
+                let before = text.get(..s.start).unwrap_or(text);
+                let line = before.matches('\n').count() + 1;
+                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {col}: ")
+            });
+            err(format!("{}{}; fix the TOML", at.unwrap_or_default(), e.message().trim_end().replace('\n', "; ")))
+        })?;
         let mut seen = HashSet::new();
         for e in &m.models {
+            if e.id.is_empty() || e.id.contains(char::is_whitespace) {
+                return Err(err(format!("model id '{}' must be non-empty and without spaces", e.id)));
+            }
             if !seen.insert(e.id.as_str()) {
-                return Err(err(format!("model id '{}' appears twice", e.id)));
+                return Err(err(format!("model id '{}' appears twice; give each [[model]] its own id", e.id)));
+            }
+            if !plain_file_name(&e.weights) {
+                return Err(err(format!(
+                    "model '{}': weights = '{}' must be a plain file name (no directories), as in weights/ \
+                     and the hub repository",
+                    e.id, e.weights
+                )));
             }
             if !crate::registry::ARCHITECTURES.contains(&e.architecture.as_str()) {
                 return Err(err(format!(
@@ -105,12 +132,30 @@ impl Manifest {
                     e.id, e.dataset
                 )));
             }
+            if let Err(msg) = crate::registry::check_config(&e.architecture, &e.config) {
+                return Err(err(format!(
+                    "model '{}': [model.config] is not a valid {} config: {msg}",
+                    e.id, e.architecture
+                )));
+            }
             let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
             if !hex64(&e.sha256) {
                 return Err(err(format!("model '{}': sha256 must be 64 hex digits", e.id)));
             }
             match (&e.hf_repo, &e.hf_revision, &e.upstream) {
-                (Some(_), Some(_), None) => {}
+                (Some(repo), Some(rev), None) => {
+                    let name =
+                        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                    if !repo.split_once('/').is_some_and(|(a, b)| name(a) && name(b) && a != ".." && b != "..") {
+                        return Err(err(format!("model '{}': hf_repo = '{repo}' must be 'owner/name'", e.id)));
+                    }
+                    if rev.is_empty() || rev.split('/').any(|p| !name(p) || p == "..") {
+                        return Err(err(format!(
+                            "model '{}': hf_revision = '{rev}' must be a branch, tag or commit name",
+                            e.id
+                        )));
+                    }
+                }
                 (None, None, Some(u)) => {
                     if !hex64(&u.sha256) {
                         return Err(err(format!("model '{}': upstream sha256 must be 64 hex digits", e.id)));
@@ -133,6 +178,23 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+
+    /// Reads and parses a manifest file (`$PIXEL_ZOO_MANIFEST`, or your own models' manifest).
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ZooError> {
+        let err = |msg: String| ZooError::Manifest { path: path.display().to_string(), msg };
+        let text = std::fs::read(path).map_err(|e| {
+            err(format!(
+                "cannot read it ({e}); point {MANIFEST_ENV} at a manifest file, or unset it for the built-in one"
+            ))
+        })?;
+        let text = String::from_utf8(text).map_err(|e| {
+            err(format!(
+                "not UTF-8 text (invalid byte at offset {}); a manifest is a TOML file",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Self::parse(&text, &path.display().to_string())
     }
 
     /// The manifest compiled into the library.

@@ -1,10 +1,13 @@
 //! The registry: a model id → its manifest entry → verified weights → a [`PixelModel`].
 //! The one place that knows which crate implements which architecture.
 
+use std::collections::BTreeSet;
 use std::ops::Deref;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use pixel_ops::PixelModel;
 use safetensors::SafeTensors;
@@ -20,6 +23,8 @@ pub const ARCHITECTURES: &[&str] = &["pixelcnn", "row-lstm", "diagonal-bilstm", 
 pub struct LoadedModel {
     pub entry: ModelEntry,
     pub source: WeightsSource,
+    /// Hex sha256 of the weights loaded (the manifest's, unless an explicit file differs).
+    pub weights_sha256: String,
     pub model: Box<dyn PixelModel>,
 }
 
@@ -44,9 +49,14 @@ pub struct Zoo {
 }
 
 impl Zoo {
-    /// The embedded manifest, weights resolved as [`Resolver::from_env`] says.
+    /// The embedded manifest (or the file `$PIXEL_ZOO_MANIFEST` names), weights resolved as
+    /// [`Resolver::from_env`] says.
     pub fn new() -> Result<Self, ZooError> {
-        Ok(Self { manifest: Manifest::embedded()?, resolver: Resolver::from_env() })
+        let manifest = match std::env::var_os(crate::manifest::MANIFEST_ENV) {
+            Some(p) if !p.is_empty() => Manifest::from_file(Path::new(&p))?,
+            _ => Manifest::embedded()?,
+        };
+        Ok(Self { manifest, resolver: Resolver::from_env() })
     }
 
     /// The entry of `id`, or an error naming the nearest ids.
@@ -75,9 +85,10 @@ impl Zoo {
     ) -> Result<LoadedModel, ZooError> {
         let entry = self.entry(id)?.clone();
         let (source, bytes) = self.resolver.fetch(&entry, weights)?;
+        let weights_sha256 = crate::weights::sha256_hex(&bytes);
         let model = build(&entry, source.path(), bytes, device, dtype)?;
         tracing::debug!(id, path = %source.path().display(), "loaded");
-        Ok(LoadedModel { entry, source, model })
+        Ok(LoadedModel { entry, source, weights_sha256, model })
     }
 }
 
@@ -116,8 +127,11 @@ pub fn build(
         )));
     }
     let manifest_config = serde_json::to_value(&entry.config).map_err(|e| bad(e.to_string()))?;
+    let mut in_file: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     drop(st);
-    let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device)?;
+    let used = Arc::new(Mutex::new(BTreeSet::new()));
+    let tensors = candle_core::safetensors::BufferedSafetensors::new(bytes).map_err(|e| bad(e.to_string()))?;
+    let vb = VarBuilder::from_backend(Box::new(Tracked { inner: tensors, used: used.clone() }), dtype, device.clone());
     let model: Box<dyn PixelModel> = match entry.architecture.as_str() {
         "pixelcnn" => {
             let cfg: pixelcnn::Config = same_config(config, manifest_config, &bad)?;
@@ -137,7 +151,69 @@ pub fn build(
         }
         other => return Err(bad(format!("unknown architecture '{other}'"))),
     };
+    let used = used.lock().unwrap_or_else(|p| p.into_inner());
+    in_file.retain(|n| !used.contains(n));
+    in_file.sort();
+    if !in_file.is_empty() {
+        return Err(bad(format!(
+            "{} tensor(s) the {} network does not have: {}; these are another model's weights, or the \
+             config does not match them",
+            in_file.len(),
+            entry.architecture,
+            in_file.iter().take(5).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+        )));
+    }
     Ok(model)
+}
+
+/// The safetensors backend of the [`VarBuilder`], recording which tensors the network reads, so
+/// that tensors it does not read are found (a file of another model or config).
+struct Tracked {
+    inner: candle_core::safetensors::BufferedSafetensors,
+    used: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Tracked {
+    fn record(&self, name: &str) {
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
+    }
+}
+
+impl SimpleBackend for Tracked {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        self.record(name);
+        SimpleBackend::get(&self.inner, s, name, h, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<candle_core::Tensor> {
+        self.record(name);
+        SimpleBackend::get_unchecked(&self.inner, name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        SimpleBackend::contains_tensor(&self.inner, name)
+    }
+}
+
+/// Checks that a manifest's `config` table is a valid configuration of `architecture`.
+pub(crate) fn check_config(architecture: &str, config: &toml::Table) -> Result<(), String> {
+    let value = toml::Value::Table(config.clone());
+    let res = match architecture {
+        "pixelcnn" => value.try_into::<pixelcnn::Config>().map(drop),
+        "row-lstm" => value.try_into::<row_lstm::Config>().map(drop),
+        "diagonal-bilstm" => value.try_into::<diagonal_bilstm::Config>().map(drop),
+        "multiscale" => value.try_into::<multiscale::Config>().map(drop),
+        other => return Err(format!("unknown architecture '{other}'")),
+    };
+    // toml puts the key on a line of its own ("…\nin `hidden`\n"): one line.
+    res.map_err(|e| e.to_string().trim_end().replace('\n', " "))
 }
 
 /// Parses the file's and the manifest's configs as the architecture's config and requires them to

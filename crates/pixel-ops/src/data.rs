@@ -72,15 +72,26 @@ pub fn threshold(pixels: &[u8]) -> Vec<u8> {
 
 /// Reads `path`, or `path.gz` decompressed, whichever exists.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    read_either(path).map(|(bytes, _)| bytes)
+}
+
+/// [`read_maybe_gz`], and which of the two files it read (errors name that one).
+fn read_either(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
     let gz = PathBuf::from(format!("{}.gz", path.display()));
     let mut out = Vec::new();
     if path.exists() {
         File::open(path).and_then(|mut f| f.read_to_end(&mut out)).map_err(|e| Error::io(path, e))?;
+        return Ok((out, path.to_path_buf()));
     } else if gz.exists() {
         let f = File::open(&gz).map_err(|e| Error::io(&gz, e))?;
-        GzDecoder::new(f)
-            .read_to_end(&mut out)
-            .map_err(|e| Error::bad_file(&gz, format!("not a valid gzip file: {e}")))?;
+        // No data set file is near this; a file that inflates beyond it is not one.
+        const MAX_INFLATED: u64 = 1 << 30;
+        GzDecoder::new(f).take(MAX_INFLATED + 1).read_to_end(&mut out).map_err(|e| {
+            Error::bad_file(&gz, format!("not a valid gzip file ({e}): truncated or corrupt; download it again"))
+        })?;
+        if out.len() as u64 > MAX_INFLATED {
+            return Err(Error::bad_file(&gz, "inflates to more than 1 GiB: not a data set file of the zoo"));
+        }
     } else {
         return Err(Error::MissingData {
             msg: format!(
@@ -90,7 +101,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
             ),
         });
     }
-    Ok(out)
+    Ok((out, gz))
 }
 
 /// Parses an IDX file of u8 images (magic 0x00000803): `(n, 1, rows, cols)`.
@@ -106,18 +117,32 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<Images> {
     if magic != 0x0803 {
         return Err(Error::bad_file(
             path,
-            format!("not an IDX u8 image file: magic 0x{magic:08x}, expected 0x00000803"),
+            format!(
+                "not an IDX u8 image file: magic 0x{magic:08x}, expected 0x00000803; MNIST's image files \
+                 (t10k-images-idx3-ubyte, gz or raw) have it"
+            ),
         ));
     }
     let (n, rows, cols) = (be(4), be(8), be(12));
     if rows == 0 || cols == 0 || rows > 4096 || cols > 4096 {
-        return Err(Error::bad_file(path, format!("implausible IDX image size {rows}x{cols}")));
+        return Err(Error::bad_file(
+            path,
+            format!("implausible IDX image size {rows}x{cols}: a corrupt header, or not an image file"),
+        ));
+    }
+    if n == 0 {
+        return Err(Error::bad_file(path, "the IDX file holds no images"));
     }
     let need = n.checked_mul(rows * cols).and_then(|v| v.checked_add(16));
     if need != Some(bytes.len()) {
         return Err(Error::bad_file(
             path,
-            format!("IDX header says {n} images of {rows}x{cols} ({} bytes) but the file has {} bytes: truncated or corrupt", need.map_or("too many".into(), |v| v.to_string()), bytes.len()),
+            format!(
+                "IDX header says {n} images of {rows}x{cols} ({} bytes) but the file has {} bytes: truncated or \
+                 corrupt; download it again",
+                need.map_or("too many".into(), |v| v.to_string()),
+                bytes.len()
+            ),
         ));
     }
     Ok(Images { pixels: bytes[16..].to_vec(), n, channels: 1, height: rows, width: cols })
@@ -130,7 +155,8 @@ pub fn parse_cifar(bytes: &[u8], path: &Path) -> Result<Images> {
         return Err(Error::bad_file(
             path,
             format!(
-                "not a CIFAR-10 binary batch: {} bytes is not a positive multiple of the 3073-byte record",
+                "not a CIFAR-10 binary batch: {} bytes is not a positive multiple of the 3073-byte record \
+                 (truncated or another file); use test_batch.bin of the CIFAR-10 binary version",
                 bytes.len()
             ),
         ));
@@ -139,7 +165,15 @@ pub fn parse_cifar(bytes: &[u8], path: &Path) -> Result<Images> {
     let mut pixels = Vec::with_capacity(n * (REC - 1));
     for rec in bytes.chunks(REC) {
         if rec[0] > 9 {
-            return Err(Error::bad_file(path, format!("not a CIFAR-10 batch: label byte {} is not 0..=9", rec[0])));
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "not a CIFAR-10 binary batch: the label byte of record {} is {}, not 0..=9; use test_batch.bin \
+                     of the CIFAR-10 binary version",
+                    pixels.len() / (REC - 1),
+                    rec[0]
+                ),
+            ));
         }
         pixels.extend_from_slice(&rec[1..]);
     }
@@ -191,7 +225,17 @@ impl Dataset {
         match self {
             Self::MnistBinarized | Self::MnistThresholded => {
                 let path = data_dir.join("mnist").join("t10k-images-idx3-ubyte");
-                let mut images = parse_idx_images(&read_maybe_gz(&path)?, &path)?;
+                let (bytes, path) = read_either(&path)?;
+                let mut images = parse_idx_images(&bytes, &path)?;
+                if (images.height, images.width) != (28, 28) {
+                    return Err(Error::bad_file(
+                        &path,
+                        format!(
+                            "holds {}x{} images, but MNIST images are 28x28: not the MNIST test set",
+                            images.width, images.height
+                        ),
+                    ));
+                }
                 images.pixels = match self {
                     Self::MnistBinarized => binarize_static(&images.pixels, SEED_TEST),
                     _ => threshold(&images.pixels),
@@ -206,7 +250,8 @@ impl Dataset {
                 } else {
                     dir.join("test_batch_first1000.bin")
                 };
-                parse_cifar(&read_maybe_gz(&path)?, &path)
+                let (bytes, path) = read_either(&path)?;
+                parse_cifar(&bytes, &path)
             }
         }
     }

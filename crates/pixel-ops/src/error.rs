@@ -12,6 +12,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An output file could not be written (nothing is left behind).
+    #[error("cannot write {path}: {source}; check that the directory exists and is writable, or choose another path")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A data or image file exists but is not what it should be.
     #[error("{path}: {msg}")]
     BadFile { path: PathBuf, msg: String },

@@ -31,10 +31,20 @@ impl Default for SampleOptions {
     }
 }
 
+/// The most images one call draws (or completes): their pixels are held in memory at once.
+pub const MAX_COUNT: usize = 65_536;
+
 impl SampleOptions {
     fn validate(&self) -> Result<()> {
         if self.count == 0 {
             return Err(Error::InvalidArgument("the number of images must be at least 1".into()));
+        }
+        if self.count > MAX_COUNT {
+            return Err(Error::InvalidArgument(format!(
+                "{} images in one call is more than the {MAX_COUNT} the sampler takes; draw them in several \
+                 calls with different seeds",
+                self.count
+            )));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(Error::InvalidArgument(format!(
@@ -75,6 +85,19 @@ pub fn complete(
     }
     let given = given.to_dtype(DType::U8)?.to_device(&Device::Cpu)?;
     let n = given.dim(0)?;
+    if given.dims() != [n, s.channels, s.height, s.width] {
+        return Err(Error::InvalidArgument(format!(
+            "the images to complete are {:?}; the model takes (n, {}, {}, {})",
+            given.dims(),
+            s.channels,
+            s.height,
+            s.width
+        )));
+    }
+    if n == 0 {
+        return Err(Error::InvalidArgument("no images to complete".into()));
+    }
+    SampleOptions { count: n.saturating_mul(opts.count), ..*opts }.validate()?;
     let per_image = given.flatten_from(1)?.to_vec2::<u8>()?;
     let mut start = Vec::with_capacity(n * opts.count * s.dims());
     for img in &per_image {

@@ -136,14 +136,7 @@ fn method(naive: bool) -> Method {
 
 /// Fails early, before any work, if `path` cannot be written.
 fn check_output(path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        bail!("cannot write {}: directory {} does not exist", path.display(), dir.display());
-    }
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    Ok(())
+    Ok(pixel_ops::image_io::check_writable(path)?)
 }
 
 /// The factor of a multi-scale model (its small image is every f-th pixel of every f-th row).
@@ -300,13 +293,13 @@ fn eval(
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
     let entry = zoo.entry(&args.id)?;
     let dataset = Dataset::from_name(&entry.dataset).context("manifest data set")?;
     let mut images = dataset.load_test(&data_dir)?;
     if let Some(l) = limit {
-        if l == 0 {
-            bail!("--limit must be at least 1");
-        }
         images.truncate(l);
     }
     let m = load(zoo, args, dev)?;

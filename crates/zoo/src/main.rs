@@ -179,7 +179,25 @@ impl ImportFormat {
     }
 }
 
+/// `zoo list | head -1`: when the reader goes away, stop as other Unix tools do (SIGPIPE) instead of
+/// panicking in `println!` (Rust ignores SIGPIPE, so the write fails and `println!` panics). Sockets
+/// are unaffected: std sends with MSG_NOSIGNAL / SO_NOSIGPIPE.
+#[cfg(unix)]
+fn stop_quietly_on_a_closed_pipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13; // Linux, macOS and the BSDs
+    const SIG_DFL: usize = 0;
+    // SAFETY: restores the default disposition of one signal, before any thread starts.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
 fn main() {
+    #[cfg(unix)]
+    stop_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     // Candle's CPU matrix products ask for the thread count on every call, and without
     // RAYON_NUM_THREADS that re-reads the CPU topology from sysfs each time. Sampling splits the
