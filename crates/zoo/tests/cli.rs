@@ -1,6 +1,7 @@
 //! The `zoo` tool end to end: list, sample, eval, score, logits, complete, fetch through a local
-//! hub, a closed stdout. Bad input (a clear error, exit status 1, no panic, no output file) is the
-//! corpus of bad_inputs.rs.
+//! hub, a closed stdout, and determinism (the same seed: the same PNG bytes, whatever the thread
+//! count). Bad input (a clear error, exit status 1, no panic, no output file) is the corpus of
+//! bad_inputs.rs.
 
 #[path = "../../../tests/support/hub.rs"]
 mod hub;
@@ -271,6 +272,49 @@ fn import_installs_the_third_party_checkpoint_and_refuses_a_wrong_file() {
     let png = dir.path().join("s.png");
     ok(&zoo_env(&["sample", LASAGNE, "-n", "1", "-o", png.to_str().unwrap()], &env));
     assert_eq!(png_size(&png), (32, 32, image::ColorType::L8));
+}
+
+/// The same seed gives byte-identical PNGs across runs and thread counts: the batch split over 1
+/// or 2 cores (`taskset`, where there is one) and candle's own threads (RAYON_NUM_THREADS); and the
+/// logits file does not depend on RAYON_NUM_THREADS either.
+#[test]
+fn the_same_seed_gives_the_same_png_bytes_across_runs_and_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let taskset = Command::new("taskset").arg("-c").arg("0").arg("true").status().is_ok_and(|s| s.success());
+    for id in ["pixelcnn-mnist", "row-lstm-mnist", "diagonal-bilstm-cifar10"] {
+        let run = |tag: &str, env: &[(&str, &str)], one_core: bool| {
+            let out = dir.path().join(format!("{id}-{tag}.png"));
+            let args = ["sample", id, "-n", "3", "--seed", "99", "--device", "cpu", "-o", out.to_str().unwrap()];
+            let o = if one_core {
+                let mut c = Command::new("taskset");
+                c.args(["-c", "0", env!("CARGO_BIN_EXE_zoo")]).args(args).env("HF_HUB_OFFLINE", "1");
+                c.output().unwrap()
+            } else {
+                zoo_env(&args, env)
+            };
+            ok(&o);
+            std::fs::read(out).unwrap()
+        };
+        let first = run("a", &[], false);
+        assert!(run("b", &[], false) == first, "{id}: a second run differs");
+        assert!(run("rayon2", &[("RAYON_NUM_THREADS", "2")], false) == first, "{id}: RAYON_NUM_THREADS=2 differs");
+        if taskset {
+            assert!(run("one-core", &[], true) == first, "{id}: on one core the PNG differs");
+        } else {
+            eprintln!("skipped the one-core run: no taskset");
+        }
+    }
+    let img = dir.path().join("in.png");
+    fixture_png("pixelcnn-cifar10", 0, &img);
+    let logits = |threads: &str| {
+        let out = dir.path().join(format!("logits-{threads}.safetensors"));
+        ok(&zoo_env(
+            &["logits", "pixelcnn-cifar10", img.to_str().unwrap(), "-o", out.to_str().unwrap()],
+            &[("RAYON_NUM_THREADS", threads)],
+        ));
+        std::fs::read(out).unwrap()
+    };
+    assert!(logits("1") == logits("2"), "the logits differ between 1 and 2 threads");
 }
 
 /// `zoo list | head -1`: a reader that goes away stops zoo quietly (as SIGPIPE stops other tools),

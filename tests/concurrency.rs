@@ -1,0 +1,109 @@
+//! Models shared between threads, and determinism: a loaded model is `Send + Sync`; sampling,
+//! logits and NLL from one model on several threads at once give exactly what sequential calls
+//! give; the same seed gives byte-identical PNGs on every run and for every thread count.
+
+use std::sync::Arc;
+
+use pixel_zoo::ops::image_io::{grid, write_png};
+use pixel_zoo::ops::sampler::Method;
+use pixel_zoo::{Device, LoadedModel, PixelModel, SampleOptions, Tensor, Zoo};
+
+fn send_sync<T: Send + Sync + ?Sized>() {}
+
+#[test]
+fn models_and_the_zoo_are_send_and_sync() {
+    send_sync::<LoadedModel>();
+    send_sync::<dyn PixelModel>();
+    send_sync::<Zoo>();
+    send_sync::<Arc<LoadedModel>>();
+}
+
+/// The shipped models each test runs on: every architecture, both heads.
+const MODELS: [&str; 4] = ["pixelcnn-mnist", "row-lstm-mnist", "diagonal-bilstm-mnist", "pixelcnn-cifar10"];
+
+fn load(id: &str) -> Arc<LoadedModel> {
+    // As the README asks of programs that embed the zoo (candle otherwise re-reads the CPU
+    // topology at every matrix product); set once, before the first product.
+    static RAYON: std::sync::Once = std::sync::Once::new();
+    RAYON.call_once(|| {
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            std::env::set_var("RAYON_NUM_THREADS", "1");
+        }
+    });
+    Arc::new(Zoo::new().unwrap().load(id, &Device::Cpu).unwrap())
+}
+
+fn opts(seed: u64) -> SampleOptions {
+    SampleOptions { count: 2, seed, temperature: 1.0, method: Method::Cached, threads: 1 }
+}
+
+fn draw(m: &LoadedModel, o: &SampleOptions) -> Vec<u8> {
+    pixel_zoo::sample(m.as_ref(), o, &mut |_, _| {}).unwrap().flatten_all().unwrap().to_vec1::<u8>().unwrap()
+}
+
+#[test]
+fn one_model_used_on_several_threads_at_once_gives_what_sequential_calls_give() {
+    for id in MODELS {
+        let m = load(id);
+        let s = m.spec();
+        // Work for four threads: three samples and the logits and NLL of one batch.
+        let jobs: Vec<SampleOptions> = (0..3).map(|k| opts(10 + k)).collect();
+        let x = Tensor::from_vec(
+            (0..2 * s.dims()).map(|k| (k * 7 % s.head.values()) as u8).collect::<Vec<u8>>(),
+            (2, s.channels, s.height, s.width),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let logits = |m: &LoadedModel| m.logits(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let nll = |m: &LoadedModel| m.nll(&x).unwrap().to_vec1::<f32>().unwrap();
+
+        let sequential: Vec<Vec<u8>> = jobs.iter().map(|o| draw(&m, o)).collect();
+        let (seq_logits, seq_nll) = (logits(&m), nll(&m));
+
+        // Twice over, so that the calls overlap in different ways.
+        for _ in 0..2 {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs.iter().map(|o| scope.spawn(|| draw(&m, o))).collect();
+                let l = scope.spawn(|| (logits(&m), nll(&m)));
+                for (k, h) in handles.into_iter().enumerate() {
+                    assert_eq!(h.join().unwrap(), sequential[k], "{id}: sample {k} differs when run concurrently");
+                }
+                let (cl, cn) = l.join().unwrap();
+                assert!(cl == seq_logits, "{id}: logits differ when computed concurrently");
+                assert!(cn == seq_nll, "{id}: NLL differs when computed concurrently");
+            });
+        }
+        // The same model behind an Arc, moved into plain threads.
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|o| {
+                let (m, o) = (Arc::clone(&m), *o);
+                std::thread::spawn(move || draw(&m, &o))
+            })
+            .collect();
+        for (k, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap(), sequential[k], "{id}: sample {k} differs on a spawned thread");
+        }
+    }
+}
+
+#[test]
+fn the_same_seed_gives_byte_identical_pngs_on_every_run_and_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in MODELS {
+        let m = load(id);
+        let s = m.spec();
+        let n = 5;
+        let png = |threads: usize, run: usize| {
+            let o = SampleOptions { count: n, seed: 2016, threads, ..Default::default() };
+            let images = draw(&m, &o);
+            let p = dir.path().join(format!("{id}-{threads}-{run}.png"));
+            write_png(&grid(&images, n, &s, 3, 2), &p).unwrap();
+            std::fs::read(p).unwrap()
+        };
+        let first = png(1, 0);
+        for (threads, run) in [(1, 1), (2, 0), (3, 0), (5, 0), (0, 0)] {
+            assert!(png(threads, run) == first, "{id}: the PNG of {threads} thread(s), run {run}, differs");
+        }
+    }
+}
