@@ -11,9 +11,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`Zoo`] reads the manifest (`weights-manifest.toml`, compiled in) and resolves weights:
-//!   an explicit path, then the repository's `weights/`, then the Hugging Face cache, then a
-//!   download with `hf-hub`; the sha256 is checked every time.
+//! - [`Zoo`] reads the manifest (`weights-manifest.toml`, compiled in, or the file
+//!   `$PIXEL_ZOO_MANIFEST` names) and resolves weights: an explicit path, then the repository's
+//!   `weights/`, then the Hugging Face cache, then a download from the hub (retried, and checked
+//!   before it enters the cache); the sha256 is checked every time.
 //! - Third-party checkpoints are converted into the zoo's layout by [`import`] (`zoo import`).
 //! - Every model implements [`PixelModel`]: logits, log-probabilities, NLL, a sampling step.
 
