@@ -17,7 +17,9 @@
 //!   before it enters the cache); the sha256 is checked every time.
 //! - Third-party checkpoints are converted into the zoo's layout by [`import`] (`zoo import`).
 //! - Every model implements [`PixelModel`]: logits, log-probabilities, NLL, a sampling step.
+//! - [`compress`] codes images losslessly with a model (range coding, `zoo compress`).
 
+pub mod compress;
 pub mod error;
 pub mod import;
 pub mod manifest;

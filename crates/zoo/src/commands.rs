@@ -23,6 +23,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fetch { id, url } => fetch(&zoo, &id, url.as_deref()),
         Command::Bench { ids, batch, reps, json } => crate::bench::run(&zoo, &ids, cli.device, batch, reps, json),
         Command::Import { format, file, id, output } => import(&zoo, format, &file, id.as_deref(), output.as_deref()),
+        Command::Compress { model, images, output } => {
+            crate::compress::compress_files(&zoo, &model, cli.device, &images, &output)
+        }
+        Command::Decompress { file, output, weights } => {
+            crate::compress::decompress_file(&zoo, &file, weights, cli.device, &output)
+        }
+        Command::BenchCompress { ids, data_dir, limit, json } => {
+            crate::compress::bench(&zoo, &ids, cli.device, data_dir, limit, json)
+        }
         Command::Sample { model, count, seed, temperature, naive, output } => {
             let m = load(&zoo, &model, cli.device)?;
             let opts = SampleOptions { count, seed, temperature, method: method(naive), ..Default::default() };
@@ -135,7 +144,7 @@ fn method(naive: bool) -> Method {
 }
 
 /// Fails early, before any work, if `path` cannot be written.
-fn check_output(path: &Path) -> Result<()> {
+pub(crate) fn check_output(path: &Path) -> Result<()> {
     Ok(pixel_ops::image_io::check_writable(path)?)
 }
 
@@ -163,7 +172,7 @@ fn with_small_images(pixels: &[u8], n: usize, spec: &pixel_zoo::ImageSpec, f: us
     out
 }
 
-fn bar(len: u64, msg: &'static str) -> ProgressBar {
+pub(crate) fn bar(len: u64, msg: &'static str) -> ProgressBar {
     let b = ProgressBar::new(len);
     b.set_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]")

@@ -6,6 +6,7 @@
 
 mod bench;
 mod commands;
+mod compress;
 
 use std::path::PathBuf;
 
@@ -147,6 +148,41 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compress images losslessly with a model (range coding of its probabilities) into one file.
+    Compress {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Images of the model's size and channels (PNG or any format the image crate reads).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Decode a file written by `zoo compress` into PNGs under their original names (the model is
+    /// the one named in the file; its weights must be the ones it was coded with).
+    Decompress {
+        file: PathBuf,
+        /// Directory for the images (created if missing).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The weights the file was coded with, if not the manifest's.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+    /// Compression benchmark: per model, on its test set, bits/dim of the compressed file beside
+    /// the model's NLL, PNG (maximum compression) and lossless WebP; encode / decode images/s.
+    BenchCompress {
+        /// Model ids (default: every model whose weights are here).
+        ids: Vec<String>,
+        /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA).
+        #[arg(long, env = "PIXEL_ZOO_DATA")]
+        data_dir: Option<PathBuf>,
+        /// The first N test images.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Convert a third-party checkpoint into the zoo's layout and install it in the local weights
     /// cache ($PIXEL_ZOO_CACHE, default ~/.cache/pixel-zoo/weights); every command then works on
     /// its id offline. The file's sha256 must be the manifest's.
@@ -206,7 +242,12 @@ fn main() {
     // thread starts; the user's RAYON_NUM_THREADS wins.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let per_op = match cli.command {
-            Command::Sample { .. } | Command::Complete { .. } | Command::Bench { .. } => 1,
+            Command::Sample { .. }
+            | Command::Complete { .. }
+            | Command::Bench { .. }
+            | Command::Compress { .. }
+            | Command::Decompress { .. }
+            | Command::BenchCompress { .. } => 1,
             _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         std::env::set_var("RAYON_NUM_THREADS", per_op.to_string());
