@@ -235,13 +235,15 @@ fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly
 }
 
 /// The models trained by the PyTorch reference and shipped in weights/.
-const TRAINED: [&str; 6] = [
+const TRAINED: [&str; 8] = [
     "pixelcnn-mnist",
     "pixelcnn-cifar10",
     "row-lstm-mnist",
     "row-lstm-cifar10",
     "diagonal-bilstm-mnist",
     "diagonal-bilstm-cifar10",
+    "multiscale-mnist",
+    "multiscale-cifar10",
 ];
 
 const LASAGNE: &str = "diagonal-bilstm-mnist-lasagne";
