@@ -172,6 +172,20 @@ fn with_small_images(pixels: &[u8], n: usize, spec: &pixel_zoo::ImageSpec, f: us
     out
 }
 
+/// Σ −log p(x) in nats over images `pixels` (whole images of the model's size, row-major), in
+/// batches of `batch`; `done(b)` after each batch.
+pub(crate) fn total_nll(m: &LoadedModel, pixels: &[u8], batch: usize, done: &mut dyn FnMut(usize)) -> Result<f64> {
+    let spec = m.spec();
+    let mut total = 0f64;
+    for chunk in pixels.chunks(batch * spec.dims()) {
+        let b = chunk.len() / spec.dims();
+        let x = Tensor::from_slice(chunk, (b, spec.channels, spec.height, spec.width), m.device())?;
+        total += m.nll(&x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>();
+        done(b);
+    }
+    Ok(total)
+}
+
 pub(crate) fn bar(len: u64, msg: &'static str) -> ProgressBar {
     let b = ProgressBar::new(len);
     b.set_style(
@@ -327,18 +341,8 @@ fn eval(
     }
     let t = Instant::now();
     let bar = bar(images.n as u64, "evaluating images");
-    let mut total = 0f64;
+    let total = total_nll(&m, &images.pixels, batch, &mut |b| bar.inc(b as u64))?;
     let d = spec.dims();
-    for start in (0..images.n).step_by(batch) {
-        let b = batch.min(images.n - start);
-        let x = Tensor::from_slice(
-            &images.pixels[start * d..(start + b) * d],
-            (b, spec.channels, spec.height, spec.width),
-            m.device(),
-        )?;
-        total += m.nll(&x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>();
-        bar.inc(b as u64);
-    }
     bar.finish_and_clear();
     let nats = total / images.n as f64;
     let bpd = bits_per_dim(nats, d);

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::Tensor;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::codecs::webp::WebPEncoder;
 use image::{DynamicImage, ImageEncoder};
@@ -16,7 +15,7 @@ use pixel_zoo::compress::{compress, decompress, read_header, NamedImage};
 use pixel_zoo::{ImageSpec, Zoo};
 use serde_json::json;
 
-use crate::commands::{bar, check_output, load};
+use crate::commands::{bar, check_output, load, total_nll};
 use crate::{DeviceArg, ModelArgs};
 
 /// Threads the coding groups are spread over (each group's computation is the same on any thread).
@@ -154,16 +153,7 @@ pub fn bench(
         }
         let (header, payload_at) = read_header(&file)?;
         let streams = header.streams.len();
-        let mut nats = 0f64;
-        for start in (0..data.n).step_by(50) {
-            let b = 50.min(data.n - start);
-            let x = Tensor::from_slice(
-                &data.pixels[start * d..(start + b) * d],
-                (b, spec.channels, spec.height, spec.width),
-                m.device(),
-            )?;
-            nats += m.nll(&x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>();
-        }
+        let nats = total_nll(&m, &data.pixels[..data.n * d], 50, &mut |_| {})?;
         let (mut png, mut webp) = (0usize, 0usize);
         for img in &images {
             let (p, w) = png_and_webp_bytes(&img.pixels, &spec)?;
