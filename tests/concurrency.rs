@@ -19,7 +19,8 @@ fn models_and_the_zoo_are_send_and_sync() {
 }
 
 /// The shipped models each test runs on: every architecture, both heads.
-const MODELS: [&str; 4] = ["pixelcnn-mnist", "row-lstm-mnist", "diagonal-bilstm-mnist", "pixelcnn-cifar10"];
+const MODELS: [&str; 5] =
+    ["pixelcnn-mnist", "row-lstm-mnist", "diagonal-bilstm-mnist", "multiscale-mnist", "pixelcnn-cifar10"];
 
 fn load(id: &str) -> Arc<LoadedModel> {
     // As the README asks of programs that embed the zoo (candle otherwise re-reads the CPU
