@@ -40,6 +40,17 @@ impl Conditioning {
     }
 }
 
+/// A layer's conditioning pre-activations `(b, 4h, H, W)` given its conditioning (if the config
+/// has one) and the map (if the caller has one); an error if one is there without the other.
+pub fn conditioning_term(conditioning: Option<&Conditioning>, map: Option<&Tensor>) -> Result<Option<Tensor>> {
+    match (conditioning, map) {
+        (Some(c), Some(map)) => Ok(Some(c.forward(map)?)),
+        (None, None) => Ok(None),
+        (Some(_), None) => candle_core::bail!("a conditional network needs its conditioning map"),
+        (None, Some(_)) => candle_core::bail!("this network has no conditioning (config `conditioning` = 0)"),
+    }
+}
+
 /// The pre-activations of every position laid out for a step-by-step session: `(b, 4h, H, W)` →
 /// `(H, W, b, 4h)`, so that `.i((row, col))` is one contiguous `(b, 4h)` block.
 pub fn per_position(term: Option<Tensor>) -> Result<Option<Tensor>> {

@@ -28,7 +28,7 @@
 
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::VarBuilder;
-use pixel_ops::conditioning::{add_conditioning, at_position, per_position, Conditioning};
+use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, per_position, Conditioning};
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
@@ -149,14 +149,7 @@ impl DiagonalLstm {
 
     /// The conditioning pre-activations `(b, 4h, H, W)`; an error if the map and the layer disagree.
     fn conditioning_term(&self, cond: Option<&Tensor>) -> Result<Option<Tensor>> {
-        match (&self.conditioning, cond) {
-            (Some(c), Some(map)) => Ok(Some(c.forward(map)?)),
-            (None, None) => Ok(None),
-            (Some(_), None) => candle_core::bail!("a conditional Diagonal BiLSTM needs its conditioning map"),
-            (None, Some(_)) => {
-                candle_core::bail!("this Diagonal BiLSTM has no conditioning (config `conditioning` = 0)")
-            }
-        }
+        conditioning_term(self.conditioning.as_ref(), cond)
     }
 }
 
