@@ -60,6 +60,22 @@ def binarize_static(images, seed):
     return bits.astype(np.uint8).reshape(images.shape)
 
 
+def load_intensities(dataset, data_dir, split):
+    """The 8-bit MNIST intensities (n, 1, 28, 28) of a split, for dynamic binarization: training
+    draws a fresh binary image from them at every visit (`binarize_dynamic`)."""
+    assert dataset == "mnist-binarized", "intensities are only needed for binarized MNIST"
+    if split == "test":
+        raise ValueError("training never draws from the test images")
+    x = read_idx_images(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte"))[:, None]
+    return x[:50000] if split == "train" else x[50000:]
+
+
+def binarize_dynamic(intensities, rng):
+    """A fresh binarization: pixel = 1 with probability intensity / 255 (numpy Generator rng)."""
+    u = rng.random(intensities.shape, dtype=np.float32)
+    return (u * 255.0 < intensities).astype(np.uint8)
+
+
 def load(dataset, data_dir, split):
     """Returns uint8 array (n, c, h, w): 0/1 for binarized MNIST, 0..255 for CIFAR-10.
 

@@ -1,33 +1,63 @@
 """Train a zoo model with the PyTorch reference and export it in the zoo's safetensors layout.
 
-    python -m pixelzoo_ref.train --arch pixelcnn --dataset mnist-binarized --data-dir ../../shared/data \
-        --hidden 16 --layers 5 --output-features 32 --steps 20000 --out runs/pixelcnn-mnist
+    python -m pixelzoo_ref.train --id diagonal-bilstm-cifar10 --arch diagonal-bilstm --dataset cifar10 \\
+        --hidden 24 --features 96 --layers 3 --output-features 192 --batch 16 \\
+        --schedule half-life --ema 0.9995 --time-budget 9000 --resume --init-from ../weights/diagonal-bilstm-cifar10.safetensors
 
-Adam or RMSProp, shuffled batches from a fixed seed, a cosine learning-rate decay over --steps, a
-validation split carved from the training set (model selection on it, never on test images),
-checkpoints every --checkpoint-every steps and --resume, progress lines with loss, bits/dim and
-images/s, a CSV of the curves, export of the best-validation weights to safetensors with the config
-as JSON in the metadata.
+A run lives in its state directory, outside the work tree: `$PIXEL_ZOO_TRAIN_DIR/ID`, by default
+`~/.cache/pixel-zoo/train/ID` (or `--out DIR`). It holds `checkpoint.pt` (model, optimizer, EMA,
+both RNG states, the position in the data order, the legs so far), `curves.csv` and
+`model.safetensors`, the best-validation export.
+
+- Long runs survive being stopped at any moment: checkpoints are written every
+  `--checkpoint-minutes`, at every validation and on SIGTERM/SIGINT, each atomically, and
+  `--resume` continues exactly where the last one left off. When there is no checkpoint,
+  `--init-from FILE` starts from exported weights (e.g. the committed ones) as a fine-tune whose
+  images and hours carry on from that file's metadata. Each start is a *leg*: its command, host,
+  threads, start and end, images and seconds are recorded in the checkpoint and the export.
+- An exponential moving average of the weights (`--ema`, openai/pixel-cnn uses 0.9995) is what is
+  validated and exported; the raw weights only train.
+- Binarized MNIST can be binarized dynamically (`--dynamic-binarization`): a fresh draw from the
+  intensities at every visit. Validation and test keep the static binarization the zoo evaluates on.
+- Learning-rate schedules: `cosine` (to 0 over max(step/steps, time/budget): fixed length, as the
+  first shipped weights used), `constant` and `half-life` (lr halves every `--lr-half-life`
+  images): these two depend only on the images seen, so a run can be extended by any amount.
+  `--warmup` steps of linear warm-up after every start without optimizer state.
+- `--precision bf16` trains under CPU/CUDA bf16 autocast (the loss in float32); `--compile` wraps
+  the model in torch.compile. Exports are always float32.
+
+Adam or RMSProp, shuffled batches from a fixed seed, gradient-norm clipping at 1, a validation split
+carved from the training set (the last 10,000 MNIST / 5,000 CIFAR-10 training images; selection on
+it, never on test images).
 """
 import argparse
 import csv
+import datetime
 import json
 import math
 import os
+import platform
+import signal
+import sys
 import time
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from . import data as D
 from .layers import nll_per_image
 from .models import build
 
 
-def parse():
+def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--id", default=None, help="run name; the state directory is $PIXEL_ZOO_TRAIN_DIR/ID "
+                                              "(default ~/.cache/pixel-zoo/train/ID)")
+    p.add_argument("--out", default=None, help="state directory (overrides --id's)")
     p.add_argument("--arch", default="pixelcnn", choices=["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale"])
+    p.add_argument("--preset", default=None, help="a named config from presets.py (sets the architecture and sizes)")
     p.add_argument("--big-arch", default="row-lstm", choices=["row-lstm", "diagonal-bilstm"],
                    help="multiscale: the conditional (big) stage; it takes --hidden, --features, --layers, ...")
     p.add_argument("--small-arch", default="row-lstm", choices=["pixelcnn", "row-lstm", "diagonal-bilstm"],
@@ -47,24 +77,43 @@ def parse():
     p.add_argument("--output-features", type=int, default=32)
     p.add_argument("--input-kernel", type=int, default=7)
     p.add_argument("--block-kernel", type=int, default=3, help="PixelCNN: kernel of the residual blocks")
-    p.add_argument("--input-to-state-kernel", type=int, default=3, help="Row LSTM: k of the k x 1 input-to-state conv")
+    p.add_argument("--input-to-state-kernel", type=int, default=3, help="Row LSTM: k of the 1 x k input-to-state conv")
     p.add_argument("--state-to-state-kernel", type=int, default=3, help="Row LSTM: k of the state-to-state conv")
     p.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"])
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant", "half-life"])
+    p.add_argument("--lr-half-life", type=float, default=2e6, help="half-life: images per halving of the lr")
+    p.add_argument("--warmup", type=int, default=0, help="steps of linear warm-up when the optimizer starts fresh")
+    p.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average (0 = none)")
+    p.add_argument("--dynamic-binarization", action="store_true", help="mnist-binarized: a fresh draw per visit")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=10000)
+    p.add_argument("--steps", type=int, default=10000, help="cosine: the schedule's length; others: a cap")
     p.add_argument("--time-budget", type=float, default=0.0,
-                   help="seconds of training; the cosine decay follows max(step/steps, time/budget) and "
-                        "training stops when either reaches 1 (0 = steps only)")
+                   help="seconds: cosine: the decay follows max(step/steps, time/budget), over the whole run; "
+                        "other schedules: this leg stops after that many seconds of training (0 = no limit)")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--valid-limit", type=int, default=0, help="0 = the whole validation split")
-    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--out", required=True)
-    return p.parse_args()
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue from the state directory's checkpoint")
+    p.add_argument("--init-from", default=None,
+                   help="exported weights to start from when there is no checkpoint (a fine-tune)")
+    p.add_argument("--hardware", default=None, help="what this leg runs on, for the record")
+    args = p.parse_args(argv)
+    if args.out is None:
+        if args.id is None:
+            p.error("give --id (state in ~/.cache/pixel-zoo/train/ID) or --out DIR")
+        root = os.environ.get("PIXEL_ZOO_TRAIN_DIR", os.path.expanduser("~/.cache/pixel-zoo/train"))
+        args.out = os.path.join(root, args.id)
+    if args.preset:
+        from .presets import apply_preset
+        apply_preset(args, args.preset)
+    return args
 
 
 def config_from(args, shape):
@@ -105,12 +154,13 @@ def stage_config(args, arch, shape, hidden, features, layers, output_features):
 
 @torch.no_grad()
 def evaluate(model, x, head, device, batch=100):
+    was_training = model.training
     model.eval()
     total = 0.0
     for i in range(0, len(x), batch):
         xb = torch.from_numpy(x[i : i + batch]).to(device)
-        total += nll_per_image(model(xb), xb, head).sum().item()
-    model.train()
+        total += nll_per_image(model(xb).float(), xb, head).sum().item()
+    model.train(was_training)
     return total / len(x)
 
 
@@ -129,14 +179,101 @@ def export(model, cfg, path, extra):
     os.replace(tmp, path)
 
 
-def main():
-    args = parse()
+class Ema:
+    """An exponential moving average of the parameters: avg <- d * avg + (1 - d) * p after every step.
+    The decay is min(d, (1 + n) / (10 + n)) over the n updates so far, so early averages are not
+    dominated by the initial weights."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {k: p.detach().clone() for k, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model):
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, p in model.named_parameters():
+            self.shadow[k].mul_(d).add_(p.detach(), alpha=1 - d)
+
+    @torch.no_grad()
+    def swap(self, model):
+        """Exchange the model's parameters with the average (call again to swap back)."""
+        for k, p in model.named_parameters():
+            tmp = p.detach().clone()
+            p.copy_(self.shadow[k])
+            self.shadow[k].copy_(tmp)
+
+    def state_dict(self):
+        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
+
+    def load_state_dict(self, st):
+        self.updates = st["updates"]
+        self.shadow = {k: v.clone() for k, v in st["shadow"].items()}
+
+
+def learning_rate(args, step, images, seconds, leg_step):
+    """The schedule's lr at this point (see the module doc)."""
+    if args.schedule == "cosine":
+        p = step / args.steps
+        if args.time_budget:
+            p = max(p, seconds / args.time_budget)
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
+    elif args.schedule == "constant":
+        lr = args.lr
+    else:
+        lr = args.lr * 0.5 ** (images / args.lr_half_life)
+    if args.warmup and leg_step < args.warmup:
+        lr *= (leg_step + 1) / args.warmup
+    return lr
+
+
+def init_weights_record(path):
+    """Images and seconds behind exported weights (their metadata), for a fine-tune's record."""
+    with safe_open(path, "pt") as f:
+        meta = f.metadata() or {}
+    images = int(meta.get("images", 0)) or int(meta.get("step", 0)) * int(meta.get("batch", 0))
+    seconds = float(meta.get("train_seconds", 0.0))
+    legs = json.loads(meta["legs"]) if "legs" in meta else []
+    return images, seconds, legs, meta
+
+
+def load_init_weights(model, path, cfg):
+    record = init_weights_record(path)
+    meta = record[3]
+    if "config" in meta and json.loads(meta["config"]) != cfg:
+        raise SystemExit(f"{path}: its config {meta['config']} is not this run's {json.dumps(cfg, sort_keys=True)}")
+    state = load_file(path)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"{path}: missing {missing}, unexpected {unexpected}")
+    return record
+
+
+def host_description(threads):
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {threads} thread(s)"
+
+
+def main(argv=None):
+    args = parse(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    train = D.load(args.dataset, args.data_dir, "train")
+    dynamic = args.dynamic_binarization
+    if dynamic and args.dataset != "mnist-binarized":
+        raise SystemExit("--dynamic-binarization is for mnist-binarized only")
+    train = D.load_intensities(args.dataset, args.data_dir, "train") if dynamic else D.load(args.dataset, args.data_dir, "train")
     valid = D.load(args.dataset, args.data_dir, "valid")
     if args.valid_limit:
         valid = valid[: args.valid_limit]
@@ -147,85 +284,161 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     opt_cls = torch.optim.Adam if args.optimizer == "adam" else torch.optim.RMSprop
     opt = opt_cls(model.parameters(), lr=args.lr)
-    def progress(step, seconds):
-        p = step / args.steps
-        if args.time_budget:
-            p = max(p, seconds / args.time_budget)
-        return min(p, 1.0)
+    ema = Ema(model, args.ema) if args.ema else None
 
-    def set_lr(p):
-        for g in opt.param_groups:
-            g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * p))
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
     order, pos = rng.permutation(len(train)), 0
-    step, best, train_seconds = 0, float("inf"), 0.0
+    step, images, best, train_seconds = 0, 0, float("inf"), 0.0
+    legs, fresh_optimizer = [], True
     if args.resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck.get("config", cfg) != cfg:
+            raise SystemExit(f"{ckpt_path} holds another config: {ck['config']}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         rng = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         step, best, train_seconds = ck["step"], ck["best"], ck["train_seconds"]
+        images = ck.get("images", step * args.batch)
         order, pos = ck["order"], ck["pos"]
-        print(f"resumed at step {step}, best valid {best:.4f}", flush=True)
+        legs = ck.get("legs", [])
+        if ema is not None:
+            if "ema" in ck:
+                ema.load_state_dict(ck["ema"])
+            else:
+                ema = Ema(model, args.ema)
+        fresh_optimizer = False
+        print(f"resumed at step {step} ({images} images, {train_seconds:.0f} s), best valid {best:.4f}", flush=True)
+    elif args.init_from:
+        images, train_seconds, legs, _ = load_init_weights(model, args.init_from, cfg)
+        if ema is not None:
+            ema = Ema(model, args.ema)
+        print(f"fine-tune from {args.init_from} ({images} images, {train_seconds:.0f} s behind it)", flush=True)
+    elif args.resume:
+        print(f"no checkpoint in {args.out}: a fresh run", flush=True)
+
+    leg = {"command": "python -m pixelzoo_ref.train " + " ".join(sys.argv[1:] if argv is None else argv),
+           "hardware": args.hardware or host_description(torch.get_num_threads()),
+           "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "start_step": step, "start_images": images, "start_seconds": round(train_seconds, 1),
+           "from": "checkpoint" if not fresh_optimizer else (args.init_from or "scratch")}
+    legs.append(leg)
+
+    def record_leg():
+        leg.update(end_step=step, end_images=images, end_seconds=round(train_seconds, 1),
+                   ended=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
     csv_path = os.path.join(args.out, "curves.csv")
-    new_csv = not os.path.exists(csv_path) or not args.resume
+    new_csv = not os.path.exists(csv_path) or fresh_optimizer and not args.init_from and not args.resume
     csv_file = open(csv_path, "w" if new_csv else "a", newline="")
     writer = csv.writer(csv_file)
     if new_csv:
-        writer.writerow(["step", "images", "train_seconds", "lr", "train_nll", "train_bpd", "valid_nll", "valid_bpd"])
-    print(f"config {json.dumps(cfg)}; {n_params} parameters; {len(train)} train, {len(valid)} valid images", flush=True)
+        writer.writerow(["step", "images", "train_seconds", "lr", "train_nll", "train_bpd", "valid_nll", "valid_bpd", "leg"])
+    print(f"config {json.dumps(cfg)}; {n_params} parameters; {len(train)} train, {len(valid)} valid images; "
+          f"state in {args.out}", flush=True)
+
+    forward = torch.compile(model) if args.compile else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+    def save_checkpoint():
+        record_leg()
+        st = {"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng, "torch_rng": torch.get_rng_state(),
+              "step": step, "images": images, "best": best, "train_seconds": train_seconds, "order": order,
+              "pos": pos, "legs": legs, "config": cfg}
+        if ema is not None:
+            st["ema"] = ema.state_dict()
+        torch.save(st, ckpt_path + ".tmp")
+        os.replace(ckpt_path + ".tmp", ckpt_path)
+
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def validate():
+        nonlocal best
+        if ema is not None:
+            ema.swap(model)
+        v = evaluate(model, valid, cfg["head"], device)
+        improved = v < best
+        if improved:
+            best = v
+            record_leg()
+            export(model, cfg, os.path.join(args.out, "model.safetensors"),
+                   {"seed": args.seed, "step": step, "images": images, "valid_nll": f"{v:.4f}",
+                    "valid_images": len(valid), "train_seconds": f"{train_seconds:.0f}", "dataset": args.dataset,
+                    "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule, "batch": args.batch,
+                    "ema": args.ema, "dynamic_binarization": dynamic, "precision": args.precision,
+                    "legs": json.dumps(legs)})
+        if ema is not None:
+            ema.swap(model)
+        writer.writerow([step, images, f"{train_seconds:.1f}", f"{opt.param_groups[0]['lr']:.3e}",
+                         f"{train_nll:.4f}", f"{train_nll / dims / math.log(2):.5f}",
+                         f"{v:.4f}", f"{v / dims / math.log(2):.5f}", len(legs)])
+        csv_file.flush()
+        print(f"== step {step} images {images} valid {v:.4f} nats/img {v / dims / math.log(2):.4f} bits/dim"
+              f"{' (best)' if improved else ''}", flush=True)
+
+    def leg_over():
+        if stop["signal"] is not None or step >= args.steps:
+            return True
+        if args.schedule == "cosine":
+            return learning_rate(args, step, images, train_seconds, leg_step) <= 0 or (
+                args.time_budget and train_seconds >= args.time_budget)
+        return bool(args.time_budget) and train_seconds - leg["start_seconds"] >= args.time_budget
 
     window_loss, window_n, t_window = 0.0, 0, time.time()
     train_nll = float("nan")
-    train_nll = float("nan")
-    while progress(step, train_seconds) < 1.0:
+    leg_step = 0 if fresh_optimizer else args.warmup
+    last_ckpt = time.time()
+    while not leg_over():
         t0 = time.time()
-        set_lr(progress(step, train_seconds))
+        lr = learning_rate(args, step, images, train_seconds, leg_step)
+        for g in opt.param_groups:
+            g["lr"] = lr
         if pos + args.batch > len(train):
             order, pos = rng.permutation(len(train)), 0
         idx = order[pos : pos + args.batch]
         pos += args.batch
-        xb = torch.from_numpy(train[idx]).to(device)
-        loss = nll_per_image(model(xb), xb, cfg["head"]).mean()
+        batch = D.binarize_dynamic(train[idx], rng) if dynamic else train[idx]
+        xb = torch.from_numpy(batch).to(device)
+        with autocast:
+            logits = forward(xb)
+        loss = nll_per_image(logits.float(), xb, cfg["head"]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            ema.update(model)
         step += 1
+        leg_step += 1
+        images += args.batch
         train_seconds += time.time() - t0
         window_loss += loss.item()
         window_n += 1
         if step % 50 == 0:
             dt = time.time() - t_window
             l = window_loss / window_n
-            print(
-                f"step {step}/{args.steps} ({train_seconds:.0f} s) loss {l:.3f} nats/img {l / dims / math.log(2):.4f} bits/dim "
-                f"{window_n * args.batch / dt:.1f} img/s lr {opt.param_groups[0]['lr']:.2e}",
-                flush=True,
-            )
+            print(f"step {step} images {images} ({train_seconds:.0f} s) loss {l:.3f} nats/img "
+                  f"{l / dims / math.log(2):.4f} bits/dim {window_n * args.batch / dt:.1f} img/s lr {lr:.2e}", flush=True)
             train_nll = l
             window_loss, window_n, t_window = 0.0, 0, time.time()
-        finished = progress(step, train_seconds) >= 1.0
-        if step % args.eval_every == 0 or finished:
-            v = evaluate(model, valid, cfg["head"], device)
-            writer.writerow([step, step * args.batch, f"{train_seconds:.1f}", opt.param_groups[0]['lr'],
-                             f"{train_nll:.4f}", f"{train_nll / dims / math.log(2):.5f}",
-                             f"{v:.4f}", f"{v / dims / math.log(2):.5f}"])
-            csv_file.flush()
-            print(f"== step {step} valid {v:.4f} nats/img {v / dims / math.log(2):.4f} bits/dim", flush=True)
-            if v < best:
-                best = v
-                export(model, cfg, os.path.join(args.out, "model.safetensors"),
-                       {"seed": args.seed, "step": step, "valid_nll": f"{v:.4f}", "train_seconds": f"{train_seconds:.0f}",
-                        "dataset": args.dataset, "optimizer": args.optimizer, "lr": args.lr, "batch": args.batch,
-                        "time_budget": args.time_budget})
-        if step % args.checkpoint_every == 0 or finished:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                        "rng": rng, "torch_rng": torch.get_rng_state(), "step": step, "best": best,
-                        "train_seconds": train_seconds, "order": order, "pos": pos}, ckpt_path + ".tmp")
-            os.replace(ckpt_path + ".tmp", ckpt_path)
-    print(f"done: {step} steps, {train_seconds:.0f} s training, best valid {best:.4f} nats/img", flush=True)
+        finished = leg_over()
+        if stop["signal"] is not None:
+            save_checkpoint()  # first: a second signal may follow soon
+        if step % args.eval_every == 0 or finished and stop["signal"] is None:
+            validate()
+        if step % args.checkpoint_every == 0 or finished or time.time() - last_ckpt > 60 * args.checkpoint_minutes:
+            save_checkpoint()
+            last_ckpt = time.time()
+    if stop["signal"] is not None:
+        print(f"stopped by signal {stop['signal']}; checkpoint saved at step {step}", flush=True)
+    print(f"done: {step} steps, {images} images, {train_seconds:.0f} s training, best valid {best:.4f} nats/img",
+          flush=True)
 
 
 if __name__ == "__main__":
