@@ -69,7 +69,8 @@ def parse(argv=None):
     p.add_argument("--upsampling-features", type=int, default=16,
                    help="multiscale: features c of the upsampled c x n x n conditioning map")
     p.add_argument("--factor", type=int, default=2, help="multiscale: n / s")
-    p.add_argument("--dataset", required=True, choices=["mnist-binarized", "mnist-thresholded", "cifar10"])
+    p.add_argument("--dataset", default=None, choices=["mnist-binarized", "mnist-thresholded", "cifar10"],
+                   help="required unless --preset gives it")
     p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", "../../shared/data"))
     p.add_argument("--hidden", type=int, default=16, help="h: PixelCNN's residual stream has 2h features; LSTM state size")
     p.add_argument("--features", type=int, default=0, help="LSTM models: residual stream width (0 = 2h)")
@@ -87,7 +88,9 @@ def parse(argv=None):
     p.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average (0 = none)")
     p.add_argument("--dynamic-binarization", action="store_true", help="mnist-binarized: a fresh draw per visit")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=10000, help="cosine: the schedule's length; others: a cap")
+    p.add_argument("--steps", type=int, default=None,
+                   help="cosine: the schedule's length (default 10000); other schedules: a cap on the run's steps "
+                        "(default none)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="seconds: cosine: the decay follows max(step/steps, time/budget), over the whole run; "
                         "other schedules: this leg stops after that many seconds of training (0 = no limit)")
@@ -105,6 +108,8 @@ def parse(argv=None):
                    help="exported weights to start from when there is no checkpoint (a fine-tune)")
     p.add_argument("--hardware", default=None, help="what this leg runs on, for the record")
     args = p.parse_args(argv)
+    if args.steps is None:
+        args.steps = 10000 if args.schedule == "cosine" else 2**62
     if args.out is None:
         if args.id is None:
             p.error("give --id (state in ~/.cache/pixel-zoo/train/ID) or --out DIR")
@@ -112,7 +117,12 @@ def parse(argv=None):
         args.out = os.path.join(root, args.id)
     if args.preset:
         from .presets import apply_preset
-        apply_preset(args, args.preset)
+        try:
+            apply_preset(args, args.preset)
+        except ValueError as e:
+            p.error(str(e))
+    if args.dataset is None:
+        p.error("give --dataset (or a --preset, which implies one)")
     return args
 
 
@@ -297,7 +307,7 @@ def main(argv=None):
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         rng = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())
         step, best, train_seconds = ck["step"], ck["best"], ck["train_seconds"]
         images = ck.get("images", step * args.batch)
         order, pos = ck["order"], ck["pos"]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Regenerates the pictures the README shows, from the zoo's own commands with fixed seeds:
+#   docs/samples/ID.png      64 samples of each trained model (`zoo sample ID -n 64 --seed 2016`)
+#   docs/completions/ID.png  each model completing test image 0 from its top half
+#                            (`zoo complete ID --image … --keep-rows H/2 -n 4 --seed 2016`)
+#   docs/curves-*.png        the training curves, from docs/curves/*.csv (reference/pixelzoo_ref/plot_curves.py)
+# Usage: scripts/pictures.sh [ID...]   (ZOO=path/to/zoo, PIXEL_ZOO_DATA=data dir; default: all models)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ZOO=${ZOO:-target/release/zoo}
+DATA=${PIXEL_ZOO_DATA:-../shared/data}
+[ -x "$ZOO" ] || { echo "no zoo binary at $ZOO: cargo build --release -p zoo, or set ZOO" >&2; exit 1; }
+ids=("$@")
+[ ${#ids[@]} -gt 0 ] || ids=(pixelcnn-mnist row-lstm-mnist diagonal-bilstm-mnist multiscale-mnist
+                             pixelcnn-cifar10 row-lstm-cifar10 diagonal-bilstm-cifar10 multiscale-cifar10)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# Test image 0 of each data set as a PNG (greyscale MNIST: the zoo reads a value >= 128 as 1).
+python3 - "$DATA" "$tmp" <<'PY'
+import gzip, struct, sys, zlib
+data, out = sys.argv[1], sys.argv[2]
+def png(path, w, h, channels, pixels):
+    rows = b"".join(b"\0" + pixels[r * w * channels:(r + 1) * w * channels] for r in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0 if channels == 1 else 2, 0, 0, 0)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+mnist = gzip.open(f"{data}/mnist/t10k-images-idx3-ubyte.gz").read()
+png(f"{out}/mnist.png", 28, 28, 1, mnist[16:16 + 784])
+rec = gzip.open(f"{data}/cifar10/test_batch_first1000.bin.gz").read()[1:3073]
+png(f"{out}/cifar10.png", 32, 32, 3, bytes(rec[p + c * 1024] for p in range(1024) for c in range(3)))
+PY
+mkdir -p docs/samples docs/completions
+for id in "${ids[@]}"; do
+  case $id in *cifar10*) set=cifar10 half=16 ;; *) set=mnist half=14 ;; esac
+  echo "$id"
+  "$ZOO" sample "$id" -n 64 --seed 2016 -o "docs/samples/$id.png"
+  "$ZOO" complete "$id" --image "$tmp/$set.png" --keep-rows $half -n 4 --seed 2016 -o "docs/completions/$id.png"
+done
+if [ -d docs/curves ] && [ -x .venv/bin/python ]; then
+  (cd reference && PYTHONPATH=. ../.venv/bin/python -m pixelzoo_ref.plot_curves)
+fi
