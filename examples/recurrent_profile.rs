@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use pixel_zoo::ops::testing::weights_and_config;
-use pixel_zoo::PixelModel;
+use pixel_zoo::{ModelConfig, PixelModel};
 
 fn median_ms(reps: usize, mut f: impl FnMut() -> candle_core::Result<Tensor>) -> candle_core::Result<f64> {
     let mut times = Vec::with_capacity(reps);
@@ -33,19 +33,16 @@ fn main() -> anyhow::Result<()> {
     };
     let (batch, reps) = (opt("--batch", 16)?, opt("--reps", 5)?);
     let (bytes, json) = weights_and_config(path.as_ref())?;
-    let mut cfg: serde_json::Value = serde_json::from_str(&json)?;
-    let arch = cfg.as_object_mut().and_then(|o| o.remove("architecture")).unwrap_or_default();
+    let mut json: serde_json::Value = serde_json::from_str(&json)?;
+    let arch = json.as_object_mut().and_then(|o| o.remove("architecture")).unwrap_or_default();
+    let cfg = ModelConfig::from_json(arch.as_str().unwrap_or_default(), &json).map_err(anyhow::Error::msg)?;
     let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?;
-    let (c, h, w) = (
-        cfg["channels"].as_u64().unwrap_or(1),
-        cfg["height"].as_u64().unwrap_or(28),
-        cfg["width"].as_u64().unwrap_or(28),
-    );
-    let values = if cfg["head"] == "softmax256" { 256 } else { 2 };
+    let s = cfg.spec();
+    let values = s.head.values() as u64;
     let px: Vec<u8> =
-        (0..batch as u64 * c * h * w).map(|k| (pixel_zoo::ops::data::splitmix64(1, k) % values) as u8).collect();
-    let x = Tensor::from_vec(px, (batch, c as usize, h as usize, w as usize), &Device::Cpu)?;
-    println!("{path}: {arch}, batch {batch}, medians of {reps} runs (ms)");
+        (0..(batch * s.dims()) as u64).map(|k| (pixel_zoo::ops::data::splitmix64(1, k) % values) as u8).collect();
+    let x = Tensor::from_vec(px, (batch, s.channels, s.height, s.width), &Device::Cpu)?;
+    println!("{path}: {}, batch {batch}, medians of {reps} runs (ms)", cfg.architecture());
     // (name, scan, whole layer) per layer, plus the input conv, output and total.
     macro_rules! profile {
         ($model:expr) => {{
@@ -70,10 +67,10 @@ fn main() -> anyhow::Result<()> {
             );
         }};
     }
-    match arch.as_str() {
-        Some("row-lstm") => profile!(row_lstm::RowLstm::new(&serde_json::from_value(cfg)?, vb)?),
-        Some("diagonal-bilstm") => profile!(diagonal_bilstm::DiagonalBiLstm::new(&serde_json::from_value(cfg)?, vb)?),
-        other => anyhow::bail!("{path}: architecture {other:?} is not recurrent"),
+    match &cfg {
+        ModelConfig::RowLstm(c) => profile!(row_lstm::RowLstm::new(c, vb)?),
+        ModelConfig::DiagonalBiLstm(c) => profile!(diagonal_bilstm::DiagonalBiLstm::new(c, vb)?),
+        other => anyhow::bail!("{path}: a {} is not a recurrent network", other.architecture()),
     }
     Ok(())
 }

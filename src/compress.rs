@@ -39,10 +39,11 @@
 //! | 4 | the first 4 bytes of the sha256 of everything above (the header checksum) |
 //! | payload | each stream's range-coder words (u32 little-endian), in order; within a stream, group by group, each value of the group's images interleaved (the model's order, then image) |
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use constriction::stream::model::DefaultContiguousCategoricalEntropyModel;
 use constriction::stream::queue::{DefaultRangeDecoder, DefaultRangeEncoder};
 use constriction::stream::{Decode, Encode};
+use pixel_ops::stepper::{in_parallel, step_through, thread_count, Method};
 use pixel_ops::{Head, ImageSpec, PixelModel};
 use sha2::{Digest, Sha256};
 
@@ -186,25 +187,17 @@ type StreamWork<'a, T> = dyn Fn(usize, &[std::ops::Range<usize>]) -> Result<T, C
 /// the decoded one), so both compute from identical inputs.
 fn run_group(model: &dyn PixelModel, n: usize, code: &mut CodeValue<'_>) -> Result<Vec<u8>, CompressError> {
     let s = model.spec();
-    let (c, h, w) = (s.channels, s.height, s.width);
     let levels = s.head.levels();
     let mut pixels = vec![0u8; n * s.dims()];
-    let mut session = model.session(n)?;
-    for (row, col) in model.pixel_order() {
-        for ch in 0..c {
-            let x = Tensor::from_slice(&pixels, (n, c, h, w), model.device())?;
-            let logits = match session.as_mut() {
-                Some(session) => session.step(&x, row, col, ch)?,
-                None => model.step_logits(&x, row, col, ch)?,
-            };
-            let logits = logits.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-            let k = (ch * h + row) * w + col;
-            for i in 0..n {
-                let freqs = frequencies(s.head, &logits[i * levels..(i + 1) * levels]);
-                pixels[i * s.dims() + k] = code(i, k, &freqs)?;
-            }
+    step_through(model, Method::Cached, &mut pixels, 0, |v, logits, pixels: &mut [u8]| -> Result<(), CompressError> {
+        let logits = logits.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let k = v.index(s.height, s.width);
+        for i in 0..n {
+            let freqs = frequencies(s.head, &logits[i * levels..(i + 1) * levels]);
+            pixels[i * s.dims() + k] = code(i, k, &freqs)?;
         }
-    }
+        Ok(())
+    })?;
     Ok(pixels)
 }
 
@@ -221,23 +214,16 @@ fn per_stream<T: Send>(
     groups: &[Vec<std::ops::Range<usize>>],
     work: &StreamWork<'_, T>,
 ) -> Result<Vec<T>, CompressError> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = groups.iter().enumerate().map(|(k, runs)| scope.spawn(move || work(k, runs))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(CompressError::Invalid("a coding thread panicked".into()))))
-            .collect()
-    })
+    let items: Vec<&[std::ops::Range<usize>]> = groups.iter().map(Vec::as_slice).collect();
+    in_parallel(items, |runs| work(0, runs), work, || Err(CompressError::Invalid("a coding thread panicked".into())))
+        .into_iter()
+        .collect()
 }
 
 /// Stream count for `n` images on `threads` threads (0: one per core): one per thread, at most one
 /// per group, at most 255.
 fn stream_count(n: usize, threads: usize) -> usize {
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
-        t => t,
-    };
-    threads.clamp(1, n.div_ceil(GROUP).clamp(1, 255))
+    thread_count(threads, n.div_ceil(GROUP).clamp(1, 255))
 }
 
 /// Compresses `images` (each `(c, h, w)` as the model's spec) with `model` into one file's bytes.

@@ -17,12 +17,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
 
+use crate::architecture::{ModelConfig, FORMATS};
+use crate::checksum::sha256_hex;
 use crate::error::ZooError;
 use crate::manifest::ModelEntry;
-use crate::weights::sha256_hex;
-
-/// The formats the zoo can convert.
-pub const FORMATS: &[&str] = &["lasagne-npz"];
 
 /// Converts the third-party file at `path` for `entry`: checks its sha256 against the manifest's
 /// `upstream.sha256`, converts it and checks the result against the manifest's `sha256`.
@@ -77,24 +75,28 @@ pub fn install(entry: &ModelEntry, path: &Path, cache_dir: &Path, out: Option<&P
     Ok(dest)
 }
 
-/// taimir/pixel-rnn-lasagne's arrays → the zoo's Diagonal BiLSTM tensors (see the module docs and
-/// ../shared/third_party/taimir-pixel-rnn-lasagne/NOTES.md for the layout).
+/// taimir/pixel-rnn-lasagne's arrays → the zoo's Diagonal BiLSTM tensors. The npz holds the
+/// network's parameters in construction order (`arr_0` …), each layer's two directions in turn;
+/// `layout` below lists them with their shapes in the npz and in the zoo.
 fn lasagne_npz(entry: &ModelEntry, path: &Path) -> Result<Vec<u8>, String> {
-    let config = serde_json::to_value(&entry.config).map_err(|e| e.to_string())?;
-    let cfg: diagonal_bilstm::Config = serde_json::from_value(config.clone()).map_err(|e| format!("config: {e}"))?;
-    let wanted = diagonal_bilstm::Config {
-        residual_conv: false,
-        state_bias: diagonal_bilstm::StateBias::Scalar,
-        output_projection: true,
-        ..cfg.clone()
+    let config = entry.config.to_json();
+    let fits = |cfg: &diagonal_bilstm::Config| {
+        !cfg.residual_conv
+            && cfg.state_bias == diagonal_bilstm::StateBias::Scalar
+            && cfg.output_projection
+            && cfg.channels == 1
     };
-    if entry.architecture != "diagonal-bilstm" || cfg != wanted || cfg.channels != 1 {
-        return Err(format!(
-            "lasagne-npz converts to a one-channel diagonal-bilstm with residual_conv = false, \
-             state_bias = \"scalar\", output_projection = true; '{}' is a {} with {config}",
-            entry.id, entry.architecture
-        ));
-    }
+    let cfg = match &entry.config {
+        ModelConfig::DiagonalBiLstm(cfg) if fits(cfg) => cfg,
+        _ => {
+            return Err(format!(
+                "lasagne-npz converts to a one-channel diagonal-bilstm with residual_conv = false, \
+                 state_bias = \"scalar\", output_projection = true; '{}' is a {} with {config}",
+                entry.id,
+                entry.architecture()
+            ))
+        }
+    };
     let arrays: HashMap<String, Tensor> = Tensor::read_npz(path)
         .map_err(|e| format!("not a readable .npz file ({e})"))?
         .into_iter()
@@ -154,7 +156,7 @@ fn lasagne_npz(entry: &ModelEntry, path: &Path) -> Result<Vec<u8>, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut with_arch = serde_json::Map::new();
-    with_arch.insert("architecture".into(), serde_json::Value::from(entry.architecture.clone()));
+    with_arch.insert("architecture".into(), serde_json::Value::from(entry.architecture()));
     with_arch.extend(config.as_object().cloned().unwrap_or_default());
     // One metadata key: safetensors writes metadata from a HashMap, so more keys would come out in
     // an arbitrary order and the converted file's sha256 would not be reproducible.

@@ -19,6 +19,8 @@
 //! - Every model implements [`PixelModel`]: logits, log-probabilities, NLL, a sampling step.
 //! - [`compress`] codes images losslessly with a model (range coding, `zoo compress`).
 
+pub mod architecture;
+pub mod checksum;
 pub mod compress;
 pub mod error;
 pub mod import;
@@ -26,6 +28,7 @@ pub mod manifest;
 pub mod registry;
 pub mod weights;
 
+pub use architecture::ModelConfig;
 pub use candle_core::{Device, Tensor};
 pub use error::ZooError;
 pub use manifest::{Manifest, ModelEntry};
@@ -33,4 +36,4 @@ pub use pixel_ops as ops;
 pub use pixel_ops::sampler::{complete, sample, SampleOptions};
 pub use pixel_ops::{Head, ImageSpec, PixelModel};
 pub use registry::{LoadedModel, Zoo};
-pub use weights::WeightsSource;
+pub use weights::{FetchedWeights, WeightsSource};

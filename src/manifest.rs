@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::architecture::{ModelConfig, ARCHITECTURES, FORMATS};
 use crate::error::ZooError;
 
 /// The environment variable naming a manifest file to use instead of the compiled-in one.
@@ -14,20 +15,16 @@ pub const MANIFEST_ENV: &str = "PIXEL_ZOO_MANIFEST";
 pub const EMBEDDED_MANIFEST: &str = include_str!("../weights-manifest.toml");
 
 /// The whole manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
-    #[serde(rename = "model", default)]
+    #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
 }
 
 /// One model of the zoo.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelEntry {
     pub id: String,
-    /// `pixelcnn` (later: `row-lstm`, `diagonal-bilstm`, `multiscale`).
-    pub architecture: String,
     /// `mnist-binarized`, `mnist-thresholded` or `cifar10`.
     pub dataset: String,
     /// File name under `weights/` and in the hub repository.
@@ -44,8 +41,8 @@ pub struct ModelEntry {
     /// (neither it nor the converted file is part of the project).
     #[serde(default)]
     pub upstream: Option<Upstream>,
-    /// The architecture's configuration; must equal the config in the weights' metadata.
-    pub config: toml::Table,
+    /// The architecture and its configuration; must equal the config in the weights' metadata.
+    pub config: ModelConfig,
     /// The paper's figure for the same architecture and data, for comparison.
     #[serde(default)]
     pub paper: Option<String>,
@@ -55,6 +52,45 @@ pub struct ModelEntry {
     /// How the weights were trained.
     #[serde(default)]
     pub training: Option<toml::Table>,
+}
+
+impl ModelEntry {
+    /// The architecture's manifest name: `pixelcnn`, `row-lstm`, `diagonal-bilstm` or `multiscale`.
+    pub fn architecture(&self) -> &'static str {
+        self.config.architecture()
+    }
+}
+
+/// The manifest as written: configs still untyped, until [`Manifest::parse`] checks them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    #[serde(rename = "model", default)]
+    models: Vec<EntryFile>,
+}
+
+/// One `[[model]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryFile {
+    id: String,
+    architecture: String,
+    dataset: String,
+    weights: String,
+    sha256: String,
+    #[serde(default)]
+    hf_repo: Option<String>,
+    #[serde(default)]
+    hf_revision: Option<String>,
+    #[serde(default)]
+    upstream: Option<Upstream>,
+    config: toml::Table,
+    #[serde(default)]
+    paper: Option<String>,
+    #[serde(default)]
+    metrics: Option<Metrics>,
+    #[serde(default)]
+    training: Option<toml::Table>,
 }
 
 /// A third-party checkpoint: where it is published and how to read it.
@@ -93,7 +129,7 @@ impl Manifest {
     /// Parses and validates a manifest (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ZooError> {
         let err = |msg: String| ZooError::Manifest { path: origin.to_string(), msg };
-        let m: Manifest = toml::from_str(text).map_err(|e| {
+        let file: ManifestFile = toml::from_str(text).map_err(|e| {
             // One line: where, then toml's message (its Display draws the line over several).
             let at = e.span().map(|s| {
                 let before = text.get(..s.start).unwrap_or(text);
@@ -104,11 +140,12 @@ impl Manifest {
             err(format!("{}{}; fix the TOML", at.unwrap_or_default(), e.message().trim_end().replace('\n', "; ")))
         })?;
         let mut seen = HashSet::new();
-        for e in &m.models {
+        let mut models = Vec::with_capacity(file.models.len());
+        for e in file.models {
             if e.id.is_empty() || e.id.contains(char::is_whitespace) {
                 return Err(err(format!("model id '{}' must be non-empty and without spaces", e.id)));
             }
-            if !seen.insert(e.id.as_str()) {
+            if !seen.insert(e.id.clone()) {
                 return Err(err(format!("model id '{}' appears twice; give each [[model]] its own id", e.id)));
             }
             if !plain_file_name(&e.weights) {
@@ -118,12 +155,12 @@ impl Manifest {
                     e.id, e.weights
                 )));
             }
-            if !crate::registry::ARCHITECTURES.contains(&e.architecture.as_str()) {
+            if !ARCHITECTURES.contains(&e.architecture.as_str()) {
                 return Err(err(format!(
                     "model '{}': unknown architecture '{}' (known: {})",
                     e.id,
                     e.architecture,
-                    crate::registry::ARCHITECTURES.join(", ")
+                    ARCHITECTURES.join(", ")
                 )));
             }
             if pixel_ops::data::Dataset::from_name(&e.dataset).is_none() {
@@ -132,12 +169,9 @@ impl Manifest {
                     e.id, e.dataset
                 )));
             }
-            if let Err(msg) = crate::registry::check_config(&e.architecture, &e.config) {
-                return Err(err(format!(
-                    "model '{}': [model.config] is not a valid {} config: {msg}",
-                    e.id, e.architecture
-                )));
-            }
+            let config = ModelConfig::from_toml(&e.architecture, &e.config).map_err(|msg| {
+                err(format!("model '{}': [model.config] is not a valid {} config: {msg}", e.id, e.architecture))
+            })?;
             let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
             if !hex64(&e.sha256) {
                 return Err(err(format!("model '{}': sha256 must be 64 hex digits", e.id)));
@@ -160,12 +194,12 @@ impl Manifest {
                     if !hex64(&u.sha256) {
                         return Err(err(format!("model '{}': upstream sha256 must be 64 hex digits", e.id)));
                     }
-                    if !crate::import::FORMATS.contains(&u.format.as_str()) {
+                    if !FORMATS.contains(&u.format.as_str()) {
                         return Err(err(format!(
                             "model '{}': unknown upstream format '{}' (known: {})",
                             e.id,
                             u.format,
-                            crate::import::FORMATS.join(", ")
+                            FORMATS.join(", ")
                         )));
                     }
                 }
@@ -176,8 +210,21 @@ impl Manifest {
                     )))
                 }
             }
+            models.push(ModelEntry {
+                id: e.id,
+                dataset: e.dataset,
+                weights: e.weights,
+                sha256: e.sha256,
+                hf_repo: e.hf_repo,
+                hf_revision: e.hf_revision,
+                upstream: e.upstream,
+                config,
+                paper: e.paper,
+                metrics: e.metrics,
+                training: e.training,
+            });
         }
-        Ok(m)
+        Ok(Manifest { models })
     }
 
     /// Reads and parses a manifest file (`$PIXEL_ZOO_MANIFEST`, or your own models' manifest).

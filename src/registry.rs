@@ -1,5 +1,5 @@
-//! The registry: a model id → its manifest entry → verified weights → a [`PixelModel`].
-//! The one place that knows which crate implements which architecture.
+//! The registry: a model id → its manifest entry → verified weights → a [`PixelModel`] built as
+//! [`crate::architecture`] says.
 
 use std::collections::BTreeSet;
 use std::ops::Deref;
@@ -12,12 +12,10 @@ use candle_nn::VarBuilder;
 use pixel_ops::PixelModel;
 use safetensors::SafeTensors;
 
+use crate::architecture::ModelConfig;
 use crate::error::ZooError;
 use crate::manifest::{Manifest, ModelEntry};
-use crate::weights::{Resolver, WeightsSource};
-
-/// Architectures the zoo can build.
-pub const ARCHITECTURES: &[&str] = &["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale"];
+use crate::weights::{FetchedWeights, Resolver, WeightsSource};
 
 /// A loaded model with where it came from. Derefs to the [`PixelModel`].
 pub struct LoadedModel {
@@ -84,8 +82,7 @@ impl Zoo {
         dtype: DType,
     ) -> Result<LoadedModel, ZooError> {
         let entry = self.entry(id)?.clone();
-        let (source, bytes) = self.resolver.fetch(&entry, weights)?;
-        let weights_sha256 = crate::weights::sha256_hex(&bytes);
+        let FetchedWeights { source, bytes, sha256: weights_sha256 } = self.resolver.fetch(&entry, weights)?;
         let model = build(&entry, source.path(), bytes, device, dtype)?;
         tracing::debug!(id, path = %source.path().display(), "loaded");
         Ok(LoadedModel { entry, source, weights_sha256, model })
@@ -100,66 +97,56 @@ pub fn build(
     device: &Device,
     dtype: DType,
 ) -> Result<Box<dyn PixelModel>, ZooError> {
-    let bad = |msg: String| ZooError::BadWeights { id: entry.id.clone(), path: path.to_path_buf(), msg };
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
+    let unusable = |msg: String| ZooError::BadWeights { id: entry.id.clone(), path: path.to_path_buf(), msg };
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| unusable(format!("not a valid safetensors file ({e})")))?;
     for (name, view) in st.tensors() {
         if view.dtype() != safetensors::Dtype::F32 {
-            return Err(bad(format!("tensor '{name}' is {:?}; the zoo's weights are F32", view.dtype())));
+            return Err(unusable(format!("tensor '{name}' is {:?}; the zoo's weights are F32", view.dtype())));
         }
         let finite = view.data().chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
         if !finite {
-            return Err(bad(format!("tensor '{name}' holds NaN or infinite values")));
+            return Err(unusable(format!("tensor '{name}' holds NaN or infinite values")));
         }
     }
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| unusable(e.to_string()))?;
     let config_json = meta
         .metadata()
         .as_ref()
         .and_then(|m| m.get("config").cloned())
-        .ok_or_else(|| bad("no 'config' in the safetensors metadata".into()))?;
+        .ok_or_else(|| unusable("no 'config' in the safetensors metadata".into()))?;
     let mut config: serde_json::Value =
-        serde_json::from_str(&config_json).map_err(|e| bad(format!("metadata config is not JSON: {e}")))?;
+        serde_json::from_str(&config_json).map_err(|e| unusable(format!("metadata config is not JSON: {e}")))?;
     let file_arch = config.as_object_mut().and_then(|o| o.remove("architecture"));
-    if file_arch.as_ref().and_then(|a| a.as_str()) != Some(entry.architecture.as_str()) {
-        return Err(bad(format!(
+    if file_arch.as_ref().and_then(|a| a.as_str()) != Some(entry.architecture()) {
+        return Err(unusable(format!(
             "the file's architecture is {file_arch:?}, the manifest says '{}'",
-            entry.architecture
+            entry.architecture()
         )));
     }
-    let manifest_config = serde_json::to_value(&entry.config).map_err(|e| bad(e.to_string()))?;
+    let from_file = ModelConfig::from_json(entry.architecture(), &config)
+        .map_err(|e| unusable(format!("the file's config {config}: {e}")))?;
+    if from_file != entry.config {
+        return Err(unusable(format!(
+            "the file's config {config} differs from the manifest's {}",
+            entry.config.to_json()
+        )));
+    }
     let mut in_file: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     drop(st);
     let used = Arc::new(Mutex::new(BTreeSet::new()));
-    let tensors = candle_core::safetensors::BufferedSafetensors::new(bytes).map_err(|e| bad(e.to_string()))?;
-    let vb = VarBuilder::from_backend(Box::new(Tracked { inner: tensors, used: used.clone() }), dtype, device.clone());
-    let model: Box<dyn PixelModel> = match entry.architecture.as_str() {
-        "pixelcnn" => {
-            let cfg: pixelcnn::Config = same_config(config, manifest_config, &bad)?;
-            Box::new(pixelcnn::PixelCnn::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
-        }
-        "row-lstm" => {
-            let cfg: row_lstm::Config = same_config(config, manifest_config, &bad)?;
-            Box::new(row_lstm::RowLstm::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
-        }
-        "diagonal-bilstm" => {
-            let cfg: diagonal_bilstm::Config = same_config(config, manifest_config, &bad)?;
-            Box::new(diagonal_bilstm::DiagonalBiLstm::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
-        }
-        "multiscale" => {
-            let cfg: multiscale::Config = same_config(config, manifest_config, &bad)?;
-            Box::new(multiscale::MultiScale::new(&cfg, vb).map_err(|e| bad(e.to_string()))?)
-        }
-        other => return Err(bad(format!("unknown architecture '{other}'"))),
-    };
+    let tensors = candle_core::safetensors::BufferedSafetensors::new(bytes).map_err(|e| unusable(e.to_string()))?;
+    let vb =
+        VarBuilder::from_backend(Box::new(ReadRecorder { inner: tensors, used: used.clone() }), dtype, device.clone());
+    let model = entry.config.build(vb).map_err(|e| unusable(e.to_string()))?;
     let used = used.lock().unwrap_or_else(|p| p.into_inner());
     in_file.retain(|n| !used.contains(n));
     in_file.sort();
     if !in_file.is_empty() {
-        return Err(bad(format!(
+        return Err(unusable(format!(
             "{} tensor(s) the {} network does not have: {}; these are another model's weights, or the \
              config does not match them",
             in_file.len(),
-            entry.architecture,
+            entry.architecture(),
             in_file.iter().take(5).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
         )));
     }
@@ -168,18 +155,18 @@ pub fn build(
 
 /// The safetensors backend of the [`VarBuilder`], recording which tensors the network reads, so
 /// that tensors it does not read are found (a file of another model or config).
-struct Tracked {
+struct ReadRecorder {
     inner: candle_core::safetensors::BufferedSafetensors,
     used: Arc<Mutex<BTreeSet<String>>>,
 }
 
-impl Tracked {
+impl ReadRecorder {
     fn record(&self, name: &str) {
         self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
     }
 }
 
-impl SimpleBackend for Tracked {
+impl SimpleBackend for ReadRecorder {
     fn get(
         &self,
         s: candle_core::Shape,
@@ -200,38 +187,4 @@ impl SimpleBackend for Tracked {
     fn contains_tensor(&self, name: &str) -> bool {
         SimpleBackend::contains_tensor(&self.inner, name)
     }
-}
-
-/// Checks that a manifest's `config` table is a valid configuration of `architecture`.
-pub(crate) fn check_config(architecture: &str, config: &toml::Table) -> Result<(), String> {
-    let value = toml::Value::Table(config.clone());
-    let res = match architecture {
-        "pixelcnn" => value.try_into::<pixelcnn::Config>().map(drop),
-        "row-lstm" => value.try_into::<row_lstm::Config>().map(drop),
-        "diagonal-bilstm" => value.try_into::<diagonal_bilstm::Config>().map(drop),
-        "multiscale" => value.try_into::<multiscale::Config>().map(drop),
-        other => return Err(format!("unknown architecture '{other}'")),
-    };
-    // toml puts the key on a line of its own ("…\nin `hidden`\n"): one line.
-    res.map_err(|e| e.to_string().trim_end().replace('\n', " "))
-}
-
-/// Parses the file's and the manifest's configs as the architecture's config and requires them to
-/// be equal (fields left at their defaults count as given).
-fn same_config<C>(
-    file: serde_json::Value,
-    manifest: serde_json::Value,
-    bad: &dyn Fn(String) -> ZooError,
-) -> Result<C, ZooError>
-where
-    C: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
-{
-    let from_file: C =
-        serde_json::from_value(file.clone()).map_err(|e| bad(format!("the file's config {file}: {e}")))?;
-    let from_manifest: C =
-        serde_json::from_value(manifest.clone()).map_err(|e| bad(format!("the manifest's config {manifest}: {e}")))?;
-    if from_file != from_manifest {
-        return Err(bad(format!("the file's config {file} differs from the manifest's {manifest}")));
-    }
-    Ok(from_file)
 }

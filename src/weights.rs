@@ -1,14 +1,16 @@
 //! Where a model's weights come from, in order: an explicit path, the repository's `weights/`
 //! folder, the zoo's local weights cache (converted third-party checkpoints), the Hugging Face
-//! cache (`HF_HOME`), a download from the hub (`HF_ENDPOINT`) with `hf-hub` — or, for a
-//! third-party model, a download of the original file, converted on the spot. Every file's sha256
-//! is checked against the manifest before it is used.
+//! cache (`HF_HOME`), a download from the hub (`HF_ENDPOINT`) by the zoo's own client (retried,
+//! checked before it enters the cache; `hf-hub` only names the cache's layout) — or, for a
+//! third-party model, a download of the original file, converted on the spot ([`crate::import`]).
+//! Every file's sha256 is checked against the manifest before it is used.
 
 use std::path::{Path, PathBuf};
 
 use hf_hub::{Cache, Repo, RepoType};
 use sha2::{Digest, Sha256};
 
+use crate::checksum::sha256_hex;
 use crate::error::ZooError;
 use crate::manifest::ModelEntry;
 
@@ -19,7 +21,7 @@ pub enum WeightsSource {
     Explicit(PathBuf),
     /// The repository's `weights/` folder.
     Repository(PathBuf),
-    /// The Hugging Face cache.
+    /// A cache: the zoo's own (converted third-party weights) or the Hugging Face cache.
     Cache(PathBuf),
     /// Downloaded from the hub just now (now in the cache).
     Downloaded(PathBuf),
@@ -40,6 +42,15 @@ impl WeightsSource {
             Self::Downloaded(_) => "downloaded",
         }
     }
+}
+
+/// Weights found and checked: where they came from, their bytes and their sha256.
+#[derive(Debug, Clone)]
+pub struct FetchedWeights {
+    pub source: WeightsSource,
+    pub bytes: Vec<u8>,
+    /// Hex sha256 of `bytes` (the manifest's, unless an explicit file differs).
+    pub sha256: String,
 }
 
 /// Finds, downloads and verifies weights files.
@@ -121,19 +132,19 @@ impl Resolver {
     /// Finds the weights (downloading them if needed and allowed) and returns them with their
     /// bytes, sha256 verified. An explicit file whose sha256 differs from the manifest's is used
     /// with a warning (it may be your own fine-tuned weights); every other source must match.
-    pub fn fetch(&self, entry: &ModelEntry, explicit: Option<&Path>) -> Result<(WeightsSource, Vec<u8>), ZooError> {
+    pub fn fetch(&self, entry: &ModelEntry, explicit: Option<&Path>) -> Result<FetchedWeights, ZooError> {
         if let Some(p) = explicit {
             let bytes = read(p)?;
-            let actual = sha256_hex(&bytes);
-            if actual != entry.sha256 {
-                tracing::warn!(path = %p.display(), "sha256 {actual} is not the manifest's for '{}': using these weights as given", entry.id);
+            let sha256 = sha256_hex(&bytes);
+            if sha256 != entry.sha256 {
+                tracing::warn!(path = %p.display(), "sha256 {sha256} is not the manifest's for '{}': using these weights as given", entry.id);
             }
-            return Ok((WeightsSource::Explicit(p.to_path_buf()), bytes));
+            return Ok(FetchedWeights { source: WeightsSource::Explicit(p.to_path_buf()), bytes, sha256 });
         }
         if let Some(source) = self.locate(entry) {
             let bytes = read(source.path())?;
             match verify(entry, source.path(), &bytes) {
-                Ok(()) => return Ok((source, bytes)),
+                Ok(()) => return Ok(FetchedWeights { source, bytes, sha256: entry.sha256.clone() }),
                 // A cached copy that fails its check is replaced by a fresh download, if allowed.
                 Err(e) if matches!(source, WeightsSource::Cache(_)) && !self.offline => {
                     tracing::warn!("{e}; downloading a fresh copy");
@@ -144,7 +155,7 @@ impl Resolver {
         let source = self.download(entry)?;
         let bytes = read(source.path())?;
         verify(entry, source.path(), &bytes)?;
-        Ok((source, bytes))
+        Ok(FetchedWeights { source, bytes, sha256: entry.sha256.clone() })
     }
 
     /// Downloads the weights into the Hugging Face cache (checked before they are cached, see
@@ -257,6 +268,23 @@ impl Resolver {
         pixel_ops::image_io::write_atomic(&reference, commit.as_bytes())?;
         tracing::info!(%url, path = %pointer.display(), "downloaded");
         Ok(WeightsSource::Downloaded(pointer))
+    }
+    /// Downloads a third-party model's original file from `url` (the manifest's, or a mirror),
+    /// checks and converts it ([`crate::import::convert`]) and installs the result in the zoo's cache.
+    pub fn import_from_url(&self, entry: &ModelEntry, url: &str) -> Result<WeightsSource, ZooError> {
+        let download = |msg: String| ZooError::Download { url: url.to_string(), msg };
+        tracing::info!(%url, "downloading the third-party checkpoint");
+        std::fs::create_dir_all(&self.zoo_cache)
+            .map_err(|source| ZooError::Io { path: self.zoo_cache.clone(), source })?;
+        let got = http_download(url, &self.zoo_cache, None, self.progress).map_err(|e| match e {
+            ZooError::Download { msg, .. } => {
+                download(format!("{msg}; or download the file yourself and run `zoo import`"))
+            }
+            other => other,
+        })?;
+        let tmp = got.file;
+        let path = crate::import::install(entry, tmp.path(), &self.zoo_cache, None)?;
+        Ok(WeightsSource::Downloaded(path))
     }
 }
 
@@ -372,48 +400,27 @@ fn link_atomic(target: &Path, rel: &Path, link: &Path) -> std::io::Result<()> {
     let tmp =
         dir.join(format!(".{}.link-{}", link.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    #[cfg(unix)]
-    let made = std::os::unix::fs::symlink(rel, &tmp);
-    #[cfg(not(unix))]
-    let made = {
-        let _ = rel;
-        std::fs::copy(target, &tmp).map(drop)
-    };
-    let res = made.and_then(|_| std::fs::rename(&tmp, link));
+    let res = make_link(target, rel, &tmp).and_then(|_| std::fs::rename(&tmp, link));
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    let _ = target;
     res
 }
 
-impl Resolver {
-    /// Downloads a third-party model's original file from `url` (the manifest's, or a mirror),
-    /// checks and converts it ([`crate::import::convert`]) and installs the result in the zoo's cache.
-    pub fn import_from_url(&self, entry: &ModelEntry, url: &str) -> Result<WeightsSource, ZooError> {
-        let download = |msg: String| ZooError::Download { url: url.to_string(), msg };
-        tracing::info!(%url, "downloading the third-party checkpoint");
-        std::fs::create_dir_all(&self.zoo_cache)
-            .map_err(|source| ZooError::Io { path: self.zoo_cache.clone(), source })?;
-        let got = http_download(url, &self.zoo_cache, None, self.progress).map_err(|e| match e {
-            ZooError::Download { msg, .. } => {
-                download(format!("{msg}; or download the file yourself and run `zoo import`"))
-            }
-            other => other,
-        })?;
-        let tmp = got.file;
-        let path = crate::import::install(entry, tmp.path(), &self.zoo_cache, None)?;
-        Ok(WeightsSource::Downloaded(path))
-    }
+/// A symlink at `tmp` to `rel`.
+#[cfg(unix)]
+fn make_link(_target: &Path, rel: &Path, tmp: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(rel, tmp)
+}
+
+/// A copy of `target` at `tmp`, where symlinks are not available.
+#[cfg(not(unix))]
+fn make_link(target: &Path, _rel: &Path, tmp: &Path) -> std::io::Result<()> {
+    std::fs::copy(target, tmp).map(drop)
 }
 
 fn read(p: &Path) -> Result<Vec<u8>, ZooError> {
     std::fs::read(p).map_err(|source| ZooError::Io { path: p.to_path_buf(), source })
-}
-
-/// Hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Checks `bytes` (read from `path`) against the manifest's sha256.

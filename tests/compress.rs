@@ -2,22 +2,13 @@
 //! images with every zoo model whose weights are here, and clear errors for a truncated or
 //! corrupted file, the wrong model or weights, and a file that is not the zoo's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pixel_zoo::compress::{compress, decompress, read_header, CompressError, NamedImage};
 use pixel_zoo::ops::data::Dataset;
 use pixel_zoo::{Device, LoadedModel, Zoo};
 
-fn data_dir() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let d = std::env::var_os("PIXEL_ZOO_DATA").map(PathBuf::from).unwrap_or_else(|| root.join("../shared/data"));
-    if d.join("mnist").is_dir() && d.join("cifar10").is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: no data directory at {} (set PIXEL_ZOO_DATA)", d.display());
-        None
-    }
-}
+use pixel_zoo::ops::testing::data_dir;
 
 /// The first `n` test images of the model's data set, named as files would be.
 fn test_images(m: &LoadedModel, data: &Path, n: usize) -> Vec<NamedImage> {

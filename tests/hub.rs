@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use hub::{Fault, HubServer};
+use pixel_zoo::checksum::sha256_hex;
 use pixel_zoo::manifest::ModelEntry;
-use pixel_zoo::weights::{sha256_hex, Resolver, WeightsSource};
-use pixel_zoo::{Device, Manifest, Zoo, ZooError};
+use pixel_zoo::weights::{Resolver, WeightsSource};
+use pixel_zoo::{Device, Manifest, ModelConfig, Zoo, ZooError};
 
 const FIXTURE: &str = "tests/fixtures/pixelcnn-random-rgb.safetensors";
 const URL: &str = "/pixel-zoo/test-model/resolve/main/pixelcnn-test.safetensors";
@@ -47,18 +48,17 @@ fn requests(server: &HubServer) -> usize {
 fn entry(bytes: &[u8]) -> ModelEntry {
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
     let json = meta.metadata().as_ref().unwrap()["config"].clone();
-    let mut config: toml::Table = serde_json::from_str(&json).unwrap();
-    config.remove("architecture");
+    let mut config: serde_json::Value = serde_json::from_str(&json).unwrap();
+    config.as_object_mut().unwrap().remove("architecture");
     ModelEntry {
         id: "pixelcnn-test".into(),
-        architecture: "pixelcnn".into(),
         dataset: "cifar10".into(),
         weights: "pixelcnn-test.safetensors".into(),
         sha256: sha256_hex(bytes),
         hf_repo: Some("pixel-zoo/test-model".into()),
         hf_revision: Some("main".into()),
         upstream: None,
-        config,
+        config: ModelConfig::from_json("pixelcnn", &config).unwrap(),
         paper: None,
         metrics: None,
         training: None,
@@ -78,7 +78,7 @@ fn zoo(entry: ModelEntry, endpoint: &str, cache: &Path, weights_dir: &Path) -> Z
 }
 
 #[test]
-fn downloads_through_hf_hub_into_the_cache_then_loads_offline() {
+fn downloads_from_the_hub_into_its_cache_then_loads_offline() {
     let bytes = std::fs::read(FIXTURE).unwrap();
     let e = entry(&bytes);
     let server = HubServer::start(HashMap::from([(

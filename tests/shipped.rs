@@ -1,12 +1,12 @@
 //! The shipped models: every manifest entry's weights file is in `weights/` with the manifest's
 //! sha256 and config, and its logits on the first test images match the PyTorch reference.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::DType;
+use pixel_zoo::checksum::sha256_hex;
 use pixel_zoo::ops::data::Dataset;
-use pixel_zoo::ops::testing::compare_with_reference;
-use pixel_zoo::weights::sha256_hex;
+use pixel_zoo::ops::testing::{compare_with_reference, data_dir};
 use pixel_zoo::{Device, Manifest, Zoo};
 
 fn root() -> &'static Path {
@@ -62,11 +62,7 @@ fn shipped_models_match_the_pytorch_reference_on_their_first_test_images() {
 
 #[test]
 fn the_test_sets_are_read_exactly_as_the_reference_reads_them() {
-    let data = std::env::var_os("PIXEL_ZOO_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
-    if !data.join("mnist").is_dir() {
-        eprintln!("skipped: no data directory at {} (set PIXEL_ZOO_DATA)", data.display());
-        return;
-    }
+    let Some(data) = data_dir() else { return };
     let zoo = Zoo::new().unwrap();
     for e in &zoo.manifest.models {
         let fixture = candle_core::safetensors::load(

@@ -2,7 +2,7 @@
 //! it exactly (pinned sha256), the converted network matches the PyTorch reference and scores the
 //! thresholded MNIST test images as a well-trained model does; `zoo fetch` downloads it from a
 //! (local) mirror; a wrong file is refused and nothing is installed. Tests that need the checkpoint
-//! or the data skip with a printed reason when ../shared is absent.
+//! or the data skip with a printed reason when ../shared is absent, and fail under CI (`CI=true`).
 
 #[path = "support/hub.rs"]
 mod hub;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::DType;
 use hub::HubServer;
 use pixel_zoo::ops::data::Dataset;
-use pixel_zoo::ops::testing::compare_with_reference;
+use pixel_zoo::ops::testing::{compare_with_reference, data_dir, third_party_checkpoint};
 use pixel_zoo::weights::{Resolver, WeightsSource};
 use pixel_zoo::{Device, Zoo, ZooError};
 
@@ -23,15 +23,9 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The original checkpoint in ../shared, or None (and a printed reason).
+/// The original checkpoint in ../shared, or None (and a printed reason; a failure under CI).
 fn checkpoint() -> Option<PathBuf> {
-    let p = root().join("../shared/third_party/taimir-pixel-rnn-lasagne/best_params.npz");
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("skipped: the third-party checkpoint is not at {}", p.display());
-        None
-    }
+    third_party_checkpoint()
 }
 
 /// A zoo whose local weights cache is `cache` (and offline: nothing may be downloaded unasked).
@@ -61,11 +55,7 @@ fn the_import_matches_the_reference_and_scores_like_a_trained_model() {
     let d = compare_with_reference(model.as_ref(), &fixture).unwrap();
     assert!(d.max_rel_logit < 1e-5 && d.max_rel_nll < 1e-5, "f32 vs the reference: {d:?}");
 
-    let data = std::env::var_os("PIXEL_ZOO_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
-    if !data.join("mnist").is_dir() {
-        eprintln!("skipped the scoring: no data directory at {} (set PIXEL_ZOO_DATA)", data.display());
-        return;
-    }
+    let Some(data) = data_dir() else { return };
     let images = Dataset::MnistThresholded.load_test(&data).unwrap();
     let n = 100;
     let x = candle_core::Tensor::from_slice(&images.pixels[..n * 784], (n, 1, 28, 28), &Device::Cpu).unwrap();

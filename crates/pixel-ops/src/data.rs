@@ -70,12 +70,8 @@ pub fn threshold(pixels: &[u8]) -> Vec<u8> {
     pixels.iter().map(|&v| u8::from(v >= 128)).collect()
 }
 
-/// Reads `path`, or `path.gz` decompressed, whichever exists.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    read_either(path).map(|(bytes, _)| bytes)
-}
-
-/// [`read_maybe_gz`], and which of the two files it read (errors name that one).
+/// Reads `path`, or `path.gz` decompressed, whichever exists; returns the bytes and which of the
+/// two files it read (errors name that one).
 fn read_either(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
     let gz = PathBuf::from(format!("{}.gz", path.display()));
     let mut out = Vec::new();

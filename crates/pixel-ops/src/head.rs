@@ -39,12 +39,6 @@ impl Head {
         }
     }
 
-    /// Pixel values → network input, scaled and centred: binary {0,1} → {−1,1}; 0..=255 → [−1,1].
-    /// `x`: `(b, c, h, w)` of any dtype holding pixel values; returns `dtype` (the weights' dtype).
-    pub fn encode_input(self, x: &Tensor, dtype: DType) -> Result<Tensor> {
-        InputEncoding::Centred.encode(self, x, dtype)
-    }
-
     /// Negative log-likelihood in nats of each image: `logits` `(b, c, levels, h, w)`, `x` `(b, c, h, w)`
     /// pixel values → `(b,)`, in the logits' dtype.
     pub fn nll_per_image(self, logits: &Tensor, x: &Tensor) -> Result<Tensor> {
@@ -96,7 +90,6 @@ impl Head {
     }
 }
 
-/// Nats per image → bits per dimension, for images of `dims` = c·h·w values.
 /// How pixel values become the network's input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -121,6 +114,7 @@ impl InputEncoding {
     }
 }
 
+/// Nats per image → bits per dimension, for images of `dims` = c·h·w values.
 pub fn bits_per_dim(nats_per_image: f64, dims: usize) -> f64 {
     nats_per_image / (dims as f64 * LN_2)
 }
@@ -142,9 +136,7 @@ impl OutputStack {
         let logits = masked_conv2d(MaskKind::B, d, colours * head.levels(), (1, 1), colours, vb.pp("logits"))?;
         Ok(Self { hidden, logits, colours, head })
     }
-}
 
-impl OutputStack {
     /// The stack at one position: `x` `(b, in_features)` → logits `(b, colours, levels)`.
     pub fn forward_at(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.hidden.forward_at(&x.relu()?)?;

@@ -3,13 +3,17 @@
 //! Each paper concept lives in exactly one module:
 //! - [`mask`]: the causal masks A and B over space and the R→G→B colour groups (§3.4);
 //! - [`conv`]: masked convolutions, masks multiplied into the weights at load time;
+//! - [`input`]: the input stack: the input encoding and the 7×7 mask-A convolution (§4), also at
+//!   one position for a sampling session;
 //! - [`head`]: the output stack (two ReLU + 1×1 mask-B convolutions, §4), the Bernoulli and 256-way
 //!   softmax distributions, and the log-likelihood in nats and bits/dim;
 //! - [`lstm`]: the LSTM gates (o, f, i, g) and state-to-state kernels as one matrix product (§3.1–3.2);
 //! - [`conditioning`]: the 1×1 map of a conditioning map into LSTM pre-activations (§3.6);
 //! - [`skew`]: skew, unskew, mirror and the one-row shift of the Diagonal BiLSTM (§3.2);
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
-//! - [`sampler`]: sampling in the model's pixel order and completion for any [`PixelModel`];
+//! - [`stepper`]: running any [`PixelModel`] value by value in its order (cached session or naive
+//!   step), and splitting a batch over threads;
+//! - [`sampler`]: sampling and completion for any [`PixelModel`];
 //! - [`data`]: MNIST IDX and CIFAR-10 readers, binarized MNIST; [`image_io`]: PNG in and out.
 
 pub mod conditioning;
@@ -18,14 +22,18 @@ pub mod data;
 pub mod error;
 pub mod head;
 pub mod image_io;
+pub mod input;
 pub mod lstm;
 pub mod mask;
 pub mod model;
 pub mod sampler;
 pub mod skew;
+pub mod stepper;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};
 pub use head::{Head, InputEncoding};
+pub use input::InputStack;
 pub use mask::MaskKind;
-pub use model::{ImageSpec, PixelModel, SamplingSession};
+pub use model::{ConditionalModel, ImageSpec, PixelModel, SamplingSession};

@@ -87,6 +87,21 @@ pub trait PixelModel: Send + Sync {
     }
 }
 
+/// A network that also takes a conditioning map `(b, c, H, W)` (the big stage of the multi-scale
+/// PixelRNN, §3.6): each recurrent layer adds a 1×1 map of it to its input-to-state map
+/// ([`crate::conditioning`]). Its [`PixelModel`] methods are those of the network without a map,
+/// which a conditional network refuses.
+pub trait ConditionalModel: PixelModel {
+    /// Features c of the conditioning map it takes.
+    fn conditioning_features(&self) -> usize;
+
+    /// Logits `(b, c, levels, H, W)` given pixel values `x` `(b, c, H, W)` and the map `cond`.
+    fn logits_given(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor>;
+
+    /// A cached sampling session for `batch` images given their map `cond` `(batch, c, H, W)`.
+    fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>>;
+}
+
 /// Incremental logits, one value at a time in the factorisation order ([`PixelModel::pixel_order`], R→G→B),
 /// from per-layer caches of what earlier positions computed.
 pub trait SamplingSession {
@@ -116,26 +131,4 @@ pub fn record_at(row: &mut Vec<Tensor>, col: usize, value: &Tensor) {
     } else {
         row[col] = value.clone();
     }
-}
-
-/// The input window of a `kh×kw` convolution centred at `(row, col)` of pixel values `x`
-/// `(b, c, h, w)`, passed through `encode` (the network's input encoding), zero where it leaves the
-/// image: `(b, c, kh, kw)`.
-pub fn window(
-    x: &Tensor,
-    row: usize,
-    col: usize,
-    (kh, kw): (usize, usize),
-    encode: impl Fn(&Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    let (ry, rx) = (kh / 2, kw / 2);
-    let (top, left) = (row.saturating_sub(ry), col.saturating_sub(rx));
-    let (bottom, right) = ((row + ry + 1).min(h), (col + rx + 1).min(w));
-    let inside = encode(&x.narrow(2, top, bottom - top)?.narrow(3, left, right - left)?)?;
-    inside.pad_with_zeros(2, ry - (row - top), (row + ry + 1) - bottom)?.pad_with_zeros(
-        3,
-        rx - (col - left),
-        (col + rx + 1) - right,
-    )
 }

@@ -8,6 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 use crate::model::PixelModel;
+pub use crate::stepper::Method;
+use crate::stepper::{in_parallel, step_through, thread_count};
 
 /// How to sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,17 +111,6 @@ pub fn complete(
     generate(model, start, keep_rows, &opts, progress)
 }
 
-/// How the sampler computes each value's logits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Method {
-    /// The architecture's cached session where it has one (each position of each layer computed
-    /// once), else the network per value.
-    #[default]
-    Cached,
-    /// The network per value ([`PixelModel::step_logits`]): the reference the cached path must equal.
-    Naive,
-}
-
 /// Fills rows `first_row..h` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).
 /// The batch is split into `opts.threads` parts sampled in parallel; image `i` draws from its own
 /// ChaCha8 stream (seed, stream `i`), so the images do not depend on the split.
@@ -132,29 +123,18 @@ fn generate(
 ) -> Result<Tensor> {
     let s = model.spec();
     let (n, dims) = (opts.count, s.dims());
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
-        t => t,
-    }
-    .clamp(1, n);
-    let per_part = n.div_ceil(threads);
-    let results: Vec<Result<()>> =
-        std::thread::scope(|scope| {
-            let mut parts = pixels.chunks_mut(per_part * dims).enumerate();
-            let (_, first) = parts.next().expect("at least one image");
-            let handles: Vec<_> = parts
-                .map(|(k, part)| {
-                    scope.spawn(move || generate_part(model, part, k * per_part, first_row, opts, &mut |_, _| {}))
-                })
-                .collect();
-            // The first part runs here and reports progress.
-            let mut results = vec![generate_part(model, first, 0, first_row, opts, progress)];
-            results.extend(handles.into_iter().map(|h| {
-                h.join().unwrap_or_else(|_| Err(Error::InvalidArgument("a sampling thread panicked".into())))
-            }));
-            results
-        });
-    results.into_iter().collect::<Result<Vec<()>>>()?;
+    let per_part = n.div_ceil(thread_count(opts.threads, n));
+    let parts: Vec<(usize, &mut [u8])> =
+        pixels.chunks_mut(per_part * dims).enumerate().map(|(k, part)| (k * per_part, part)).collect();
+    // The first part runs on this thread and reports progress.
+    in_parallel(
+        parts,
+        |(first_image, part)| generate_part(model, part, first_image, first_row, opts, progress),
+        |_, (first_image, part)| generate_part(model, part, first_image, first_row, opts, &mut |_, _| {}),
+        || Err(Error::InvalidArgument("a sampling thread panicked".into())),
+    )
+    .into_iter()
+    .collect::<Result<Vec<()>>>()?;
     let (c, h, w) = (s.channels, s.height, s.width);
     Ok(Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?)
 }
@@ -178,41 +158,21 @@ fn generate_part(
             rng
         })
         .collect();
-    let device = model.device().clone();
-    let mut session = match opts.method {
-        Method::Cached => model.session(n)?,
-        Method::Naive => None,
-    };
     let levels = s.head.levels();
-    let order = model.pixel_order();
-    let to_draw = order.iter().filter(|&&(row, _)| row >= first_row).count();
+    let to_draw = model.pixel_order().iter().filter(|&&(row, _)| row >= first_row).count();
     let mut drawn = 0;
-    for (row, col) in order {
-        // A session must see every value from the first; it only draws from `first_row` on.
-        if row < first_row && session.is_none() {
-            continue;
+    step_through(model, opts.method, pixels, first_row, |v, logits, pixels: &mut [u8]| -> Result<()> {
+        let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        for (i, rng) in rngs.iter_mut().enumerate() {
+            let value = s.head.sample_values(&logits[i * levels..(i + 1) * levels], 1, opts.temperature, rng)[0];
+            pixels[i * s.dims() + v.index(h, w)] = value;
         }
-        for ch in 0..c {
-            let x = Tensor::from_slice(pixels, (n, c, h, w), &device)?;
-            let logits = match session.as_mut() {
-                Some(session) => session.step(&x, row, col, ch)?,
-                None => model.step_logits(&x, row, col, ch)?,
-            };
-            if row < first_row {
-                continue;
-            }
-            let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            for (i, rng) in rngs.iter_mut().enumerate() {
-                let v = s.head.sample_values(&logits[i * levels..(i + 1) * levels], 1, opts.temperature, rng)[0];
-                pixels[((i * c + ch) * h + row) * w + col] = v;
-            }
-        }
-        if row >= first_row {
+        if v.channel + 1 == c {
             drawn += 1;
             if drawn % w == 0 || drawn == to_draw {
                 progress(drawn.div_ceil(w), to_draw.div_ceil(w));
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -1,12 +1,13 @@
 //! Property checks every architecture's tests run (causality, normalisation, reference logits).
 //! They live here, once, and take any [`PixelModel`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 
 use crate::head::Head;
 use crate::model::PixelModel;
+use crate::stepper::{step_through, Method};
 
 /// Checks causality on random `(1, c, h, w)` inputs, one per seed: each input value is changed
 /// (to several other values) and the logits recomputed. Any logit that changes must come after
@@ -122,31 +123,29 @@ pub fn random_images(model: &dyn PixelModel, n: usize, seed: u64) -> candle_core
 /// The largest |Δlogit| between a step path and the full pass over every value of two random
 /// images, in the model's order: its cached session if `cached`, else [`PixelModel::step_logits`].
 pub fn step_mismatch(model: &dyn PixelModel, cached: bool) -> candle_core::Result<f64> {
-    let s = model.spec();
     let x = random_images(model, 2, 3)?;
     let full = model.logits(&x)?.to_dtype(DType::F64)?;
-    let mut session = if cached {
-        Some(model.session(2)?.ok_or_else(|| candle_core::Error::Msg("the model has no cached session".into()))?)
+    let method = if cached {
+        if model.session(2)?.is_none() {
+            candle_core::bail!("the model has no cached session");
+        }
+        Method::Cached
     } else {
-        None
+        Method::Naive
     };
     let mut worst = 0f64;
-    for (row, col) in model.pixel_order() {
-        for ch in 0..s.channels {
-            let step = match session.as_mut() {
-                Some(session) => session.step(&x, row, col, ch)?,
-                None => model.step_logits(&x, row, col, ch)?,
-            };
-            let diff = (step.to_dtype(DType::F64)? - full.i((.., ch, .., row, col))?)?;
-            worst = worst.max(diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?);
-        }
-    }
+    let mut pixels = x.flatten_all()?.to_vec1::<u8>()?;
+    step_through(model, method, &mut pixels, 0, |v, step, _: &mut [u8]| -> candle_core::Result<()> {
+        let diff = (step.to_dtype(DType::F64)? - full.i((.., v.channel, .., v.row, v.col))?)?;
+        worst = worst.max(diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?);
+        Ok(())
+    })?;
     Ok(worst)
 }
 
 /// Samples 3 images with `seed` by the cached and by the naive path: `(cached, naive)` pixels.
 pub fn cached_and_naive_samples(model: &dyn PixelModel, seed: u64) -> crate::Result<(Vec<u8>, Vec<u8>)> {
-    use crate::sampler::{sample, Method, SampleOptions};
+    use crate::sampler::{sample, SampleOptions};
     let opts = |method| SampleOptions { count: 3, seed, method, ..Default::default() };
     let cached = sample(model, &opts(Method::Cached), &mut |_, _| {})?.flatten_all()?.to_vec1::<u8>()?;
     let naive = sample(model, &opts(Method::Naive), &mut |_, _| {})?.flatten_all()?.to_vec1::<u8>()?;
@@ -207,4 +206,146 @@ pub fn compare_with_reference(model: &dyn PixelModel, fixture: &Path) -> candle_
     let want = want_nll.to_dtype(DType::F64)?.to_vec1::<f64>()?;
     let max_rel_nll = nll.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0f64, f64::max);
     Ok(ReferenceDiff { max_abs_logit, max_rel_logit, max_rel_nll })
+}
+
+/// The workspace's root directory (where `weights/` and `tests/` are); `../shared` sits beside it.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The data directory (`$PIXEL_ZOO_DATA`, else `../shared/data` beside the workspace) if it holds
+/// `mnist/` and `cifar10/`; see [`needed`] for what happens when it does not.
+pub fn data_dir() -> Option<PathBuf> {
+    let d = std::env::var_os("PIXEL_ZOO_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/data"));
+    let present = d.join("mnist").is_dir() && d.join("cifar10").is_dir();
+    needed(d, present, "no data directory (set PIXEL_ZOO_DATA)")
+}
+
+/// The third-party checkpoint in `../shared/third_party` if it is there; see [`needed`].
+pub fn third_party_checkpoint() -> Option<PathBuf> {
+    let p = workspace_root().join("../shared/third_party/taimir-pixel-rnn-lasagne/best_params.npz");
+    let present = p.is_file();
+    needed(p, present, "the third-party checkpoint is not there")
+}
+
+/// An input from `../shared` that a test needs: `Some(path)` if `present`. If not: under CI
+/// (`CI=true`, where `../shared` is always beside the clone) the test fails, so a missing input can
+/// never pass silently; elsewhere the reason is printed and the caller skips what needs it.
+pub fn needed(path: PathBuf, present: bool, why: &str) -> Option<PathBuf> {
+    if present {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{}: {why}; CI must have it (../shared beside the clone)", path.display());
+    }
+    eprintln!("skipped: {}: {why}", path.display());
+    None
+}
+
+/// The test suite every architecture runs on its random-weight reference models (fixtures of
+/// `reference/pixelzoo_ref/fixtures.py`), as `#[test]` functions:
+/// causality, normalisation (f64 and f32), reference logits (f64 and f32), the naive step and the
+/// cached session equal to the full pass, the same images by either path and for any thread count.
+///
+/// ```ignore
+/// pixel_ops::model_tests! {
+///     model: random_model,              // fn(name: &str, size: Option<(usize, usize)>, DType) -> anyhow::Result<M>
+///     fixtures: "row-lstm",             // tests/fixtures/row-lstm-random-{name}.logits.safetensors
+///     causal: [("rgb", [1, 2, 3]), ("binary", [4, 5, 6])],
+///     normalised: ("binary", (4, 4)),   // a Bernoulli model small enough to sum p over every image
+///     reference: ["rgb", "binary"],
+///     naive_step: ("rgb", (9, 7)),
+///     sessions: [("rgb", (7, 6)), ("binary", (6, 5))],
+/// }
+/// ```
+#[macro_export]
+macro_rules! model_tests {
+    (
+        model: $model:path,
+        fixtures: $prefix:literal,
+        causal: [$(($causal:literal, $seeds:expr)),* $(,)?],
+        normalised: ($normalised:literal, $tiny:expr),
+        reference: [$($reference:literal),* $(,)?],
+        naive_step: ($naive:literal, $naive_size:expr),
+        sessions: [$(($session:literal, $session_size:expr)),* $(,)?] $(,)?
+    ) => {
+        #[test]
+        fn random_models_are_causal() -> anyhow::Result<()> {
+            $(
+                let v = $crate::testing::causality_violations(&$model($causal, None, candle_core::DType::F32)?, &$seeds)?;
+                assert!(v.is_empty(), "{}: {} violations, first: {:?}", $causal, v.len(), &v[..v.len().min(5)]);
+            )*
+            Ok(())
+        }
+
+        #[test]
+        fn binary_probabilities_of_all_images_of_a_tiny_size_sum_to_one() -> anyhow::Result<()> {
+            let exact = $crate::testing::total_probability_binary(&$model($normalised, Some($tiny), candle_core::DType::F64)?)?;
+            assert!((exact - 1.0).abs() < 1e-9, "float64: Σ p(x) over every image = {exact}");
+            let total = $crate::testing::total_probability_binary(&$model($normalised, Some($tiny), candle_core::DType::F32)?)?;
+            assert!((total - 1.0).abs() < 1e-5, "float32: Σ p(x) over every image = {total}");
+            Ok(())
+        }
+
+        #[test]
+        fn logits_match_the_pytorch_reference() -> anyhow::Result<()> {
+            let fixtures = $crate::testing::workspace_root().join("tests/fixtures");
+            for name in [$($reference),*] {
+                let fixture = fixtures.join(format!("{}-random-{name}.logits.safetensors", $prefix));
+                // In float64 both implementations compute the exact values of the same weights.
+                let d = $crate::testing::compare_with_reference(&$model(name, None, candle_core::DType::F64)?, &fixture)?;
+                assert!(d.max_abs_logit < 1e-4, "{name} f64: max |Δlogit| = {}", d.max_abs_logit);
+                assert!(d.max_rel_nll < 1e-9, "{name} f64: max relative |ΔNLL| = {}", d.max_rel_nll);
+                // In float32 (what the zoo runs) rounding alone separates them.
+                let d = $crate::testing::compare_with_reference(&$model(name, None, candle_core::DType::F32)?, &fixture)?;
+                assert!(d.max_rel_logit < 1e-5, "{name} f32: max |Δlogit| / scale = {}", d.max_rel_logit);
+                assert!(d.max_rel_nll < 1e-5, "{name} f32: max relative |ΔNLL| = {}", d.max_rel_nll);
+            }
+            Ok(())
+        }
+
+        #[test]
+        fn the_naive_sampling_step_equals_the_full_pass() -> anyhow::Result<()> {
+            let worst = $crate::testing::step_mismatch(&$model($naive, Some($naive_size), candle_core::DType::F64)?, false)?;
+            assert!(worst < 1e-9, "step_logits vs full pass: max |Δlogit| = {worst}");
+            Ok(())
+        }
+
+        #[test]
+        fn the_cached_session_equals_the_full_pass_and_samples_the_same_images() -> anyhow::Result<()> {
+            $(
+                let (name, size) = ($session, Some($session_size));
+                // In float64 both paths compute the same values up to rounding far below the tolerance.
+                let worst = $crate::testing::step_mismatch(&$model(name, size, candle_core::DType::F64)?, true)?;
+                assert!(worst < 1e-9, "{name}: cached session vs full pass, max |Δlogit| = {worst}");
+                // The sampler, in float32 as the zoo runs: the same images either way.
+                let (cached, naive) = $crate::testing::cached_and_naive_samples(&$model(name, size, candle_core::DType::F32)?, 11)?;
+                assert_eq!(cached, naive, "{name}: the cached sampler drew other images");
+            )*
+            Ok(())
+        }
+
+        #[test]
+        fn the_images_do_not_depend_on_the_number_of_sampling_threads() -> anyhow::Result<()> {
+            use $crate::sampler::{sample, SampleOptions};
+            let model = $model($naive, None, candle_core::DType::F32)?;
+            let draw = |threads| -> anyhow::Result<Vec<u8>> {
+                let opts = SampleOptions { count: 5, seed: 3, threads, ..Default::default() };
+                Ok(sample(&model, &opts, &mut |_, _| {})?.flatten_all()?.to_vec1::<u8>()?)
+            };
+            let one = draw(1)?;
+            assert_eq!(one, draw(2)?, "2 threads");
+            assert_eq!(one, draw(3)?, "3 threads");
+            Ok(())
+        }
+    };
+}
+
+/// The random-weight reference model `{prefix}-random-{name}.safetensors` of `tests/fixtures` with
+/// config type `C` (optionally at another image size, for architectures whose weights do not depend
+/// on it) and its weights, for [`model_tests!`]'s `model` function.
+pub fn random_fixture<C: serde::de::DeserializeOwned>(prefix: &str, name: &str) -> candle_core::Result<(C, Vec<u8>)> {
+    weights_with_config(&workspace_root().join(format!("tests/fixtures/{prefix}-random-{name}.safetensors")))
 }

@@ -150,10 +150,7 @@ pub(crate) fn check_output(path: &Path) -> Result<()> {
 
 /// The factor of a multi-scale model (its small image is every f-th pixel of every f-th row).
 fn multiscale_factor(m: &LoadedModel) -> Option<usize> {
-    if m.entry.architecture != "multiscale" {
-        return None;
-    }
-    m.entry.config.get("factor").and_then(|f| f.as_integer()).map(|f| f as usize)
+    m.entry.config.multiscale_factor()
 }
 
 /// Images `(n, c, h, w)` → `2n` images: each image's small image (pixels at multiples of `f`)
@@ -218,7 +215,7 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
             None => format!("hub ({})", zoo.resolver.url(e)),
         };
         rows.push(json!({
-            "id": e.id, "architecture": e.architecture, "dataset": e.dataset, "parameters": params,
+            "id": e.id, "architecture": e.architecture(), "dataset": e.dataset, "parameters": params,
             "test_nll_nats": e.metrics.as_ref().map(|m| m.test_nll_nats),
             "test_bits_per_dim": e.metrics.as_ref().map(|m| m.test_bits_per_dim),
             "test_images": e.metrics.as_ref().map(|m| m.test_images),
@@ -241,7 +238,7 @@ fn list(zoo: &Zoo, json: bool) -> Result<()> {
         println!(
             "{:<30} {:<16} {:<18} {:>10} {:>22}  {}",
             e.id,
-            e.architecture,
+            e.architecture(),
             e.dataset,
             params,
             nll,
@@ -264,7 +261,7 @@ fn fetch(zoo: &Zoo, id: &str, url: Option<&str>) -> Result<()> {
             bail!("--url is for third-party models (a mirror of the original checkpoint); '{id}' is on the hub")
         }
         Some(url) => zoo.resolver.import_from_url(entry, url)?,
-        None => zoo.resolver.fetch(entry, None)?.0,
+        None => zoo.resolver.fetch(entry, None)?.source,
     };
     eprintln!("{id}: {} ({}), sha256 verified", source.path().display(), source.kind());
     Ok(())

@@ -32,9 +32,9 @@ use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, 
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
-use pixel_ops::model::{record_at, starts_next_row, window};
+use pixel_ops::model::{record_at, starts_next_row};
 use pixel_ops::skew::{mirror, shift_down, skew, unskew};
-use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
+use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The bias of the state-to-state convolution.
@@ -48,7 +48,8 @@ pub enum StateBias {
     Scalar,
 }
 
-fn yes() -> bool {
+/// `residual_conv`'s default: the zoo's models have the 1×1 convolution.
+fn residual_conv_by_default() -> bool {
     true
 }
 
@@ -73,7 +74,7 @@ pub struct Config {
     pub input_kernel: usize,
     /// A 1×1 mask-B convolution maps the LSTM output (h) to the residual stream; without it the
     /// output is added as it is (needs `hidden == features`).
-    #[serde(default = "yes")]
+    #[serde(default = "residual_conv_by_default")]
     pub residual_conv: bool,
     #[serde(default)]
     pub state_bias: StateBias,
@@ -95,11 +96,6 @@ impl Config {
     /// The images this configuration describes.
     pub fn spec(&self) -> ImageSpec {
         ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
-    }
-
-    /// How pixel values become the network's input.
-    pub fn input_encoding(&self) -> InputEncoding {
-        self.input_encoding
     }
 
     fn check(&self) -> Result<()> {
@@ -151,6 +147,50 @@ impl DiagonalLstm {
     fn conditioning_term(&self, cond: Option<&Tensor>) -> Result<Option<Tensor>> {
         conditioning_term(self.conditioning.as_ref(), cond)
     }
+    /// One step at one position: `input` `(b, features)` is the layer input there; `above` and
+    /// `before` the `(h, c)` of the pixel above and of the pixel before it in this direction's order
+    /// (left for left-to-right, right for right-to-left); `cond` the conditioning pre-activations
+    /// there, if conditional. Returns the new `(h, c)`.
+    fn step_at(
+        &self,
+        input: &Tensor,
+        above: &Tensor,
+        before: &(Tensor, Tensor),
+        cond: Option<Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
+        let z = add_conditioning(self.input_to_state.forward_at(input)?, cond)?;
+        // Taps in the order of `state_to_state`: the row above in the skewed map, then the same row.
+        let prev = Tensor::cat(&[above, &before.0], 1)?;
+        let mut a = (z + prev.matmul(&self.state_to_state.t()?)?)?;
+        if let Some(bias) = &self.state_bias {
+            a = a.broadcast_add(bias)?;
+        }
+        lstm_update(&a, &before.1, 1)
+    }
+
+    /// The states the scan leaves in the skewed map's padding left of each row: `(h, c)` `(b, h)`
+    /// of the position before column 0 of row `r`, for every row. Zero unless there is a scalar state
+    /// bias: the scan runs over the padding too, where the input is zero but the bias is not (as in
+    /// the checkpoint the option exists for).
+    fn padding_states(&self, rows: usize, batch: usize, zeros: &(Tensor, Tensor)) -> Result<Vec<(Tensor, Tensor)>> {
+        let Some(bias) = &self.state_bias else { return Ok(vec![zeros.clone(); rows]) };
+        let hidden = zeros.0.dim(1)?;
+        let (mut h, mut c) = (
+            Tensor::zeros((rows, hidden), zeros.0.dtype(), zeros.0.device())?,
+            Tensor::zeros((rows, hidden), zeros.0.dtype(), zeros.0.device())?,
+        );
+        let mut pads = vec![zeros.clone()];
+        for t in 0..rows.saturating_sub(1) {
+            // Row r reads row r−1 and row r of the previous column, as in the full scan.
+            let above = h.pad_with_zeros(0, 1, 0)?.narrow(0, 0, rows)?;
+            let a = Tensor::cat(&[&above, &h], 1)?.matmul(&self.state_to_state.t()?)?.broadcast_add(bias)?;
+            (h, c) = lstm_update(&a, &c, 1)?;
+            // Column t is padding for rows r > t; row t+1's image starts at column t+1.
+            let row = t + 1;
+            pads.push((h.narrow(0, row, 1)?.repeat((batch, 1))?, c.narrow(0, row, 1)?.repeat((batch, 1))?));
+        }
+        Ok(pads)
+    }
 }
 
 /// One residual Diagonal BiLSTM layer.
@@ -160,9 +200,6 @@ pub struct DiagonalBiLstmLayer {
     right_to_left: DiagonalLstm,
     residual: Option<MaskedConv2d>,
     hidden: usize,
-    /// Rows the right-to-left output moves down: always 1 in the zoo; settable so that the unit
-    /// tests can show that the causality check catches the shift left out (0) or the wrong way (−1).
-    right_to_left_shift: i8,
 }
 
 impl DiagonalBiLstmLayer {
@@ -177,14 +214,20 @@ impl DiagonalBiLstmLayer {
             right_to_left: DiagonalLstm::new(cfg, vb.pp("right_to_left"))?,
             residual,
             hidden: cfg.hidden,
-            right_to_left_shift: 1,
         })
     }
 
-    /// The sum of both directions' hidden states, `(b, features, H, W)` → `(b, h, H, W)`. Both
-    /// directions advance together, one diagonal (skewed column) per step. `cond`: the
+    /// The layer's output before the residual: the left-to-right hidden states plus the
+    /// right-to-left ones shifted down one row, `(b, features, H, W)` → `(b, h, H, W)`. `cond`: the
     /// conditioning map of a conditional layer.
     pub fn scan(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        let (left_to_right, right_to_left) = self.directions(x, cond)?;
+        left_to_right + shift_down(&right_to_left)?
+    }
+
+    /// Both directions' hidden states, each `(b, h, H, W)` in image orientation, the right-to-left
+    /// one not yet shifted. Both directions advance together, one diagonal (skewed column) per step.
+    fn directions(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let (b, _, rows, w) = x.dims4()?;
         let h = self.hidden;
         let dirs = [&self.left_to_right, &self.right_to_left];
@@ -235,22 +278,19 @@ impl DiagonalBiLstmLayer {
         // (T, 2, h, b, H) → (2b, h, H, T) → unskewed (2b, h, H, W).
         let out = Tensor::stack(&out, 0)?.permute((1, 3, 2, 4, 0))?.reshape((2 * b, h, rows, steps))?;
         let out = unskew(&out, w)?;
-        let left_to_right = out.narrow(0, 0, b)?;
-        let right_to_left = mirror(&out.narrow(0, b, b)?)?;
-        match self.right_to_left_shift {
-            1 => left_to_right + shift_down(&right_to_left)?,
-            0 => left_to_right + right_to_left,
-            _ => left_to_right + right_to_left.narrow(2, 1, rows - 1)?.pad_with_zeros(2, 0, 1)?,
-        }
+        Ok((out.narrow(0, 0, b)?, mirror(&out.narrow(0, b, b)?)?))
     }
-}
 
-impl DiagonalBiLstmLayer {
     /// `(b, features, H, W)` → `(b, features, H, W)`, given the conditioning map if conditional.
     pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        let y = self.scan(x, cond)?;
+        self.add_to_stream(x, &self.scan(x, cond)?)
+    }
+
+    /// The residual stream `x` `(b, features, H, W)` plus the layer's output `y` `(b, h, H, W)`
+    /// (through the 1×1 convolution if the config has it).
+    fn add_to_stream(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         match &self.residual {
-            Some(conv) => x + conv.forward(&y)?,
+            Some(conv) => x + conv.forward(y)?,
             None => x + y,
         }
     }
@@ -267,19 +307,18 @@ impl Module for DiagonalBiLstmLayer {
 #[derive(Debug, Clone)]
 pub struct DiagonalBiLstm {
     cfg: Config,
-    input_conv: MaskedConv2d,
+    input: InputStack,
     layers: Vec<DiagonalBiLstmLayer>,
     output_projection: Option<MaskedConv2d>,
     output: OutputStack,
-    device: Device,
 }
 
 impl DiagonalBiLstm {
     /// Builds the network from `vb`; every masked weight is masked here.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
-        let (k, c, f) = (cfg.input_kernel, cfg.channels, cfg.features);
-        let input_conv = masked_conv2d(MaskKind::A, c, f, (k, k), c, vb.pp("input_conv"))?;
+        let (c, f) = (cfg.channels, cfg.features);
+        let input = InputStack::new(cfg.spec(), cfg.input_encoding, f, cfg.input_kernel, vb.clone())?;
         let layers =
             (0..cfg.layers).map(|i| DiagonalBiLstmLayer::new(cfg, vb.pp("layers").pp(i))).collect::<Result<_>>()?;
         let output_projection = if cfg.output_projection {
@@ -288,7 +327,7 @@ impl DiagonalBiLstm {
             None
         };
         let output = OutputStack::new(f, cfg.output_features, c, cfg.head, vb.pp("output"))?;
-        Ok(Self { cfg: cfg.clone(), input_conv, layers, output_projection, output, device: vb.device().clone() })
+        Ok(Self { cfg: cfg.clone(), input, layers, output_projection, output })
     }
 
     pub fn config(&self) -> &Config {
@@ -300,11 +339,9 @@ impl DiagonalBiLstm {
         &self.layers
     }
 
-    /// The first, mask-A, convolution's output on pixel values `(b, c, H, W)`: the first layer's input.
+    /// The input stack's output on pixel values `(b, c, H, W)`: the first layer's input.
     pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
-        let dtype = self.input_conv.weight().dtype();
-        let x = self.cfg.input_encoding().encode(self.cfg.head, &x.to_device(&self.device)?, dtype)?;
-        self.input_conv.forward(&x)
+        self.input.forward(x)
     }
 
     /// What enters the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`; `cond`
@@ -320,57 +357,10 @@ impl DiagonalBiLstm {
         }
     }
 
-    /// Logits `(b, c, levels, H, W)` of a conditional network given its conditioning map
-    /// `(b, conditioning, H, W)` (unconditional: `None`, as [`PixelModel::logits`]).
-    pub fn logits_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+    /// Logits `(b, c, levels, H, W)` of pixel values `x` `(b, c, H, W)`, given the conditioning map
+    /// `(b, conditioning, H, W)` of a conditional network (`None` for an unconditional one).
+    pub fn forward(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         self.output.forward(&self.features(x, cond)?)
-    }
-}
-
-impl DiagonalLstm {
-    /// One step at one position: `input` `(b, features)` is the layer input there; `above` and
-    /// `before` the `(h, c)` of the pixel above and of the pixel before it in this direction's order
-    /// (left for left-to-right, right for right-to-left); `cond` the conditioning pre-activations
-    /// there, if conditional. Returns the new `(h, c)`.
-    fn step_at(
-        &self,
-        input: &Tensor,
-        above: &Tensor,
-        before: &(Tensor, Tensor),
-        cond: Option<Tensor>,
-    ) -> Result<(Tensor, Tensor)> {
-        let z = add_conditioning(self.input_to_state.forward_at(input)?, cond)?;
-        // Taps in the order of `state_to_state`: the row above in the skewed map, then the same row.
-        let prev = Tensor::cat(&[above, &before.0], 1)?;
-        let mut a = (z + prev.matmul(&self.state_to_state.t()?)?)?;
-        if let Some(bias) = &self.state_bias {
-            a = a.broadcast_add(bias)?;
-        }
-        lstm_update(&a, &before.1, 1)
-    }
-
-    /// The states the scan leaves in the skewed map's padding left of each row: `(h, c)` `(b, h)`
-    /// of the position before column 0 of row `r`, for every row. Zero unless there is a scalar state
-    /// bias: the scan runs over the padding too, where the input is zero but the bias is not (as in
-    /// the checkpoint the option exists for).
-    fn padding_states(&self, rows: usize, batch: usize, zeros: &(Tensor, Tensor)) -> Result<Vec<(Tensor, Tensor)>> {
-        let Some(bias) = &self.state_bias else { return Ok(vec![zeros.clone(); rows]) };
-        let hidden = zeros.0.dim(1)?;
-        let (mut h, mut c) = (
-            Tensor::zeros((rows, hidden), zeros.0.dtype(), zeros.0.device())?,
-            Tensor::zeros((rows, hidden), zeros.0.dtype(), zeros.0.device())?,
-        );
-        let mut pads = vec![zeros.clone()];
-        for t in 0..rows.saturating_sub(1) {
-            // Row r reads row r−1 and row r of the previous column, as in the full scan.
-            let above = h.pad_with_zeros(0, 1, 0)?.narrow(0, 0, rows)?;
-            let a = Tensor::cat(&[&above, &h], 1)?.matmul(&self.state_to_state.t()?)?.broadcast_add(bias)?;
-            (h, c) = lstm_update(&a, &c, 1)?;
-            // Column t is padding for rows r > t; row t+1's image starts at column t+1.
-            let row = t + 1;
-            pads.push((h.narrow(0, row, 1)?.repeat((batch, 1))?, c.narrow(0, row, 1)?.repeat((batch, 1))?));
-        }
-        Ok(pads)
     }
 }
 
@@ -410,7 +400,7 @@ impl<'a> Session<'a> {
     /// A session of a conditional network given its conditioning map `(batch, conditioning, H, W)`.
     pub fn given(model: &'a DiagonalBiLstm, batch: usize, cond: Option<&Tensor>) -> Result<Self> {
         let w = model.cfg.width;
-        let zero = Tensor::zeros((batch, model.cfg.hidden), model.input_conv.weight().dtype(), &model.device)?;
+        let zero = Tensor::zeros((batch, model.cfg.hidden), model.input.dtype(), model.input.device())?;
         let zeros = (zero.clone(), zero);
         let h = model.cfg.height;
         let layers = model
@@ -459,11 +449,7 @@ impl SamplingSession for Session<'_> {
             self.finish_row()?;
         }
         let m = self.model;
-        let (x, dtype) = (x.to_device(&m.device)?, m.input_conv.weight().dtype());
-        let k = m.cfg.input_kernel;
-        let mut y = m
-            .input_conv
-            .forward_at(&window(&x, row, col, (k, k), |t| m.cfg.input_encoding.encode(m.cfg.head, t, dtype))?)?;
+        let mut y = m.input.forward_at(x, row, col)?;
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
             record_at(&mut cache.inputs, col, &y);
             let before = if col > 0 { &cache.l2r_row[col - 1] } else { &cache.l2r_padding[row] };
@@ -490,11 +476,11 @@ impl PixelModel for DiagonalBiLstm {
     }
 
     fn device(&self) -> &Device {
-        &self.device
+        self.input.device()
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.logits_given(x, None)
+        self.forward(x, None)
     }
 
     /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
@@ -506,6 +492,20 @@ impl PixelModel for DiagonalBiLstm {
 
     fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
         Ok(Some(Box::new(Session::new(self, batch)?)))
+    }
+}
+
+impl ConditionalModel for DiagonalBiLstm {
+    fn conditioning_features(&self) -> usize {
+        self.cfg.conditioning
+    }
+
+    fn logits_given(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
+        self.forward(x, Some(cond))
+    }
+
+    fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>> {
+        Ok(Box::new(Session::given(self, batch, Some(cond))?))
     }
 }
 
@@ -522,17 +522,59 @@ mod tests {
         DiagonalBiLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?)
     }
 
+    /// The network with its right-to-left direction combined by `combine(l2r, r2l)` instead of
+    /// [`DiagonalBiLstmLayer::scan`]'s shift down one row: a model the causality check must refuse.
+    struct Miswired {
+        model: DiagonalBiLstm,
+        combine: fn(&Tensor, &Tensor) -> Result<Tensor>,
+    }
+
+    impl PixelModel for Miswired {
+        fn spec(&self) -> ImageSpec {
+            self.model.spec()
+        }
+
+        fn device(&self) -> &Device {
+            self.model.device()
+        }
+
+        fn logits(&self, x: &Tensor) -> Result<Tensor> {
+            let m = &self.model;
+            let mut y = m.layer_input(x)?;
+            for layer in &m.layers {
+                let (left_to_right, right_to_left) = layer.directions(&y, None)?;
+                y = layer.add_to_stream(&y, &(self.combine)(&left_to_right, &right_to_left)?)?;
+            }
+            if let Some(conv) = &m.output_projection {
+                y = conv.forward(&y)?;
+            }
+            m.output.forward(&y)
+        }
+    }
+
     fn future_leaks(v: &[String]) -> usize {
         v.iter().filter(|m| m.starts_with("logit of") && m.contains(" depends on channel")).count()
     }
 
     #[test]
     fn the_causality_check_catches_a_right_to_left_direction_shifted_wrongly() -> Result<()> {
-        let mut model = random_rgb_model()?;
-        assert_eq!(future_leaks(&causality_violations(&model, &[1])?), 0);
-        for (shift, what) in [(0, "not shifted"), (-1, "shifted up")] {
-            model.layers.iter_mut().for_each(|l| l.right_to_left_shift = shift);
-            let leaks = future_leaks(&causality_violations(&model, &[1])?);
+        let shifted_down = |l: &Tensor, r: &Tensor| l + shift_down(r)?;
+        let not_shifted = |l: &Tensor, r: &Tensor| l + r;
+        let shifted_up = |l: &Tensor, r: &Tensor| {
+            let rows = r.dim(2)?;
+            l + r.narrow(2, 1, rows - 1)?.pad_with_zeros(2, 0, 1)?
+        };
+        let model = |combine| -> Result<Miswired> { Ok(Miswired { model: random_rgb_model()?, combine }) };
+        // As the network itself combines them, the check finds nothing (and the logits are the network's).
+        let right = model(shifted_down)?;
+        assert_eq!(future_leaks(&causality_violations(&right, &[1])?), 0);
+        let x = pixel_ops::testing::random_images(&right, 1, 5)?;
+        let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+        assert_eq!(flat(right.logits(&x)?)?, flat(right.model.logits(&x)?)?);
+        let wrong: [(fn(&Tensor, &Tensor) -> Result<Tensor>, &str); 2] =
+            [(not_shifted, "not shifted"), (shifted_up, "shifted up")];
+        for (combine, what) in wrong {
+            let leaks = future_leaks(&causality_violations(&model(combine)?, &[1])?);
             assert!(leaks > 0, "{what}: positions read their own row from the right, the check must say so");
         }
         Ok(())

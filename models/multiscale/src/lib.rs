@@ -42,7 +42,7 @@
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2d, ConvTranspose2d, VarBuilder};
 use diagonal_bilstm::DiagonalBiLstm;
-use pixel_ops::{Head, ImageSpec, InputEncoding, PixelModel, SamplingSession};
+use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, PixelModel, SamplingSession};
 use pixelcnn::PixelCnn;
 use row_lstm::RowLstm;
 use serde::{Deserialize, Serialize};
@@ -156,35 +156,12 @@ impl Upsampler {
     }
 }
 
-/// The conditional network of the big stage.
-#[derive(Debug, Clone)]
-enum Big {
-    RowLstm(RowLstm),
-    DiagonalBiLstm(DiagonalBiLstm),
-}
-
-impl Big {
-    fn logits_given(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
-        match self {
-            Big::RowLstm(m) => m.logits_given(x, Some(cond)),
-            Big::DiagonalBiLstm(m) => m.logits_given(x, Some(cond)),
-        }
-    }
-
-    fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>> {
-        Ok(match self {
-            Big::RowLstm(m) => Box::new(row_lstm::Session::given(m, batch, Some(cond))?),
-            Big::DiagonalBiLstm(m) => Box::new(diagonal_bilstm::Session::given(m, batch, Some(cond))?),
-        })
-    }
-}
-
 /// The multi-scale PixelRNN.
 pub struct MultiScale {
     cfg: Config,
     small: Box<dyn PixelModel>,
     upsample: Upsampler,
-    big: Big,
+    big: Box<dyn ConditionalModel>,
     device: Device,
 }
 
@@ -197,11 +174,12 @@ impl MultiScale {
             SmallStage::RowLstm(c) => Box::new(RowLstm::new(c, vb.pp("small"))?),
             SmallStage::DiagonalBiLstm(c) => Box::new(DiagonalBiLstm::new(c, vb.pp("small"))?),
         };
-        let (big, conditioning) = match &cfg.big {
-            BigStage::RowLstm(c) => (Big::RowLstm(RowLstm::new(c, vb.pp("big"))?), c.conditioning),
-            BigStage::DiagonalBiLstm(c) => (Big::DiagonalBiLstm(DiagonalBiLstm::new(c, vb.pp("big"))?), c.conditioning),
+        let big: Box<dyn ConditionalModel> = match &cfg.big {
+            BigStage::RowLstm(c) => Box::new(RowLstm::new(c, vb.pp("big"))?),
+            BigStage::DiagonalBiLstm(c) => Box::new(DiagonalBiLstm::new(c, vb.pp("big"))?),
         };
-        let upsample = Upsampler::new(cfg.channels, conditioning, cfg.factor, cfg.head, vb.pp("upsample"))?;
+        let features = big.conditioning_features();
+        let upsample = Upsampler::new(cfg.channels, features, cfg.factor, cfg.head, vb.pp("upsample"))?;
         Ok(Self { cfg: cfg.clone(), small, upsample, big, device: vb.device().clone() })
     }
 
@@ -284,7 +262,13 @@ impl PixelModel for MultiScale {
     }
 
     fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
-        Ok(Some(Box::new(Session { model: self, batch, small: self.small.session(batch)?, big: None, big_next: 0 })))
+        Ok(Some(Box::new(Session {
+            model: self,
+            batch,
+            small: self.small.session(batch)?,
+            big: None,
+            next_big_pixel: 0,
+        })))
     }
 }
 
@@ -296,7 +280,7 @@ pub struct Session<'a> {
     small: Option<Box<dyn SamplingSession + 'a>>,
     big: Option<Box<dyn SamplingSession + 'a>>,
     /// The raster index of the next pixel the big session has not yet computed.
-    big_next: usize,
+    next_big_pixel: usize,
 }
 
 impl SamplingSession for Session<'_> {
@@ -323,20 +307,20 @@ impl SamplingSession for Session<'_> {
         let big = self.big.as_mut().expect("created above");
         let at = row * w + col;
         // The small image's pixels before this one are known: the big session computes them too.
-        while self.big_next < at {
-            let (r, c) = (self.big_next / w, self.big_next % w);
+        while self.next_big_pixel < at {
+            let (r, c) = (self.next_big_pixel / w, self.next_big_pixel % w);
             if !m.in_small_image(r, c) {
                 candle_core::bail!("pixel ({row},{col}) asked before ({r},{c}): steps out of order");
             }
             big.step(&x, r, c, 0)?;
-            self.big_next += 1;
+            self.next_big_pixel += 1;
         }
-        if self.big_next != at {
+        if self.next_big_pixel != at {
             candle_core::bail!("pixel ({row},{col}) asked again after later pixels: steps out of order");
         }
         let logits = big.step(&x, row, col, channel)?;
         if channel + 1 == m.cfg.channels {
-            self.big_next = at + 1;
+            self.next_big_pixel = at + 1;
         }
         Ok(logits)
     }

@@ -9,12 +9,12 @@ use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::model::window;
-use pixel_ops::{Head, ImageSpec, MaskKind, PixelModel, SamplingSession};
+use pixel_ops::{Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The PixelCNN configuration, stored as JSON in the weights' safetensors metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Colour channels of the image: 1 or 3.
     pub channels: usize,
@@ -34,21 +34,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The paper's CIFAR-10 PixelCNN (Table 1 †: 15 layers, h = 128, 1024 output features).
-    pub fn paper_cifar10() -> Self {
-        Self {
-            channels: 3,
-            height: 32,
-            width: 32,
-            head: Head::Softmax256,
-            hidden: 128,
-            layers: 15,
-            output_features: 1024,
-            input_kernel: 7,
-            block_kernel: 3,
-        }
-    }
-
     /// Residual-stream features: 2h.
     pub fn residual_features(&self) -> usize {
         2 * self.hidden
@@ -93,10 +78,9 @@ impl Module for ResidualBlock {
 #[derive(Debug, Clone)]
 pub struct PixelCnn {
     cfg: Config,
-    input_conv: MaskedConv2d,
+    input: InputStack,
     blocks: Vec<ResidualBlock>,
     output: OutputStack,
-    device: Device,
 }
 
 impl PixelCnn {
@@ -105,20 +89,14 @@ impl PixelCnn {
         if cfg.channels != 1 && cfg.channels != 3 {
             candle_core::bail!("PixelCNN takes 1 or 3 colour channels, the config says {}", cfg.channels);
         }
-        let k = cfg.input_kernel;
-        let input_conv = masked_conv2d(
-            MaskKind::A,
-            cfg.channels,
-            cfg.residual_features(),
-            (k, k),
-            cfg.channels,
-            vb.pp("input_conv"),
-        )?;
+        // The PixelCNN's inputs are always centred.
+        let input =
+            InputStack::new(cfg.spec(), InputEncoding::Centred, cfg.residual_features(), cfg.input_kernel, vb.clone())?;
         let blocks =
             (0..cfg.layers).map(|i| ResidualBlock::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
         let output =
             OutputStack::new(cfg.residual_features(), cfg.output_features, cfg.channels, cfg.head, vb.pp("output"))?;
-        Ok(Self { cfg: cfg.clone(), input_conv, blocks, output, device: vb.device().clone() })
+        Ok(Self { cfg: cfg.clone(), input, blocks, output })
     }
 
     pub fn config(&self) -> &Config {
@@ -127,8 +105,7 @@ impl PixelCnn {
 
     /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, 2h, H, W)`.
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.cfg.head.encode_input(&x.to_device(&self.device)?, self.input_conv.weight().dtype())?;
-        let mut y = self.input_conv.forward(&x)?;
+        let mut y = self.input.forward(x)?;
         for block in &self.blocks {
             y = block.forward(&y)?;
         }
@@ -155,7 +132,7 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     pub fn new(model: &'a PixelCnn, batch: usize) -> Result<Self> {
         let positions = model.cfg.height * model.cfg.width;
-        let zero = Tensor::zeros((batch, model.cfg.hidden), model.input_conv.weight().dtype(), &model.device)?;
+        let zero = Tensor::zeros((batch, model.cfg.hidden), model.input.dtype(), model.input.device())?;
         Ok(Self { model, reduced: vec![vec![None; positions]; model.blocks.len()], zero })
     }
 }
@@ -164,9 +141,7 @@ impl SamplingSession for Session<'_> {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
         let m = self.model;
         let (h, w) = (m.cfg.height, m.cfg.width);
-        let (x, dtype) = (x.to_device(&m.device)?, m.input_conv.weight().dtype());
-        let k = m.cfg.input_kernel;
-        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k), |t| m.cfg.head.encode_input(t, dtype))?)?;
+        let mut y = m.input.forward_at(x, row, col)?;
         let r = m.cfg.block_kernel / 2;
         for (block, cache) in m.blocks.iter().zip(&mut self.reduced) {
             let reduced = block.reduce.forward_at(&y.relu()?)?.relu()?;
@@ -199,7 +174,7 @@ impl PixelModel for PixelCnn {
     }
 
     fn device(&self) -> &Device {
-        &self.device
+        self.input.device()
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {

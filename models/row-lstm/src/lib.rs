@@ -3,9 +3,9 @@
 //! convolutions, and a Bernoulli or 256-way softmax head.
 //!
 //! A Row LSTM layer processes the image one row at a time, top to bottom, a whole row at once. Its
-//! input-to-state map is a masked (mask B) k×1 convolution along the row, computed for the whole
+//! input-to-state map is a masked (mask B) 1×k convolution along the row, computed for the whole
 //! map first (4h outputs, gates grouped per colour as [`pixel_ops::mask::gated_colour_group`]
-//! says). Its state-to-state kernel is an unmasked k×1 convolution over the previous row's hidden
+//! says). Its state-to-state kernel is an unmasked 1×k convolution over the previous row's hidden
 //! state. The gates are [`pixel_ops::lstm`]'s. A 1×1 mask-B convolution maps the h hidden features
 //! back to the residual stream, and the layer input is added. The receptive field is a triangle
 //! above the pixel (plus the pixels to its left in its own row).
@@ -26,8 +26,8 @@ use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, 
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
-use pixel_ops::model::{record_at, starts_next_row, window};
-use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
+use pixel_ops::model::{record_at, starts_next_row};
+use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The Row LSTM configuration, stored as JSON in the weights' safetensors metadata.
@@ -49,9 +49,9 @@ pub struct Config {
     pub output_features: usize,
     /// Size of the first, mask-A, convolution (7).
     pub input_kernel: usize,
-    /// k of the masked k×1 input-to-state convolution along the row (3).
+    /// k of the masked 1×k input-to-state convolution along the row (3; the paper's "k×1").
     pub input_to_state_kernel: usize,
-    /// k of the unmasked k×1 state-to-state convolution over the previous row (3).
+    /// k of the unmasked 1×k state-to-state convolution over the previous row (3).
     pub state_to_state_kernel: usize,
     /// c > 0: a conditional network, whose layers take a c-feature conditioning map (§3.6).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -66,11 +66,6 @@ impl Config {
     /// The images this configuration describes.
     pub fn spec(&self) -> ImageSpec {
         ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
-    }
-
-    /// How pixel values become the network's input: always centred for the Row LSTM.
-    pub fn input_encoding(&self) -> InputEncoding {
-        InputEncoding::Centred
     }
 
     fn check(&self) -> Result<()> {
@@ -104,14 +99,14 @@ pub struct RowLstmLayer {
 impl RowLstmLayer {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let (f, h, c) = (cfg.features, cfg.hidden, cfg.channels);
-        let (k_is, k_ss) = (cfg.input_to_state_kernel, cfg.state_to_state_kernel);
+        let (input_width, state_width) = (cfg.input_to_state_kernel, cfg.state_to_state_kernel);
         let input_to_state =
-            gated_masked_conv2d(MaskKind::B, f, GATES * h, (1, k_is), c, GATES, vb.pp("input_to_state"))?;
-        let kernel = vb.get((GATES * h, h, 1, k_ss), "state_to_state")?.squeeze(2)?;
+            gated_masked_conv2d(MaskKind::B, f, GATES * h, (1, input_width), c, GATES, vb.pp("input_to_state"))?;
+        let kernel = vb.get((GATES * h, h, 1, state_width), "state_to_state")?.squeeze(2)?;
         Ok(Self {
             input_to_state,
             state_to_state: tap_major(&kernel)?,
-            state_kernel: k_ss,
+            state_kernel: state_width,
             residual: masked_conv2d(MaskKind::B, h, f, (1, 1), c, vb.pp("residual"))?,
             conditioning: Conditioning::optional(cfg.conditioning, h, vb.clone())?,
             hidden: h,
@@ -162,21 +157,20 @@ impl Module for RowLstmLayer {
 #[derive(Debug, Clone)]
 pub struct RowLstm {
     cfg: Config,
-    input_conv: MaskedConv2d,
+    input: InputStack,
     layers: Vec<RowLstmLayer>,
     output: OutputStack,
-    device: Device,
 }
 
 impl RowLstm {
     /// Builds the network from `vb`; every masked weight is masked here.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
-        let (k, c) = (cfg.input_kernel, cfg.channels);
-        let input_conv = masked_conv2d(MaskKind::A, c, cfg.features, (k, k), c, vb.pp("input_conv"))?;
+        // The Row LSTM's inputs are always centred.
+        let input = InputStack::new(cfg.spec(), InputEncoding::Centred, cfg.features, cfg.input_kernel, vb.clone())?;
         let layers = (0..cfg.layers).map(|i| RowLstmLayer::new(cfg, vb.pp("layers").pp(i))).collect::<Result<_>>()?;
-        let output = OutputStack::new(cfg.features, cfg.output_features, c, cfg.head, vb.pp("output"))?;
-        Ok(Self { cfg: cfg.clone(), input_conv, layers, output, device: vb.device().clone() })
+        let output = OutputStack::new(cfg.features, cfg.output_features, cfg.channels, cfg.head, vb.pp("output"))?;
+        Ok(Self { cfg: cfg.clone(), input, layers, output })
     }
 
     pub fn config(&self) -> &Config {
@@ -188,11 +182,9 @@ impl RowLstm {
         &self.layers
     }
 
-    /// The first, mask-A, convolution's output on pixel values `(b, c, H, W)`: the first layer's input.
+    /// The input stack's output on pixel values `(b, c, H, W)`: the first layer's input.
     pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
-        let dtype = self.input_conv.weight().dtype();
-        let x = self.cfg.input_encoding().encode(self.cfg.head, &x.to_device(&self.device)?, dtype)?;
-        self.input_conv.forward(&x)
+        self.input.forward(x)
     }
 
     /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`;
@@ -205,9 +197,9 @@ impl RowLstm {
         Ok(y)
     }
 
-    /// Logits `(b, c, levels, H, W)` of a conditional network given its conditioning map
-    /// `(b, conditioning, H, W)` (unconditional: `None`, as [`PixelModel::logits`]).
-    pub fn logits_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+    /// Logits `(b, c, levels, H, W)` of pixel values `x` `(b, c, H, W)`, given the conditioning map
+    /// `(b, conditioning, H, W)` of a conditional network (`None` for an unconditional one).
+    pub fn forward(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         self.output.forward(&self.features(x, cond)?)
     }
 }
@@ -240,10 +232,10 @@ impl<'a> Session<'a> {
 
     /// A session of a conditional network given its conditioning map `(batch, conditioning, H, W)`.
     pub fn given(model: &'a RowLstm, batch: usize, cond: Option<&Tensor>) -> Result<Self> {
-        let (w, dtype) = (model.cfg.width, model.input_conv.weight().dtype());
-        let zero = Tensor::zeros((batch, model.cfg.hidden), dtype, &model.device)?;
+        let (w, dtype, device) = (model.cfg.width, model.input.dtype(), model.input.device());
+        let zero = Tensor::zeros((batch, model.cfg.hidden), dtype, device)?;
         let zeros = (zero.clone(), zero);
-        let zero_input = Tensor::zeros((batch, model.cfg.features), dtype, &model.device)?;
+        let zero_input = Tensor::zeros((batch, model.cfg.features), dtype, device)?;
         let layers = model
             .layers
             .iter()
@@ -272,26 +264,26 @@ impl SamplingSession for Session<'_> {
         }
         let m = self.model;
         let w = m.cfg.width;
-        let (x, dtype) = (x.to_device(&m.device)?, m.input_conv.weight().dtype());
-        let k = m.cfg.input_kernel;
-        let mut y = m.input_conv.forward_at(&window(&x, row, col, (k, k), |t| m.cfg.head.encode_input(t, dtype))?)?;
+        let mut y = m.input.forward_at(x, row, col)?;
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
             record_at(&mut cache.inputs, col, &y);
-            // The k×1 input-to-state window along the row (its taps right of `col` are masked).
-            let (r_is, r_ss) = (m.cfg.input_to_state_kernel / 2, layer.state_kernel / 2);
-            let taps_is: Vec<&Tensor> = (0..2 * r_is + 1)
-                .map(|j| (col + j).checked_sub(r_is).and_then(|c| cache.inputs.get(c)).unwrap_or(&self.zero_input))
+            // The 1×k input-to-state window along the row (its taps right of `col` are masked).
+            let (input_radius, state_radius) = (m.cfg.input_to_state_kernel / 2, layer.state_kernel / 2);
+            let input_taps: Vec<&Tensor> = (0..2 * input_radius + 1)
+                .map(|j| {
+                    (col + j).checked_sub(input_radius).and_then(|c| cache.inputs.get(c)).unwrap_or(&self.zero_input)
+                })
                 .collect();
-            let z = layer.input_to_state.forward_at(&Tensor::stack(&taps_is, 2)?.unsqueeze(2)?)?;
+            let z = layer.input_to_state.forward_at(&Tensor::stack(&input_taps, 2)?.unsqueeze(2)?)?;
             let z = add_conditioning(z, at_position(&cache.conditioning, row, col)?)?;
             // The k states of the row above centred on `col`, in tap order.
-            let taps_ss: Vec<&Tensor> = (0..2 * r_ss + 1)
-                .map(|j| match (col + j).checked_sub(r_ss) {
+            let state_taps: Vec<&Tensor> = (0..2 * state_radius + 1)
+                .map(|j| match (col + j).checked_sub(state_radius) {
                     Some(c) if c < w => &cache.above[c].0,
                     _ => &self.zeros.0,
                 })
                 .collect();
-            let a = (z + Tensor::cat(&taps_ss, 1)?.matmul(&layer.state_to_state.t()?)?)?;
+            let a = (z + Tensor::cat(&state_taps, 1)?.matmul(&layer.state_to_state.t()?)?)?;
             let state = lstm_update(&a, &cache.above[col].1, 1)?;
             y = (y + layer.residual.forward_at(&state.0)?)?;
             cache.row[col] = state;
@@ -306,11 +298,11 @@ impl PixelModel for RowLstm {
     }
 
     fn device(&self) -> &Device {
-        &self.device
+        self.input.device()
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.logits_given(x, None)
+        self.forward(x, None)
     }
 
     /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
@@ -322,5 +314,19 @@ impl PixelModel for RowLstm {
 
     fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
         Ok(Some(Box::new(Session::new(self, batch)?)))
+    }
+}
+
+impl ConditionalModel for RowLstm {
+    fn conditioning_features(&self) -> usize {
+        self.cfg.conditioning
+    }
+
+    fn logits_given(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
+        self.forward(x, Some(cond))
+    }
+
+    fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>> {
+        Ok(Box::new(Session::given(self, batch, Some(cond))?))
     }
 }

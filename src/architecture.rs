@@ -1,0 +1,133 @@
+//! The one table of the zoo's architectures: their names, how a configuration is parsed and
+//! checked, how a network is built from one, and the third-party checkpoint formats.
+//!
+//! Every other module (the manifest, the registry, the importer, the command-line tool) asks this
+//! one. Adding an architecture means one new crate under `models/`, one variant of
+//! [`ModelConfig`] and one line in each `match` below; nothing else names architectures.
+
+use candle_core::Result;
+use candle_nn::VarBuilder;
+use pixel_ops::{ImageSpec, PixelModel};
+use serde::Serialize;
+
+/// The architectures the zoo can build, by their manifest names.
+pub const ARCHITECTURES: &[&str] = &["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale"];
+
+/// The third-party checkpoint formats the zoo can convert ([`crate::import`]).
+pub const FORMATS: &[&str] = &["lasagne-npz"];
+
+/// The configuration of a network of any architecture: what a manifest entry's `[model.config]` and
+/// a weights file's `config` metadata (without its `architecture` key) describe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ModelConfig {
+    PixelCnn(pixelcnn::Config),
+    RowLstm(row_lstm::Config),
+    DiagonalBiLstm(diagonal_bilstm::Config),
+    MultiScale(multiscale::Config),
+}
+
+/// Evaluates `$parse` (a `Result<$C, String>`) with `$C` the config type of architecture `$arch`
+/// and wraps the value in its variant.
+macro_rules! by_architecture {
+    ($arch:expr, $C:ident => $parse:expr) => {
+        match $arch {
+            "pixelcnn" => {
+                type $C = pixelcnn::Config;
+                $parse.map(ModelConfig::PixelCnn)
+            }
+            "row-lstm" => {
+                type $C = row_lstm::Config;
+                $parse.map(ModelConfig::RowLstm)
+            }
+            "diagonal-bilstm" => {
+                type $C = diagonal_bilstm::Config;
+                $parse.map(ModelConfig::DiagonalBiLstm)
+            }
+            "multiscale" => {
+                type $C = multiscale::Config;
+                $parse.map(ModelConfig::MultiScale)
+            }
+            other => Err(format!("unknown architecture '{other}' (known: {})", ARCHITECTURES.join(", "))),
+        }
+    };
+}
+
+impl ModelConfig {
+    /// Parses a manifest's `[model.config]` table as a config of `architecture`. The error is one
+    /// line (toml puts the key on a line of its own).
+    pub fn from_toml(architecture: &str, table: &toml::Table) -> std::result::Result<Self, String> {
+        let value = toml::Value::Table(table.clone());
+        by_architecture!(architecture, C => value.clone().try_into::<C>().map_err(|e| e.to_string().trim_end().replace('\n', " ")))
+    }
+
+    /// Parses the JSON config of a weights file's metadata (without its `architecture` key) as a
+    /// config of `architecture`.
+    pub fn from_json(architecture: &str, value: &serde_json::Value) -> std::result::Result<Self, String> {
+        by_architecture!(architecture, C => serde_json::from_value::<C>(value.clone()).map_err(|e| e.to_string()))
+    }
+
+    /// The architecture's manifest name.
+    pub fn architecture(&self) -> &'static str {
+        match self {
+            Self::PixelCnn(_) => "pixelcnn",
+            Self::RowLstm(_) => "row-lstm",
+            Self::DiagonalBiLstm(_) => "diagonal-bilstm",
+            Self::MultiScale(_) => "multiscale",
+        }
+    }
+
+    /// The images the network describes.
+    pub fn spec(&self) -> ImageSpec {
+        match self {
+            Self::PixelCnn(c) => c.spec(),
+            Self::RowLstm(c) => c.spec(),
+            Self::DiagonalBiLstm(c) => c.spec(),
+            Self::MultiScale(c) => c.spec(),
+        }
+    }
+
+    /// For a multi-scale model, n / s: the small image holds the pixels at rows and columns that
+    /// are multiples of it.
+    pub fn multiscale_factor(&self) -> Option<usize> {
+        match self {
+            Self::MultiScale(c) => Some(c.factor),
+            _ => None,
+        }
+    }
+
+    /// The config as JSON, with every field (defaults included) and the keys sorted.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("configs are plain data")
+    }
+
+    /// Builds the network from `vb` (tensor names as the reference's; masks applied here).
+    pub fn build(&self, vb: VarBuilder) -> Result<Box<dyn PixelModel>> {
+        Ok(match self {
+            Self::PixelCnn(c) => Box::new(pixelcnn::PixelCnn::new(c, vb)?),
+            Self::RowLstm(c) => Box::new(row_lstm::RowLstm::new(c, vb)?),
+            Self::DiagonalBiLstm(c) => Box::new(diagonal_bilstm::DiagonalBiLstm::new(c, vb)?),
+            Self::MultiScale(c) => Box::new(multiscale::MultiScale::new(c, vb)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_architecture_parses_from_toml_and_json_alike() {
+        let manifest = crate::Manifest::embedded().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in &manifest.models {
+            let json = entry.config.to_json();
+            let again = ModelConfig::from_json(entry.config.architecture(), &json).unwrap();
+            assert_eq!(again, entry.config, "{}", entry.id);
+            seen.insert(entry.config.architecture());
+        }
+        assert_eq!(seen.len(), ARCHITECTURES.len(), "the manifest has a model of every architecture");
+        let err = ModelConfig::from_json("pixel-transformer", &serde_json::json!({})).unwrap_err();
+        assert!(err.contains("unknown architecture 'pixel-transformer'"), "{err}");
+    }
+}
