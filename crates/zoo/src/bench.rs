@@ -16,8 +16,8 @@ use pixel_ops::sampler::{sample, Method, SampleOptions};
 use pixel_zoo::Zoo;
 use serde_json::json;
 
+use crate::cli::{DeviceArg, ModelArgs};
 use crate::commands::load;
-use crate::{DeviceArg, ModelArgs};
 
 fn seconds<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
     let t = Instant::now();

@@ -13,26 +13,33 @@ use pixel_ops::sampler::{complete, sample, Method, SampleOptions};
 use pixel_zoo::{LoadedModel, Zoo};
 use serde_json::json;
 
-use crate::{Cli, Command, DeviceArg, ImportFormat, ModelArgs};
+use crate::cli::{
+    BenchArgs, BenchCompressArgs, Cli, Command, CompleteArgs, CompressArgs, DecompressArgs, DeviceArg, EvalArgs,
+    FetchArgs, ImportArgs, ImportFormat, ListArgs, LogitsArgs, ModelArgs, SampleArgs, ScoreArgs,
+};
 
 pub fn run(cli: Cli) -> Result<()> {
     let mut zoo = Zoo::new()?;
     zoo.resolver.progress = true;
     match cli.command {
-        Command::List { json } => list(&zoo, json),
-        Command::Fetch { id, url } => fetch(&zoo, &id, url.as_deref()),
-        Command::Bench { ids, batch, reps, json } => crate::bench::run(&zoo, &ids, cli.device, batch, reps, json),
-        Command::Import { format, file, id, output } => import(&zoo, format, &file, id.as_deref(), output.as_deref()),
-        Command::Compress { model, images, output } => {
+        Command::List(ListArgs { json }) => list(&zoo, json),
+        Command::Fetch(FetchArgs { id, url }) => fetch(&zoo, &id, url.as_deref()),
+        Command::Bench(BenchArgs { ids, batch, reps, json }) => {
+            crate::bench::run(&zoo, &ids, cli.device, batch, reps, json)
+        }
+        Command::Import(ImportArgs { format, file, id, output }) => {
+            import(&zoo, format, &file, id.as_deref(), output.as_deref())
+        }
+        Command::Compress(CompressArgs { model, images, output }) => {
             crate::compress::compress_files(&zoo, &model, cli.device, &images, &output)
         }
-        Command::Decompress { file, output, weights } => {
+        Command::Decompress(DecompressArgs { file, output, weights }) => {
             crate::compress::decompress_file(&zoo, &file, weights, cli.device, &output)
         }
-        Command::BenchCompress { ids, data_dir, limit, json } => {
+        Command::BenchCompress(BenchCompressArgs { ids, data_dir, limit, json }) => {
             crate::compress::bench(&zoo, &ids, cli.device, data_dir, limit, json)
         }
-        Command::Sample { model, count, seed, temperature, naive, output } => {
+        Command::Sample(SampleArgs { model, count, seed, temperature, naive, output }) => {
             let m = load(&zoo, &model, cli.device)?;
             let opts = SampleOptions { count, seed, temperature, method: method(naive), ..Default::default() };
             check_output(&output)?;
@@ -65,11 +72,11 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Eval { model, data_dir, limit, batch, json } => {
+        Command::Eval(EvalArgs { model, data_dir, limit, batch, json }) => {
             eval(&zoo, &model, cli.device, data_dir, limit, batch, json)
         }
-        Command::Score { model, images, json } => score(&zoo, &model, cli.device, &images, json),
-        Command::Logits { model, images, output } => {
+        Command::Score(ScoreArgs { model, images, json }) => score(&zoo, &model, cli.device, &images, json),
+        Command::Logits(LogitsArgs { model, images, output }) => {
             let m = load(&zoo, &model, cli.device)?;
             check_output(&output)?;
             let x = read_images(&m, &images)?;
@@ -81,7 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote logits {:?} and images {:?} to {}", logits.dims(), x.dims(), output.display());
             Ok(())
         }
-        Command::Complete { model, image, keep_rows, count, seed, temperature, naive, output } => {
+        Command::Complete(CompleteArgs { model, image, keep_rows, count, seed, temperature, naive, output }) => {
             let m = load(&zoo, &model, cli.device)?;
             check_output(&output)?;
             let spec = m.spec();

@@ -15,8 +15,8 @@ use pixel_zoo::compress::{compress, decompress, read_header, NamedImage};
 use pixel_zoo::{ImageSpec, Zoo};
 use serde_json::json;
 
+use crate::cli::{DeviceArg, ModelArgs};
 use crate::commands::{bar, check_output, load, total_nll};
-use crate::{DeviceArg, ModelArgs};
 
 /// Threads the coding groups are spread over (each group's computation is the same on any thread).
 const THREADS: usize = 0;
