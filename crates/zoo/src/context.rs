@@ -1,6 +1,7 @@
 //! What the subcommands share: the thread count of candle's products, the device, loading a model,
-//! the progress bar, checking an output path before any work, reading input images, the NLL of a
-//! set of images, and the settings and file names of the compression commands.
+//! the models the benchmarks measure by default, the progress bar, checking an output path before
+//! any work, reading input images, the NLL of a set of images, and the settings and file names of
+//! the compression commands.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +59,16 @@ pub fn load(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg) -> Result<LoadedModel> 
     let m = zoo.load_with(&args.id, &device, args.weights.as_deref())?;
     tracing::info!(id = %args.id, weights = %m.source.path().display(), source = m.source.kind(), "model loaded");
     Ok(m)
+}
+
+/// The model ids given, or if none, every model whose weights are here (in the manifest's order):
+/// what `zoo bench` and `zoo bench-compress` measure.
+pub fn given_or_local_models(zoo: &Zoo, ids: Vec<String>) -> Vec<String> {
+    if ids.is_empty() {
+        zoo.manifest.models.iter().filter(|e| zoo.resolver.locate(e).is_some()).map(|e| e.id.clone()).collect()
+    } else {
+        ids
+    }
 }
 
 /// The sampler `--naive` selects.

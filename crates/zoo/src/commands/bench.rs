@@ -17,7 +17,7 @@ use pixel_zoo::Zoo;
 use serde_json::json;
 
 use crate::cli::{BenchArgs, DeviceArg, ModelArgs};
-use crate::context::load;
+use crate::context::{given_or_local_models, load};
 
 /// The seconds `f` takes, and what it returns.
 fn seconds<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
@@ -31,11 +31,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
     if batch == 0 || reps == 0 {
         bail!("--batch and --reps must be at least 1");
     }
-    let ids: Vec<String> = if ids.is_empty() {
-        zoo.manifest.models.iter().filter(|e| zoo.resolver.locate(e).is_some()).map(|e| e.id.clone()).collect()
-    } else {
-        ids
-    };
+    let ids = given_or_local_models(zoo, ids);
     let mut rows = Vec::new();
     if !json_out {
         println!(

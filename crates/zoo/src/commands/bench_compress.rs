@@ -16,7 +16,7 @@ use pixel_zoo::{ImageSpec, Zoo};
 use serde_json::json;
 
 use crate::cli::{BenchCompressArgs, DeviceArg, ModelArgs};
-use crate::context::{load, total_nll, CODING_THREADS};
+use crate::context::{given_or_local_models, load, total_nll, CODING_THREADS};
 
 /// The compression benchmark: per model, on its data set's first `limit` test images, the coded
 /// size in bits/dim beside the model's NLL, PNG and WebP, and encode / decode images per second.
@@ -26,11 +26,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchCompressArgs) -> Result<()> 
     if limit == 0 {
         bail!("--limit must be at least 1");
     }
-    let ids: Vec<String> = if ids.is_empty() {
-        zoo.manifest.models.iter().filter(|e| zoo.resolver.locate(e).is_some()).map(|e| e.id.clone()).collect()
-    } else {
-        ids
-    };
+    let ids = given_or_local_models(zoo, ids);
     for id in &ids {
         zoo.entry(id)?; // every id known before the first (long) measurement
     }
