@@ -16,24 +16,22 @@ use pixel_ops::sampler::{sample, Method, SampleOptions};
 use pixel_zoo::Zoo;
 use serde_json::json;
 
-use crate::commands::load;
-use crate::{DeviceArg, ModelArgs};
+use crate::cli::{BenchArgs, DeviceArg, ModelArgs};
+use crate::context::{given_or_local_models, load};
 
+/// The seconds `f` takes, and what it returns.
 fn seconds<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
     let t = Instant::now();
     let out = f()?;
     Ok((t.elapsed().as_secs_f64(), out))
 }
 
-pub fn run(zoo: &Zoo, ids: &[String], dev: DeviceArg, batch: usize, reps: usize, json_out: bool) -> Result<()> {
+pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
+    let BenchArgs { ids, batch, reps, json: json_out } = args;
     if batch == 0 || reps == 0 {
         bail!("--batch and --reps must be at least 1");
     }
-    let ids: Vec<String> = if ids.is_empty() {
-        zoo.manifest.models.iter().filter(|e| zoo.resolver.locate(e).is_some()).map(|e| e.id.clone()).collect()
-    } else {
-        ids.to_vec()
-    };
+    let ids = given_or_local_models(zoo, ids);
     let mut rows = Vec::new();
     if !json_out {
         println!(
@@ -50,7 +48,7 @@ pub fn run(zoo: &Zoo, ids: &[String], dev: DeviceArg, batch: usize, reps: usize,
         );
     }
     for id in &ids {
-        let m = load(zoo, &ModelArgs { id: id.clone(), weights: None }, dev)?;
+        let m = load(zoo, &ModelArgs { id: id.clone(), weights: None }, device)?;
         let s = m.spec();
         let px: Vec<u8> = (0..(batch * s.dims()) as u64)
             .map(|k| (pixel_ops::data::splitmix64(7, k) % s.head.values() as u64) as u8)

@@ -1,0 +1,247 @@
+//! The command line (clap): `zoo`'s global options and each subcommand's arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "zoo", version, about = "PixelRNN-family image models: sample, eval, score, complete", long_about = None)]
+pub struct Cli {
+    /// Where to run: auto picks cuda, then metal, then cpu.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto, global = true)]
+    pub device: DeviceArg,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+/// Options shared by every command that loads a model.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model id (see `zoo list`).
+    pub id: String,
+    /// Use this weights file instead of the manifest's (its config must match the model's).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the models: id, architecture, data set, parameters, test NLL, where the weights are.
+    List(ListArgs),
+    /// Draw new images and write them as a PNG grid.
+    Sample(SampleArgs),
+    /// Test-set NLL: nats/image (MNIST models) or bits/dim (CIFAR-10 models).
+    Eval(EvalArgs),
+    /// NLL of each image (PNG or any format the image crate reads).
+    Score(ScoreArgs),
+    /// Raw logits of images to a safetensors file: `logits` (n, c, levels, h, w) f32, `images`
+    /// (n, c, h, w) u8; levels is 1 (Bernoulli logit) or 256 (softmax logits).
+    Logits(LogitsArgs),
+    /// Keep the top rows of an image and sample the rest: original, occluded, completions side by side.
+    Complete(CompleteArgs),
+    /// Put a model's weights in the local cache: download from the hub, or for a third-party model
+    /// download the original checkpoint and convert it (as `zoo import` does).
+    Fetch(FetchArgs),
+    /// Sampling speed of each model on this machine: one forward pass of a batch, naive sampling
+    /// (the network per value; estimated from timed steps), cached sampling (1 thread and all cores).
+    Bench(BenchArgs),
+    /// Compress images losslessly with a model (range coding of its probabilities) into one file.
+    Compress(CompressArgs),
+    /// Decode a file written by `zoo compress` into PNGs under their original names (the model is
+    /// the one named in the file; its weights must be the ones it was coded with).
+    Decompress(DecompressArgs),
+    /// Compression benchmark: per model, on its test set, bits/dim of the compressed file beside
+    /// the model's NLL, PNG (maximum compression) and lossless WebP; encode / decode images/s.
+    BenchCompress(BenchCompressArgs),
+    /// Convert a third-party checkpoint into the zoo's layout and install it in the local weights
+    /// cache ($PIXEL_ZOO_CACHE, default ~/.cache/pixel-zoo/weights); every command then works on
+    /// its id offline. The file's sha256 must be the manifest's.
+    Import(ImportArgs),
+}
+
+// The arguments of each subcommand, in the order `--help` lists them; the subcommand's own help
+// text is the doc comment of its `Command` variant above.
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of images.
+    #[arg(short = 'n', long = "count", default_value_t = 16)]
+    pub count: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Logits are divided by this; 1 samples the model's distribution.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Run the network once per value instead of the cached sampler (the same images, slower:
+    /// the reference the cached path is tested against).
+    #[arg(long)]
+    pub naive: bool,
+    #[arg(short, long, default_value = "samples.png")]
+    pub output: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA).
+    #[arg(long, env = "PIXEL_ZOO_DATA")]
+    pub data_dir: Option<PathBuf>,
+    /// Only the first N test images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LogitsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompleteArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Rows kept from the top.
+    #[arg(long)]
+    pub keep_rows: usize,
+    /// Completions.
+    #[arg(short = 'n', long = "count", default_value_t = 4)]
+    pub count: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Run the network once per value instead of the cached sampler.
+    #[arg(long)]
+    pub naive: bool,
+    #[arg(short, long, default_value = "completions.png")]
+    pub output: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FetchArgs {
+    pub id: String,
+    /// Third-party models: download the original from this URL (a mirror) instead of the manifest's.
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Model ids (default: every model whose weights are here).
+    pub ids: Vec<String>,
+    /// Images per batch / sample.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Runs of the forward pass (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompressArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Images of the model's size and channels (PNG or any format the image crate reads).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DecompressArgs {
+    pub file: PathBuf,
+    /// Directory for the images (created if missing).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// The weights the file was coded with, if not the manifest's.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchCompressArgs {
+    /// Model ids (default: every model whose weights are here).
+    pub ids: Vec<String>,
+    /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA).
+    #[arg(long, env = "PIXEL_ZOO_DATA")]
+    pub data_dir: Option<PathBuf>,
+    /// The first N test images.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// The checkpoint's format.
+    pub format: ImportFormat,
+    /// The original file (e.g. best_params.npz of taimir/pixel-rnn-lasagne).
+    pub file: PathBuf,
+    /// The model id to import as (default: the manifest's model of this format).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Write the converted safetensors file here instead of installing it.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Third-party checkpoint formats `zoo import` converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// Theano/Lasagne parameters in a numpy .npz (taimir/pixel-rnn-lasagne's Diagonal BiLSTM).
+    LasagneNpz,
+}
+
+impl ImportFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportFormat::LasagneNpz => "lasagne-npz",
+        }
+    }
+}

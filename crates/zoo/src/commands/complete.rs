@@ -1,0 +1,39 @@
+//! `zoo complete`: keep the top rows of an image and sample the rest; writes the original, the
+//! occluded image and the completions side by side.
+
+use anyhow::Result;
+use candle_core::Device;
+use pixel_ops::image_io::{grid, write_png};
+use pixel_ops::sampler::{complete, SampleOptions};
+use pixel_zoo::Zoo;
+
+use crate::cli::{CompleteArgs, DeviceArg};
+use crate::context::{check_output, load, progress_bar, read_images, sampling_method};
+
+pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
+    let CompleteArgs { model, image, keep_rows, count, seed, temperature, naive, output } = args;
+    let m = load(zoo, &model, device)?;
+    check_output(&output)?;
+    let spec = m.spec();
+    let given = read_images(&m, std::slice::from_ref(&image))?;
+    let opts = SampleOptions { count, seed, temperature, method: sampling_method(naive), ..Default::default() };
+    let bar = progress_bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
+    let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
+    bar.finish_and_clear();
+    // One row: the original, the occluded input (dropped rows grey), the completions.
+    let original = given.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<u8>()?;
+    let mut occluded = original.clone();
+    let (h, w) = (spec.height, spec.width);
+    let grey = if spec.head == pixel_zoo::Head::Bernoulli { 0 } else { 128 };
+    for ch in 0..spec.channels {
+        for y in keep_rows..h {
+            occluded[(ch * h + y) * w..(ch * h + y + 1) * w].fill(grey);
+        }
+    }
+    let mut all = original;
+    all.extend(occluded);
+    all.extend(done.flatten_all()?.to_vec1::<u8>()?);
+    write_png(&grid(&all, count + 2, &spec, count + 2, 2), &output)?;
+    eprintln!("wrote the original, the occluded image and {count} completions to {}", output.display());
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! `zoo sample`: draw new images and write them as a PNG grid (a multi-scale model's each beside
+//! its small image).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use pixel_ops::image_io::{grid, write_png};
+use pixel_ops::sampler::{sample, SampleOptions};
+use pixel_zoo::Zoo;
+
+use crate::cli::{DeviceArg, SampleArgs};
+use crate::context::{check_output, load, progress_bar, sampling_method};
+
+pub fn run(zoo: &Zoo, device: DeviceArg, args: SampleArgs) -> Result<()> {
+    let SampleArgs { model, count, seed, temperature, naive, output } = args;
+    let m = load(zoo, &model, device)?;
+    let opts = SampleOptions { count, seed, temperature, method: sampling_method(naive), ..Default::default() };
+    check_output(&output)?;
+    let t = Instant::now();
+    let bar = progress_bar(m.spec().height as u64, "sampling rows");
+    let images = sample(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    let spec = m.spec();
+    let pixels = images.flatten_all()?.to_vec1::<u8>()?;
+    let cols = (count as f64).sqrt().ceil() as usize;
+    let what = match m.entry.config.multiscale_factor() {
+        // Each sample beside its small image (the first stage's output), enlarged to the same size.
+        Some(f) => {
+            write_png(&grid(&with_small_images(&pixels, count, &spec, f), 2 * count, &spec, 2 * cols, 2), &output)?;
+            "samples (each beside its small image, enlarged)"
+        }
+        None => {
+            write_png(&grid(&pixels, count, &spec, cols, 2), &output)?;
+            "samples"
+        }
+    };
+    eprintln!("wrote {count} {what} of {} to {} in {:.1} s", m.entry.id, output.display(), t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Images `(n, c, h, w)` → `2n` images: each image's small image (pixels at multiples of `f`)
+/// enlarged f× by repetition, then the image.
+fn with_small_images(pixels: &[u8], n: usize, spec: &pixel_zoo::ImageSpec, f: usize) -> Vec<u8> {
+    let (c, h, w) = (spec.channels, spec.height, spec.width);
+    let mut out = Vec::with_capacity(2 * pixels.len());
+    for img in pixels.chunks(c * h * w).take(n) {
+        for ch in 0..c {
+            for y in 0..h {
+                out.extend((0..w).map(|x| img[(ch * h + y / f * f) * w + x / f * f]));
+            }
+        }
+        out.extend_from_slice(img);
+    }
+    out
+}

@@ -1,0 +1,134 @@
+//! What the subcommands share: the thread count of candle's products, the device, loading a model,
+//! the models the benchmarks measure by default, the progress bar, checking an output path before
+//! any work, reading input images, the NLL of a set of images, and the settings and file names of
+//! the compression commands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use pixel_ops::image_io::read_image;
+use pixel_ops::sampler::Method;
+use pixel_zoo::{LoadedModel, Zoo};
+
+use crate::cli::{Command, DeviceArg, ModelArgs};
+
+/// Candle's CPU matrix products ask for the thread count on every call, and without
+/// RAYON_NUM_THREADS that re-reads the CPU topology from sysfs each time. Sampling splits the
+/// batch over the cores itself, so there each product runs on one thread (3x faster measured:
+/// 16 diagonal-bilstm-mnist samples 4.5 s → 1.6 s); elsewhere, one per core. Call before any
+/// thread starts; the user's RAYON_NUM_THREADS wins.
+pub fn set_threads_per_product(command: &Command) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let per_op = match command {
+            Command::Sample(_)
+            | Command::Complete(_)
+            | Command::Bench(_)
+            | Command::Compress(_)
+            | Command::Decompress(_)
+            | Command::BenchCompress(_) => 1,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        std::env::set_var("RAYON_NUM_THREADS", per_op.to_string());
+    }
+}
+
+/// The device `--device` names; auto picks cuda, then metal, then cpu.
+fn device(arg: DeviceArg) -> Result<Device> {
+    Ok(match arg {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Cuda => Device::new_cuda(0)
+            .context("--device cuda: build with `--features cuda` on a machine with an NVIDIA GPU")?,
+        DeviceArg::Metal => Device::new_metal(0).context("--device metal: build with `--features metal` on a Mac")?,
+        DeviceArg::Auto => {
+            if candle_core::utils::cuda_is_available() {
+                Device::new_cuda(0)?
+            } else if candle_core::utils::metal_is_available() {
+                Device::new_metal(0)?
+            } else {
+                Device::Cpu
+            }
+        }
+    })
+}
+
+/// Loads model `args.id` (with `--weights` if given) on the device `dev` names.
+pub fn load(zoo: &Zoo, args: &ModelArgs, dev: DeviceArg) -> Result<LoadedModel> {
+    let device = device(dev)?;
+    let m = zoo.load_with(&args.id, &device, args.weights.as_deref())?;
+    tracing::info!(id = %args.id, weights = %m.source.path().display(), source = m.source.kind(), "model loaded");
+    Ok(m)
+}
+
+/// The model ids given, or if none, every model whose weights are here (in the manifest's order):
+/// what `zoo bench` and `zoo bench-compress` measure.
+pub fn given_or_local_models(zoo: &Zoo, ids: Vec<String>) -> Vec<String> {
+    if ids.is_empty() {
+        zoo.manifest.models.iter().filter(|e| zoo.resolver.locate(e).is_some()).map(|e| e.id.clone()).collect()
+    } else {
+        ids
+    }
+}
+
+/// The sampler `--naive` selects.
+pub fn sampling_method(naive: bool) -> Method {
+    if naive {
+        Method::Naive
+    } else {
+        Method::Cached
+    }
+}
+
+/// Fails early, before any work, if `path` cannot be written.
+pub fn check_output(path: &Path) -> Result<()> {
+    Ok(pixel_ops::image_io::check_writable(path)?)
+}
+
+/// A progress bar of `len` steps labelled `msg`, with elapsed time and ETA.
+pub fn progress_bar(len: u64, msg: &'static str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]")
+            .expect("valid template"),
+    );
+    b.set_message(msg);
+    b
+}
+
+/// The images at `paths` as one batch `(n, c, h, w)` on the model's device; each must have the
+/// model's size and channels.
+pub fn read_images(m: &LoadedModel, paths: &[PathBuf]) -> Result<Tensor> {
+    let spec = m.spec();
+    let mut pixels = Vec::with_capacity(paths.len() * spec.dims());
+    for p in paths {
+        pixels.extend(read_image(p, &spec)?);
+    }
+    Ok(Tensor::from_vec(pixels, (paths.len(), spec.channels, spec.height, spec.width), m.device())?)
+}
+
+/// Σ −log p(x) in nats over images `pixels` (whole images of the model's size, row-major), in
+/// batches of `batch`; `done(b)` after each batch.
+pub fn total_nll(m: &LoadedModel, pixels: &[u8], batch: usize, done: &mut dyn FnMut(usize)) -> Result<f64> {
+    let spec = m.spec();
+    let mut total = 0f64;
+    for chunk in pixels.chunks(batch * spec.dims()) {
+        let b = chunk.len() / spec.dims();
+        let x = Tensor::from_slice(chunk, (b, spec.channels, spec.height, spec.width), m.device())?;
+        total += m.nll(&x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>();
+        done(b);
+    }
+    Ok(total)
+}
+
+/// Threads the coding groups are spread over (each group's computation is the same on any thread).
+pub const CODING_THREADS: usize = 0;
+
+/// The name a compressed image is decompressed under: its stored name with the extension `.png`.
+pub fn png_name(name: &str) -> String {
+    match Path::new(name).extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("png") => name.to_string(),
+        Some(_) => Path::new(name).with_extension("png").to_string_lossy().into_owned(),
+        None => format!("{name}.png"),
+    }
+}
