@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let s = cfg.spec();
     let values = s.head.values() as u64;
     let px: Vec<u8> =
-        (0..(batch * s.dims()) as u64).map(|k| (pixel_zoo::ops::data::splitmix64(1, k) % values) as u8).collect();
+        (0..(batch * s.dims()) as u64).map(|k| (pixel_zoo::data::datasets::splitmix64(1, k) % values) as u8).collect();
     let x = Tensor::from_vec(px, (batch, s.channels, s.height, s.width), &Device::Cpu)?;
     println!("{path}: {}, batch {batch}, medians of {reps} runs (ms)", cfg.architecture());
     // (name, scan, whole layer) per layer, plus the input conv, output and total.

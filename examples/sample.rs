@@ -1,7 +1,7 @@
 //! Load a zoo model by id, draw images, save them as a PNG grid and score them.
 //!
 //!     cargo run --release --example sample -- pixelcnn-mnist 4 samples.png
-use pixel_zoo::ops::image_io::{grid, write_png};
+use pixel_zoo::data::files::{grid, write_png};
 use pixel_zoo::{Device, SampleOptions, Zoo};
 
 fn main() -> anyhow::Result<()> {

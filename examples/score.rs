@@ -1,7 +1,7 @@
 //! Score image files with a zoo model: NLL in nats and bits/dim, and the log-probabilities.
 //!
 //!     cargo run --release --example score -- pixelcnn-cifar10 image.png
-use pixel_zoo::ops::image_io::read_image;
+use pixel_zoo::data::files::read_image;
 use pixel_zoo::{Device, Tensor, Zoo};
 
 fn main() -> anyhow::Result<()> {

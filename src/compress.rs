@@ -61,7 +61,7 @@ pub const GROUP: usize = 16;
 /// What can go wrong reading or writing a compressed file; each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum CompressError {
-    #[error("not a pixel-zoo compressed file (it does not start with 'PXZC'); `zoo compress` writes them")]
+    #[error("not a pixel-zoo compressed file (it does not start with 'PXZC'); the zoo's compressor writes them")]
     NotAZooFile,
     #[error(
         "compressed file version {0}; this build reads version {VERSION}: use the pixel-zoo release that wrote it"
@@ -73,9 +73,9 @@ pub enum CompressError {
     Corrupt(String),
     #[error("the file was coded with '{file}' but the model given is '{given}'; decode it with '{file}'")]
     WrongModel { file: String, given: String },
-    #[error("the file was coded with '{id}' weights of sha256 {file}, but the weights loaded have sha256 {loaded}: decoding would give garbage; use the weights it was coded with (--weights FILE)")]
+    #[error("the file was coded with '{id}' weights of sha256 {file}, but the weights loaded have sha256 {loaded}: decoding would give garbage; use the weights it was coded with")]
     WeightsMismatch { id: String, file: String, loaded: String },
-    #[error("the file was coded on {file}, this model runs on {here}: the probabilities must be computed on the same device class; use --device {file}")]
+    #[error("the file was coded on {file}, this model runs on {here}: the probabilities must be computed on the same device class; run it on {file}")]
     DeviceMismatch { file: &'static str, here: &'static str },
     #[error("the {images} decoded images' checksum differs from the encoder's: the file is corrupt, or this build computes the model's probabilities differently from the one that wrote it (see README: what a file depends on)")]
     ChecksumMismatch { images: usize },

@@ -3,15 +3,21 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ZooError {
-    #[error("unknown model id '{id}'{}; `zoo list` shows every id", suggest(.suggestions))]
+    #[error("unknown model id '{id}'{}; the manifest lists every id", suggest(.suggestions))]
     UnknownModel { id: String, suggestions: Vec<String> },
     #[error("weights manifest {path}: {msg}")]
     Manifest { path: String, msg: String },
     #[error("weights for '{id}' ({file}) not found: {hint}")]
-    WeightsNotFound { id: String, file: String, hint: String },
-    #[error("{path}: sha256 is {actual} but the manifest expects {expected} for '{id}': the file is corrupt or not these weights; delete it and run `zoo fetch {id}`, or pass the right file with --weights")]
+    WeightsNotFound {
+        id: String,
+        file: String,
+        hint: String,
+        /// The format of the third-party checkpoint the weights are converted from, if they are.
+        upstream_format: Option<String>,
+    },
+    #[error("{path}: sha256 is {actual} but the manifest expects {expected} for '{id}': the file is corrupt or not these weights; delete it and fetch '{id}' again, or give the right file explicitly")]
     ChecksumMismatch { id: String, path: PathBuf, expected: String, actual: String },
-    #[error("{path}: not usable weights for '{id}': {msg}; use the weights made for '{id}' (`zoo fetch {id}` gets the manifest's file)")]
+    #[error("{path}: not usable weights for '{id}': {msg}; use the weights made for '{id}' (fetching '{id}' gets the manifest's file)")]
     BadWeights { id: String, path: PathBuf, msg: String },
     #[error("{path}: cannot import as {format}: {msg}")]
     Import { path: PathBuf, format: String, msg: String },
@@ -25,6 +31,8 @@ pub enum ZooError {
     },
     #[error(transparent)]
     Ops(#[from] pixel_ops::Error),
+    #[error(transparent)]
+    Data(#[from] pixel_data::Error),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

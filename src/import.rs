@@ -29,10 +29,7 @@ pub fn convert(entry: &ModelEntry, path: &Path) -> Result<Vec<u8>, ZooError> {
     let upstream = entry.upstream.as_ref().ok_or_else(|| ZooError::Import {
         path: path.to_path_buf(),
         format: "?".into(),
-        msg: format!(
-            "'{}' is not a third-party model: its weights are the zoo's own (`zoo fetch {}`)",
-            entry.id, entry.id
-        ),
+        msg: format!("'{}' is not a third-party model: its weights are the zoo's own (fetch '{}')", entry.id, entry.id),
     })?;
     let fail = |msg: String| ZooError::Import { path: path.to_path_buf(), format: upstream.format.clone(), msg };
     let original = std::fs::read(path).map_err(|source| ZooError::Io { path: path.to_path_buf(), source })?;
@@ -71,7 +68,7 @@ pub fn install(entry: &ModelEntry, path: &Path, cache_dir: &Path, out: Option<&P
             cache_dir.join(&entry.weights)
         }
     };
-    pixel_ops::image_io::write_atomic(&dest, &bytes)?;
+    pixel_data::files::write_atomic(&dest, &bytes)?;
     Ok(dest)
 }
 

@@ -32,6 +32,7 @@ pub use architecture::ModelConfig;
 pub use candle_core::{Device, Tensor};
 pub use error::ZooError;
 pub use manifest::{Manifest, ModelEntry};
+pub use pixel_data as data;
 pub use pixel_ops as ops;
 pub use pixel_ops::sampler::{complete, sample, SampleOptions};
 pub use pixel_ops::{Head, ImageSpec, PixelModel};

@@ -163,7 +163,7 @@ impl Manifest {
                     ARCHITECTURES.join(", ")
                 )));
             }
-            if pixel_ops::data::Dataset::from_name(&e.dataset).is_none() {
+            if pixel_data::datasets::Dataset::from_name(&e.dataset).is_none() {
                 return Err(err(format!(
                     "model '{}': unknown dataset '{}' (known: mnist-binarized, mnist-thresholded, cifar10)",
                     e.id, e.dataset

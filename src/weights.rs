@@ -171,8 +171,8 @@ impl Resolver {
                     file: entry.weights.clone(),
                     hint: format!(
                         "it is converted from a third-party checkpoint ({}, licence: {}) that is not in the zoo's \
-                         cache ({}), and HF_HUB_OFFLINE is set: download {url} (sha256 {}) and run \
-                         `zoo import {} FILE`, or run `zoo fetch {}` with network access",
+                         cache ({}), and HF_HUB_OFFLINE is set: download {url} (sha256 {}) and import it as \
+                         {}, or fetch '{}' with network access",
                         upstream.repository,
                         upstream.licence,
                         self.zoo_cache.display(),
@@ -180,6 +180,7 @@ impl Resolver {
                         upstream.format,
                         entry.id
                     ),
+                    upstream_format: Some(upstream.format.clone()),
                 })
             }
             (None, _) => {}
@@ -189,8 +190,9 @@ impl Resolver {
                 id: entry.id.clone(),
                 file: entry.weights.clone(),
                 hint: "the entry names neither hf_repo and hf_revision nor an upstream checkpoint to download; \
-                       pass the file with --weights"
+                       give the weights file explicitly"
                     .into(),
+                upstream_format: None,
             });
         };
         if self.offline {
@@ -199,11 +201,12 @@ impl Resolver {
                 file: entry.weights.clone(),
                 hint: format!(
                     "not in {} nor in the Hugging Face cache ({}), and HF_HUB_OFFLINE is set; download {url} \
-                     with network access (`zoo fetch {}`), or pass the file with --weights",
+                     with network access (fetch '{}'), or give the weights file explicitly",
                     self.weights_dir.display(),
                     self.cache.path().display(),
                     entry.id
                 ),
+                upstream_format: None,
             });
         }
         self.download_from_hub(entry, &repo, &url)
@@ -230,7 +233,7 @@ impl Resolver {
                 let _ = std::fs::remove_dir(&repo_dir);
                 let got = failed.map_err(|e| match e {
                     ZooError::Download { url, msg } => {
-                        ZooError::Download { url, msg: format!("{msg}; or pass the file with --weights") }
+                        ZooError::Download { url, msg: format!("{msg}; or give the weights file explicitly") }
                     }
                     other => other,
                 })?;
@@ -238,8 +241,8 @@ impl Resolver {
                     url: url.to_string(),
                     msg: format!(
                         "the server sent {size} bytes with sha256 {actual}, but the manifest expects {} for '{}'; \
-                     nothing was cached: check that HF_ENDPOINT is the hub or a faithful mirror, or pass the \
-                     file with --weights",
+                     nothing was cached: check that HF_ENDPOINT is the hub or a faithful mirror, or give the \
+                     weights file explicitly",
                         entry.sha256,
                         entry.id,
                         size = got.size,
@@ -265,7 +268,7 @@ impl Resolver {
         if let Some(dir) = reference.parent() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        pixel_ops::image_io::write_atomic(&reference, commit.as_bytes())?;
+        pixel_data::files::write_atomic(&reference, commit.as_bytes())?;
         tracing::info!(%url, path = %pointer.display(), "downloaded");
         Ok(WeightsSource::Downloaded(pointer))
     }
@@ -277,9 +280,7 @@ impl Resolver {
         std::fs::create_dir_all(&self.zoo_cache)
             .map_err(|source| ZooError::Io { path: self.zoo_cache.clone(), source })?;
         let got = http_download(url, &self.zoo_cache, None, self.progress).map_err(|e| match e {
-            ZooError::Download { msg, .. } => {
-                download(format!("{msg}; or download the file yourself and run `zoo import`"))
-            }
+            ZooError::Download { msg, .. } => download(format!("{msg}; or download the file yourself and import it")),
             other => other,
         })?;
         let tmp = got.file;

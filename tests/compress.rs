@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use pixel_zoo::compress::{compress, decompress, read_header, CompressError, NamedImage};
-use pixel_zoo::ops::data::Dataset;
+use pixel_zoo::data::datasets::Dataset;
 use pixel_zoo::{Device, LoadedModel, Zoo};
 
 use pixel_zoo::ops::testing::data_dir;

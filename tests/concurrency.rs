@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pixel_zoo::ops::image_io::{grid, write_png};
+use pixel_zoo::data::files::{grid, write_png};
 use pixel_zoo::ops::sampler::Method;
 use pixel_zoo::{Device, LoadedModel, PixelModel, SampleOptions, Tensor, Zoo};
 

@@ -117,7 +117,12 @@ fn a_wrong_file_from_the_hub_is_refused_and_not_cached() {
     let err = z.load("pixelcnn-test", &Device::Cpu).err().expect("must fail");
     assert!(matches!(err, ZooError::Download { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("sha256") && msg.contains("nothing was cached") && msg.contains("--weights"), "{msg}");
+    assert!(
+        msg.contains("sha256")
+            && msg.contains("nothing was cached")
+            && msg.contains("give the weights file explicitly"),
+        "{msg}"
+    );
     assert_eq!(requests(&server), 1, "a wrong file is not retried");
     assert!(z.resolver.locate(z.entry("pixelcnn-test").unwrap()).is_none(), "a corrupt file stayed in the cache");
     assert!(files_under(cache.path()).is_empty(), "{:?}", files_under(cache.path()));
@@ -129,12 +134,12 @@ fn missing_on_the_hub_and_offline_give_clear_errors() {
     let server = HubServer::start(HashMap::new());
     let (mut z, cache, _w) = zoo_on(&server, &bytes);
     let err = z.load("pixelcnn-test", &Device::Cpu).err().expect("404 must fail").to_string();
-    assert!(err.contains("HTTP 404") && err.contains("--weights"), "{err}");
+    assert!(err.contains("HTTP 404") && err.contains("give the weights file explicitly"), "{err}");
     assert_eq!(requests(&server), 1, "a 404 is not retried");
     assert!(files_under(cache.path()).is_empty(), "{:?}", files_under(cache.path()));
     z.resolver.offline = true;
     let err = z.load("pixelcnn-test", &Device::Cpu).err().expect("offline must fail").to_string();
-    assert!(err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-test"), "{err}");
+    assert!(err.contains("HF_HUB_OFFLINE") && err.contains("fetch 'pixelcnn-test'"), "{err}");
 }
 
 #[test]
@@ -190,7 +195,7 @@ fn a_corrupt_cached_copy_is_replaced_online_and_refused_offline() {
     z.resolver.offline = true;
     let err = z.load("pixelcnn-test", &Device::Cpu).err().expect("offline must fail");
     assert!(matches!(err, ZooError::ChecksumMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("zoo fetch pixelcnn-test"), "{err}");
+    assert!(err.to_string().contains("fetch 'pixelcnn-test'"), "{err}");
     z.resolver.offline = false;
     let again = z.load("pixelcnn-test", &Device::Cpu).unwrap();
     assert!(matches!(again.source, WeightsSource::Downloaded(_)), "{:?}", again.source);
@@ -208,7 +213,7 @@ fn a_failed_third_party_download_installs_nothing() {
     let resolver = Resolver { zoo_cache: cache.path().join("zoo"), offline: false, ..zoo.resolver.clone() };
     let err = resolver.import_from_url(&entry, &format!("{}/best_params.npz", server.endpoint)).err().unwrap();
     let msg = err.to_string();
-    assert!(msg.contains("HTTP 404") && msg.contains("zoo import"), "{msg}");
+    assert!(msg.contains("HTTP 404") && msg.contains("import it"), "{msg}");
     assert_eq!(requests(&server), 2, "the 502 is retried, the 404 is not");
     assert!(files_under(cache.path()).is_empty(), "{:?}", files_under(cache.path()));
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::DType;
 use pixel_zoo::checksum::sha256_hex;
-use pixel_zoo::ops::data::Dataset;
+use pixel_zoo::data::datasets::Dataset;
 use pixel_zoo::ops::testing::{compare_with_reference, data_dir};
 use pixel_zoo::{Device, Manifest, Zoo};
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::DType;
 use hub::HubServer;
-use pixel_zoo::ops::data::Dataset;
+use pixel_zoo::data::datasets::Dataset;
 use pixel_zoo::ops::testing::{compare_with_reference, data_dir, third_party_checkpoint};
 use pixel_zoo::weights::{Resolver, WeightsSource};
 use pixel_zoo::{Device, Zoo, ZooError};
@@ -98,5 +98,5 @@ fn a_wrong_file_is_refused_and_nothing_is_installed() {
     assert!(!cache.path().join(&entry.weights).exists(), "nothing may be installed");
     // Not imported and offline: the error says how to get it.
     let msg = zoo.load(ID, &Device::Cpu).err().expect("not installed").to_string();
-    assert!(msg.contains("zoo import lasagne-npz") && msg.contains("HF_HUB_OFFLINE"), "{msg}");
+    assert!(msg.contains("import it as lasagne-npz") && msg.contains("HF_HUB_OFFLINE"), "{msg}");
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pixel_ops::data::parse_cifar;
+use pixel_data::datasets::parse_cifar;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(mut images) = parse_cifar(data, Path::new("fuzz.bin")) {

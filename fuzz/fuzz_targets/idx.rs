@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pixel_ops::data::{binarize_static, parse_idx_images, threshold};
+use pixel_data::datasets::{binarize_static, parse_idx_images, threshold};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(images) = parse_idx_images(data, Path::new("fuzz.idx")) {

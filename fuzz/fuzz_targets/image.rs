@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pixel_ops::image_io::decode_image;
+use pixel_data::files::decode_image;
 use pixel_ops::{Head, ImageSpec};
 
 fuzz_target!(|data: &[u8]| {

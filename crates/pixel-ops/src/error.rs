@@ -1,42 +1,13 @@
 //! The error type of pixel-ops.
-use std::path::PathBuf;
 
-/// Errors from pixel-ops: tensor errors, and data or image files that are missing or malformed.
+/// Errors from pixel-ops: tensor errors and arguments out of range.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// An output file could not be written (nothing is left behind).
-    #[error("cannot write {path}: {source}; check that the directory exists and is writable, or choose another path")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A data or image file exists but is not what it should be.
-    #[error("{path}: {msg}")]
-    BadFile { path: PathBuf, msg: String },
-    /// A data set file is missing from the data directory.
-    #[error("{msg}")]
-    MissingData { msg: String },
     /// An argument is out of range (sample count, temperature, rows to keep, ...).
     #[error("{0}")]
     InvalidArgument(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
-
-impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
-    }
-    pub(crate) fn bad_file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::BadFile { path: path.into(), msg: msg.into() }
-    }
-}

@@ -13,15 +13,14 @@
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
 //! - [`stepper`]: running any [`PixelModel`] value by value in its order (cached session or naive
 //!   step), and splitting a batch over threads;
-//! - [`sampler`]: sampling and completion for any [`PixelModel`];
-//! - [`data`]: MNIST IDX and CIFAR-10 readers, binarized MNIST; [`image_io`]: PNG in and out.
+//! - [`sampler`]: sampling and completion for any [`PixelModel`].
+//!
+//! Data sets and image files are the `pixel-data` crate's.
 
 pub mod conditioning;
 pub mod conv;
-pub mod data;
 pub mod error;
 pub mod head;
-pub mod image_io;
 pub mod input;
 pub mod lstm;
 pub mod mask;

@@ -81,7 +81,7 @@ pub fn complete(
     let s = model.spec();
     if keep_rows > s.height {
         return Err(Error::InvalidArgument(format!(
-            "--keep-rows {keep_rows} is beyond the image height {}; use 0..={}",
+            "keep_rows = {keep_rows} is beyond the image height {}; use 0..={}",
             s.height, s.height
         )));
     }

@@ -46,8 +46,8 @@ pub fn causality_violations(model: &dyn PixelModel, seeds: &[u64]) -> candle_cor
     let mut depends_on_earlier = vec![false; n];
     let mut depends_on_previous = vec![false; n];
     for &seed in seeds {
-        // A pseudo-random image (SplitMix64, so no RNG dependency is needed here).
-        let base: Vec<u8> = (0..n as u64).map(|k| (crate::data::splitmix64(seed, k) % values) as u8).collect();
+        // A pseudo-random image.
+        let base = random_values(seed, n, values);
         let reference = logits_of(&base)?;
         for src in 0..n {
             for &delta in &deltas {
@@ -112,12 +112,19 @@ pub fn total_probability_binary(model: &dyn PixelModel) -> candle_core::Result<f
     Ok(total)
 }
 
-/// A pseudo-random batch of `n` images the model describes (SplitMix64 from `seed`).
+/// A pseudo-random batch of `n` images the model describes (ChaCha8 from `seed`).
 pub fn random_images(model: &dyn PixelModel, n: usize, seed: u64) -> candle_core::Result<Tensor> {
     let s = model.spec();
     let values = s.head.values() as u64;
-    let px: Vec<u8> = (0..(n * s.dims()) as u64).map(|k| (crate::data::splitmix64(seed, k) % values) as u8).collect();
+    let px = random_values(seed, n * s.dims(), values);
     Tensor::from_vec(px, (n, s.channels, s.height, s.width), model.device())
+}
+
+/// `n` pseudo-random pixel values below `values` (ChaCha8 from `seed`).
+fn random_values(seed: u64, n: usize, values: u64) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| rng.gen_range(0..values) as u8).collect()
 }
 
 /// The largest |Δlogit| between a step path and the full pass over every value of two random

@@ -1,14 +1,14 @@
 //! What the subcommands share: the thread count of candle's products, the device, loading a model,
 //! the models the benchmarks measure by default, the progress bar, checking an output path before
 //! any work, reading input images, the NLL of a set of images, and the settings and file names of
-//! the compression commands.
+//! the compression commands, and the command-line words the library's errors leave to the binary.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use pixel_ops::image_io::read_image;
+use pixel_data::files::read_image;
 use pixel_ops::sampler::Method;
 use pixel_zoo::{LoadedModel, Zoo};
 
@@ -82,7 +82,7 @@ pub fn sampling_method(naive: bool) -> Method {
 
 /// Fails early, before any work, if `path` cannot be written.
 pub fn check_output(path: &Path) -> Result<()> {
-    Ok(pixel_ops::image_io::check_writable(path)?)
+    Ok(pixel_data::files::check_writable(path)?)
 }
 
 /// A progress bar of `len` steps labelled `msg`, with elapsed time and ETA.
@@ -131,4 +131,50 @@ pub fn png_name(name: &str) -> String {
         Some(_) => Path::new(name).with_extension("png").to_string_lossy().into_owned(),
         None => format!("{name}.png"),
     }
+}
+
+/// What the command line adds to an error of the library, whose messages speak of fetching,
+/// importing and giving files in its own terms: the commands and flags that do it.
+pub fn command_line_hint(e: &anyhow::Error) -> Option<String> {
+    use pixel_zoo::compress::CompressError;
+    use pixel_zoo::ZooError;
+    let data_dir = |e: &pixel_data::Error| {
+        matches!(e, pixel_data::Error::MissingData { .. })
+            .then(|| "--data-dir DIR or PIXEL_ZOO_DATA names the data directory".to_string())
+    };
+    for cause in e.chain() {
+        if let Some(z) = cause.downcast_ref::<ZooError>() {
+            return match z {
+                ZooError::UnknownModel { .. } => Some("`zoo list` shows every id".into()),
+                ZooError::ChecksumMismatch { id, .. } => {
+                    Some(format!("delete it and run `zoo fetch {id}`, or pass the right file with --weights"))
+                }
+                ZooError::BadWeights { id, .. } => Some(format!("`zoo fetch {id}` gets the manifest's file")),
+                ZooError::WeightsNotFound { id, upstream_format: Some(format), .. } => {
+                    Some(format!("run `zoo import {format} FILE`, or `zoo fetch {id}` with network access"))
+                }
+                ZooError::WeightsNotFound { id, upstream_format: None, .. } => {
+                    Some(format!("run `zoo fetch {id}` with network access, or pass the file with --weights"))
+                }
+                ZooError::Download { .. } => Some(
+                    "pass the weights with --weights FILE (a third-party checkpoint: download it and run `zoo import`)"
+                        .into(),
+                ),
+                ZooError::Data(data) => data_dir(data),
+                _ => None,
+            };
+        }
+        if let Some(data) = cause.downcast_ref::<pixel_data::Error>() {
+            return data_dir(data);
+        }
+        if let Some(c) = cause.downcast_ref::<CompressError>() {
+            return match c {
+                CompressError::NotAZooFile => Some("`zoo compress` writes them".into()),
+                CompressError::WeightsMismatch { .. } => Some("pass them with --weights FILE".into()),
+                CompressError::DeviceMismatch { file, .. } => Some(format!("use --device {file}")),
+                _ => None,
+            };
+        }
+    }
+    None
 }

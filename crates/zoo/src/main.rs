@@ -1,7 +1,8 @@
 //! `zoo`: sample, evaluate, score and complete images with the pixel-zoo models.
 //!
 //! Every subcommand goes through the one registry ([`pixel_zoo::Zoo`]); each is a thin layer over
-//! the library. Errors print their whole chain and exit with status 1; nothing half-written is
+//! the library. Errors print their whole chain (and the command or flag that helps, which the
+//! library's messages leave to the binary) and exit with status 1; nothing half-written is
 //! left behind (outputs are written to a temporary file and renamed).
 //!
 //! [`cli`] is the command line, [`commands`] one module per subcommand and the dispatcher,
@@ -45,7 +46,10 @@ fn main() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if let Err(e) = commands::run(cli) {
-        eprintln!("error: {e:#}");
+        match context::command_line_hint(&e) {
+            Some(hint) => eprintln!("error: {e:#}; {hint}"),
+            None => eprintln!("error: {e:#}"),
+        }
         std::process::exit(1);
     }
 }

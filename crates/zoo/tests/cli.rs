@@ -14,14 +14,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The data directory, or None (a printed reason; under CI, a failure).
 fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("PIXEL_ZOO_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
-    if d.join("mnist").is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: no data directory at {} (set PIXEL_ZOO_DATA)", d.display());
-        None
-    }
+    pixel_ops::testing::data_dir()
 }
 
 fn zoo(args: &[&str]) -> Output {
@@ -261,11 +256,7 @@ fn import_installs_the_third_party_checkpoint_and_refuses_a_wrong_file() {
     let err = fails(&zoo_env(&["sample", LASAGNE, "-n", "1", "-o", out.to_str().unwrap()], &env));
     assert!(err.contains("zoo import lasagne-npz"), "{err}");
 
-    let npz = root().join("../shared/third_party/taimir-pixel-rnn-lasagne/best_params.npz");
-    if !npz.is_file() {
-        eprintln!("skipped the import itself: no checkpoint at {}", npz.display());
-        return;
-    }
+    let Some(npz) = pixel_ops::testing::third_party_checkpoint() else { return };
     let o = zoo_env(&["import", "lasagne-npz", npz.to_str().unwrap()], &env);
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("sha256 verified"));

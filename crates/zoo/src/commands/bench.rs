@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 use pixel_ops::sampler::{sample, Method, SampleOptions};
+use pixel_ops::stepper::{in_parallel, thread_count};
 use pixel_zoo::Zoo;
 use serde_json::json;
 
@@ -51,27 +52,21 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
         let m = load(zoo, &ModelArgs { id: id.clone(), weights: None }, device)?;
         let s = m.spec();
         let px: Vec<u8> = (0..(batch * s.dims()) as u64)
-            .map(|k| (pixel_ops::data::splitmix64(7, k) % s.head.values() as u64) as u8)
+            .map(|k| (pixel_data::datasets::splitmix64(7, k) % s.head.values() as u64) as u8)
             .collect();
         let x = Tensor::from_vec(px, (batch, s.channels, s.height, s.width), m.device())?;
         // The forward pass uses the cores as sampling does: the batch split over them, each part
         // on one thread (zoo runs candle's products single-threaded here, see main).
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(batch);
+        let part = batch.div_ceil(thread_count(0, batch));
         let forward_split = || -> Result<()> {
-            let part = batch.div_ceil(cores);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..batch)
-                    .step_by(part)
-                    .map(|start| {
-                        let x = x.narrow(0, start, part.min(batch - start));
-                        let m = &m;
-                        scope.spawn(move || x.and_then(|x| m.logits(&x)).map(|_| ()))
-                    })
-                    .collect();
-                handles.into_iter().try_for_each(|h| {
-                    h.join().map_err(|_| anyhow::anyhow!("a thread panicked"))?.map_err(anyhow::Error::from)
-                })
-            })
+            let parts: Vec<usize> = (0..batch).step_by(part).collect();
+            let forward = |start: usize| -> Result<()> {
+                m.logits(&x.narrow(0, start, part.min(batch - start))?)?;
+                Ok(())
+            };
+            in_parallel(parts, forward, |_, start| forward(start), || Err(anyhow::anyhow!("a thread panicked")))
+                .into_iter()
+                .collect()
         };
         forward_split()?; // warm-up
         let mut forward = (0..reps).map(|_| Ok(seconds(forward_split)?.0)).collect::<Result<Vec<f64>>>()?;

@@ -1,9 +1,9 @@
 //! `zoo complete`: keep the top rows of an image and sample the rest; writes the original, the
 //! occluded image and the completions side by side.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use candle_core::Device;
-use pixel_ops::image_io::{grid, write_png};
+use pixel_data::files::{grid, write_png};
 use pixel_ops::sampler::{complete, SampleOptions};
 use pixel_zoo::Zoo;
 
@@ -16,6 +16,9 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
     check_output(&output)?;
     let spec = m.spec();
     let given = read_images(&m, std::slice::from_ref(&image))?;
+    if keep_rows > spec.height {
+        bail!("--keep-rows {keep_rows} is beyond the image height {}; use 0..={}", spec.height, spec.height);
+    }
     let opts = SampleOptions { count, seed, temperature, method: sampling_method(naive), ..Default::default() };
     let bar = progress_bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
     let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use pixel_ops::image_io::{read_image, write_atomic};
+use pixel_data::files::{read_image, write_atomic};
 use pixel_zoo::compress::{compress, NamedImage};
 use pixel_zoo::Zoo;
 

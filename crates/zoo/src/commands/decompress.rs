@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use pixel_ops::image_io::{grid, write_png};
+use pixel_data::files::{grid, write_png};
 use pixel_zoo::compress::{decompress, read_header};
 use pixel_zoo::Zoo;
 

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use pixel_ops::data::Dataset;
+use pixel_data::datasets::Dataset;
 use pixel_ops::head::bits_per_dim;
 use pixel_zoo::Zoo;
 use serde_json::json;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use candle_core::Device;
-use pixel_ops::image_io::write_atomic;
+use pixel_data::files::write_atomic;
 use pixel_zoo::Zoo;
 
 use crate::cli::{DeviceArg, LogitsArgs};

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use pixel_ops::image_io::{grid, write_png};
+use pixel_data::files::{grid, write_png};
 use pixel_ops::sampler::{sample, SampleOptions};
 use pixel_zoo::Zoo;
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::error::{Error, Result};
-use crate::head::Head;
-use crate::model::ImageSpec;
+use pixel_ops::Head;
+use pixel_ops::ImageSpec;
 
 /// Reads an image file as `(c, h, w)` pixel values for a model with `spec` ([`decode_image`]).
 pub fn read_image(path: &Path, spec: &ImageSpec) -> Result<Vec<u8>> {

@@ -91,7 +91,7 @@ fn read_either(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
     } else {
         return Err(Error::MissingData {
             msg: format!(
-                "data file {} (or {}) not found; point --data-dir or {DATA_ENV} at a directory holding mnist/ and cifar10/",
+                "data file {} (or {}) not found; point the data directory ({DATA_ENV}) at a directory holding mnist/ and cifar10/",
                 path.display(),
                 gz.display()
             ),
@@ -213,7 +213,7 @@ impl Dataset {
         if !data_dir.is_dir() {
             return Err(Error::MissingData {
                 msg: format!(
-                    "data directory {} does not exist; pass --data-dir or set {DATA_ENV} to a directory holding mnist/ and cifar10/",
+                    "data directory {} does not exist; point the data directory ({DATA_ENV}) at a directory holding mnist/ and cifar10/",
                     data_dir.display()
                 ),
             });

@@ -1,0 +1,10 @@
+//! The data and files of the pixel-zoo, apart from the models' operations (`pixel-ops`):
+//! - [`datasets`]: MNIST IDX and CIFAR-10 readers (gz or raw), binarized and thresholded MNIST;
+//! - [`files`]: PNG in and out (images to score and complete, sample grids), and atomic writes
+//!   that never leave a half-written file.
+
+pub mod datasets;
+pub mod error;
+pub mod files;
+
+pub use error::{Error, Result};
