@@ -526,8 +526,11 @@ mod tests {
     /// [`DiagonalBiLstmLayer::scan`]'s shift down one row: a model the causality check must refuse.
     struct Miswired {
         model: DiagonalBiLstm,
-        combine: fn(&Tensor, &Tensor) -> Result<Tensor>,
+        combine: Combine,
     }
+
+    /// How a layer adds its right-to-left hidden states to its left-to-right ones.
+    type Combine = fn(&Tensor, &Tensor) -> Result<Tensor>;
 
     impl PixelModel for Miswired {
         fn spec(&self) -> ImageSpec {
@@ -571,8 +574,7 @@ mod tests {
         let x = pixel_ops::testing::random_images(&right, 1, 5)?;
         let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
         assert_eq!(flat(right.logits(&x)?)?, flat(right.model.logits(&x)?)?);
-        let wrong: [(fn(&Tensor, &Tensor) -> Result<Tensor>, &str); 2] =
-            [(not_shifted, "not shifted"), (shifted_up, "shifted up")];
+        let wrong: [(Combine, &str); 2] = [(not_shifted, "not shifted"), (shifted_up, "shifted up")];
         for (combine, what) in wrong {
             let leaks = future_leaks(&causality_violations(&model(combine)?, &[1])?);
             assert!(leaks > 0, "{what}: positions read their own row from the right, the check must say so");
