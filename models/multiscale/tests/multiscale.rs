@@ -27,7 +27,7 @@ pixel_ops::model_tests! {
     model: random_model,
     fixtures: "multiscale",
     causal: [("rgb", [1, 2]), ("binary", [1, 2]), ("pixelcnn", [1, 2])],
-    normalised: ("binary", (4, 4)),
+    normalised: ("binary", f32: (4, 4), f64: (4, 4)),
     reference: ["rgb", "binary", "pixelcnn"],
     naive_step: ("rgb", (6, 6)),
     sessions: [("rgb", (6, 6)), ("binary", (4, 4)), ("pixelcnn", (6, 6))],

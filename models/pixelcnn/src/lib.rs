@@ -34,8 +34,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// Residual-stream features: 2h.
-    pub fn residual_features(&self) -> usize {
+    /// Features of the residual stream between layers: 2h. (The zoo's one vocabulary for widths:
+    /// `features` is the residual stream, `hidden` the h of a layer, `output_features` the d of the
+    /// output stack; the recurrent configs store `features`, the PixelCNN's is fixed at 2h.)
+    pub fn features(&self) -> usize {
         2 * self.hidden
     }
 
@@ -90,12 +92,10 @@ impl PixelCnn {
             candle_core::bail!("PixelCNN takes 1 or 3 colour channels, the config says {}", cfg.channels);
         }
         // The PixelCNN's inputs are always centred.
-        let input =
-            InputStack::new(cfg.spec(), InputEncoding::Centred, cfg.residual_features(), cfg.input_kernel, vb.clone())?;
+        let input = InputStack::new(cfg.spec(), InputEncoding::Centred, cfg.features(), cfg.input_kernel, vb.clone())?;
         let blocks =
             (0..cfg.layers).map(|i| ResidualBlock::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
-        let output =
-            OutputStack::new(cfg.residual_features(), cfg.output_features, cfg.channels, cfg.head, vb.pp("output"))?;
+        let output = OutputStack::new(cfg.features(), cfg.output_features, cfg.channels, cfg.head, vb.pp("output"))?;
         Ok(Self { cfg: cfg.clone(), input, blocks, output })
     }
 

@@ -20,7 +20,7 @@ pixel_ops::model_tests! {
     model: random_model,
     fixtures: "row-lstm",
     causal: [("rgb", [1, 2, 3]), ("binary", [4, 5, 6])],
-    normalised: ("binary", (4, 4)),
+    normalised: ("binary", f32: (4, 4), f64: (3, 4)),
     reference: ["rgb", "binary"],
     naive_step: ("rgb", (9, 7)),
     sessions: [("rgb", (7, 6)), ("binary", (6, 5))],

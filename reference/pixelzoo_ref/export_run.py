@@ -1,0 +1,72 @@
+"""Export a training run's best weights into the zoo: the weights file, its curves and its record.
+
+    python -m pixelzoo_ref.export_run --id diagonal-bilstm-cifar10 [--train-dir DIR] [--weights-dir ../weights]
+
+Copies the run's `model.safetensors` (the best-validation EMA weights, float32) to
+`WEIGHTS_DIR/ID.safetensors` and its `curves.csv` to `DOCS_DIR/curves/ID.csv`, and prints the
+`[model.training]` table for weights-manifest.toml (every leg: command, hardware, start and end,
+images, seconds) and the new sha256. The test figure is measured afterwards by the zoo
+(`zoo eval ID --json`) and goes into `[model.metrics]`; this script never reads test images.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+
+from safetensors import safe_open
+
+
+def toml_str(s):
+    return json.dumps(str(s), ensure_ascii=False)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--id", required=True)
+    p.add_argument("--train-dir", default=os.environ.get("PIXEL_ZOO_TRAIN_DIR", os.path.expanduser("~/.cache/pixel-zoo/train")))
+    p.add_argument("--weights-dir", default="../weights")
+    p.add_argument("--docs-dir", default="../docs")
+    p.add_argument("--dry-run", action="store_true", help="print the record, copy nothing")
+    a = p.parse_args()
+    run = os.path.join(a.train_dir, a.id)
+    src = os.path.join(run, "model.safetensors")
+    with safe_open(src, "pt") as f:
+        meta = f.metadata()
+    legs = json.loads(meta.get("legs", "[]"))
+    images, seconds = int(meta["images"]), float(meta["train_seconds"])
+    dims = 3072 if json.loads(meta["config"])["channels"] == 3 else 784
+    valid = float(meta["valid_nll"])
+    valid_desc = (f"{valid / dims / 0.6931471805599453:.4f} bits/dim" if dims == 3072 else f"{valid:.2f} nats/image")
+    digest = hashlib.sha256(open(src, "rb").read()).hexdigest()
+    if not a.dry_run:
+        os.makedirs(os.path.join(a.docs_dir, "curves"), exist_ok=True)
+        shutil.copyfile(src, os.path.join(a.weights_dir, f"{a.id}.safetensors"))
+        shutil.copyfile(os.path.join(run, "curves.csv"), os.path.join(a.docs_dir, "curves", f"{a.id}.csv"))
+    print(f"sha256 = {toml_str(digest)}")
+    print("\n[model.training]")
+    print('trainer = "reference/pixelzoo_ref/train.py"')
+    print(f"seed = {meta['seed']}")
+    optimizer = f"{meta['optimizer']}, lr {meta['lr']}, schedule {meta['schedule']}, gradient norm clipped at 1"
+    print(f"optimizer = {toml_str(optimizer)}")
+    print(f"ema = {meta['ema']}")
+    print(f"precision = {toml_str(meta['precision'] + ' (autocast; exported float32)')}")
+    print(f"dynamic_binarization = {str(meta.get('dynamic_binarization') == 'True').lower()}")
+    print(f"batch = {meta['batch']}")
+    print(f"images_seen = {images}")
+    print(f"train_seconds = {seconds:.0f}")
+    n_valid = meta.get("valid_images", "?")
+    validation = (f"EMA weights on the first {n_valid} validation images: {valid:.4f} nats/image ({valid_desc}) "
+                  f"at {images} images, the best of the run")
+    print(f"validation = {toml_str(validation)}")
+    print(f"curves = {toml_str('docs/curves/' + a.id + '.csv')}")
+    for leg in legs:
+        print("\n[[model.training.legs]]")
+        for k in ("from", "command", "hardware", "started", "ended", "start_images", "end_images", "start_seconds", "end_seconds"):
+            if k in leg:
+                v = leg[k]
+                print(f"{k} = {v if isinstance(v, (int, float)) else toml_str(v)}")
+
+
+if __name__ == "__main__":
+    main()
