@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from . import data as D
-from .layers import nll_per_image
 from .models import build
+from .train import training_step
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(HERE, "..", "..", "weights-manifest.toml")
@@ -51,14 +51,7 @@ def time_steps(cfg, images, batch, threads, precision, compiled, steps, warmup, 
 
     def one_step():
         xb = torch.from_numpy(images[rng.integers(0, len(images), batch)])
-        with autocast:
-            logits = forward(xb)
-        loss = nll_per_image(logits.float(), xb, cfg["head"]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss.item()
+        return training_step(model, forward, opt, xb, cfg["head"], autocast).item()
 
     for _ in range(warmup):
         one_step()

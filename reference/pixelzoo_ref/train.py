@@ -189,6 +189,20 @@ def export(model, cfg, path, extra):
     os.replace(tmp, path)
 
 
+def training_step(model, forward, opt, xb, head, autocast):
+    """One step on batch `xb`: the loss (nats per image, float32) under `autocast`, its gradient
+    clipped to norm 1, an optimizer step. `forward` is the model or its torch.compile'd form.
+    Returns the loss tensor."""
+    with autocast:
+        logits = forward(xb)
+    loss = nll_per_image(logits.float(), xb, head).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 class Ema:
     """An exponential moving average of the parameters: avg <- d * avg + (1 - d) * p after every step.
     The decay is min(d, (1 + n) / (10 + n)) over the n updates so far, so early averages are not
@@ -414,14 +428,7 @@ def main(argv=None):
         idx = order[pos : pos + args.batch]
         pos += args.batch
         batch = D.binarize_dynamic(train[idx], rng) if dynamic else train[idx]
-        xb = torch.from_numpy(batch).to(device)
-        with autocast:
-            logits = forward(xb)
-        loss = nll_per_image(logits.float(), xb, cfg["head"]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = training_step(model, forward, opt, torch.from_numpy(batch).to(device), cfg["head"], autocast)
         if ema is not None:
             ema.update(model)
         step += 1
