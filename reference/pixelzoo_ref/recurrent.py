@@ -27,7 +27,11 @@ GATES = 4
 
 
 def lstm_update(a, c_prev, h):
-    """Pre-activations a (..., 4h, n) in gate order o, f, i, g -> new (h, c), each (..., h, n)."""
+    """Pre-activations a (..., 4h, n) in gate order o, f, i, g -> new (h, c), each (..., h, n).
+
+    Under bf16 autocast the pre-activations come out of a matmul in bf16: the gates and the states
+    carried from step to step are kept in float32 (no-op in float32 and float64)."""
+    a = a.to(torch.promote_types(a.dtype, torch.float32))
     o = torch.sigmoid(a[..., 0:h, :])
     f = torch.sigmoid(a[..., h : 2 * h, :])
     i = torch.sigmoid(a[..., 2 * h : 3 * h, :])
