@@ -7,7 +7,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use pixel_data::files::decode_image;
-use pixel_ops::{Head, ImageSpec};
+use pixel_zoo::{Head, ImageSpec};
 
 fuzz_target!(|data: &[u8]| {
     let specs = [
