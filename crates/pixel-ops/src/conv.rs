@@ -1,24 +1,33 @@
 //! Masked convolutions (paper §3.4, §4): a 'same'-padded cross-correlation whose weight is the
 //! checkpoint's weight times a causal mask. The mask is multiplied in once, at load time, so a
 //! checkpoint that stores unmasked values still gives a causal network.
+//!
+//! A layer computes only its *open taps*: the kernel positions the mask leaves open (a 3×3 mask-B
+//! kernel has 5 of 9, the 7×7 mask-A kernel 24 of 49). The whole-image pass works channels-last,
+//! `(b, H, W, features)`: [`open_tap_columns`] lays the open taps' inputs side by side, one row per
+//! position, and one matrix product with the open taps' weights gives every output. A 1×1 layer is
+//! the matrix product alone.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor, WithDType};
 use candle_nn::VarBuilder;
 
-use crate::mask::{mask_tensor, MaskKind};
+use crate::mask::{gated_mask_values, MaskKind};
 
 /// A convolution with an optional causal mask already applied to its weight.
 #[derive(Debug, Clone)]
 pub struct MaskedConv2d {
     /// `(out, in, kh, kw)`, masked.
     weight: Tensor,
-    /// `(1, out, 1, 1)`, if the layer has a bias.
-    bias: Option<Tensor>,
-    kernel: (usize, usize),
     /// The weight as an `(in·kh·kw, out)` matrix and the bias as `(1, out)`: the layer at one
     /// position ([`MaskedConv2d::forward_at`]) is one matrix product.
     matrix: Tensor,
     row_bias: Option<Tensor>,
+    /// The taps the mask leaves open, as `(dy, dx)` offsets from the centre, in kernel order.
+    open_taps: Vec<(isize, isize)>,
+    /// The open taps' weights as a `(taps·in, out)` matrix, tap-major (row `t·in + i` is input `i`
+    /// at tap `t`): it multiplies [`open_tap_columns`].
+    tap_matrix: Tensor,
 }
 
 impl MaskedConv2d {
@@ -40,17 +49,56 @@ impl MaskedConv2d {
         if kh % 2 == 0 || kw % 2 == 0 {
             candle_core::bail!("masked convolution kernels must have odd sizes, got {kh}x{kw}");
         }
-        let weight = match mask {
+        if gates == 0 || !out_ch.is_multiple_of(gates) {
+            candle_core::bail!("{out_ch} outputs cannot be split into {gates} gate blocks");
+        }
+        let (weight, open) = match mask {
             Some((kind, colours)) => {
-                let m = mask_tensor(kind, out_ch, in_ch, (kh, kw), colours, gates, weight.device(), weight.dtype())?;
-                (weight * m)?
+                let values = gated_mask_values(kind, out_ch, in_ch, (kh, kw), colours, gates);
+                let per_tap = |tap: usize| (0..out_ch * in_ch).any(|oi| values[oi * kh * kw + tap] != 0.0);
+                let open: Vec<usize> = (0..kh * kw).filter(|&tap| per_tap(tap)).collect();
+                let m = Tensor::from_vec(values, (out_ch, in_ch, kh, kw), weight.device())?.to_dtype(weight.dtype())?;
+                ((weight * m)?, open)
             }
-            None => weight,
+            None => (weight, (0..kh * kw).collect()),
         };
         let matrix = weight.reshape((out_ch, in_ch * kh * kw))?.t()?.contiguous()?;
+        let ids = Tensor::from_vec(open.iter().map(|&t| t as u32).collect::<Vec<_>>(), open.len(), weight.device())?;
+        let tap_matrix = weight
+            .permute((2, 3, 1, 0))?
+            .reshape((kh * kw, in_ch, out_ch))?
+            .index_select(&ids, 0)?
+            .reshape((open.len() * in_ch, out_ch))?
+            .contiguous()?;
+        let open_taps = open
+            .iter()
+            .map(|&t| ((t / kw) as isize - (kh / 2) as isize, (t % kw) as isize - (kw / 2) as isize))
+            .collect();
         let row_bias = bias.as_ref().map(|b| b.reshape((1, out_ch))).transpose()?;
-        let bias = bias.map(|b| b.reshape((1, out_ch, 1, 1))).transpose()?;
-        Ok(Self { weight, bias, kernel: (kh, kw), matrix, row_bias })
+        Ok(Self { weight, matrix, row_bias, open_taps, tap_matrix })
+    }
+
+    /// The whole-image pass, channels-last: `(b, H, W, in)` → `(b, H, W, out)` (contiguous).
+    pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, c) = x.dims4()?;
+        let out = self.tap_matrix.dim(1)?;
+        let y = if self.open_taps.is_empty() {
+            Tensor::zeros((b * h * w, out), x.dtype(), x.device())?
+        } else if self.open_taps == [(0, 0)] {
+            x.contiguous()?.reshape((b * h * w, c))?.matmul(&self.tap_matrix)?
+        } else {
+            open_tap_columns(x, &self.open_taps)?.reshape((b * h * w, ()))?.matmul(&self.tap_matrix)?
+        };
+        let y = match &self.row_bias {
+            Some(bias) => y.broadcast_add(bias)?,
+            None => y,
+        };
+        y.reshape((b, h, w, out))
+    }
+
+    /// The number of taps the mask leaves open (of kh·kw).
+    pub fn open_tap_count(&self) -> usize {
+        self.open_taps.len()
     }
 
     /// The layer at one position: `window` `(b, in, kh, kw)` is the input around it (zeros where
@@ -72,25 +120,93 @@ impl MaskedConv2d {
 }
 
 impl Module for MaskedConv2d {
-    /// `(b, in, h, w)` → `(b, out, h, w)`.
+    /// `(b, in, h, w)` → `(b, out, h, w)`: [`MaskedConv2d::forward_channels_last`] between two
+    /// transposes (the result is a transposed view).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (kh, kw) = self.kernel;
-        let y = if (kh, kw) == (1, 1) {
-            // A 1×1 layer is a matrix product over the positions (faster than candle's conv2d).
-            let (b, c, h, w) = x.dims4()?;
-            let rows = x.permute((0, 2, 3, 1))?.reshape((b * h * w, c))?;
-            let out = self.matrix.dim(1)?;
-            rows.matmul(&self.matrix)?.reshape((b, h, w, out))?.permute((0, 3, 1, 2))?
-        } else if kh == kw {
-            x.conv2d(&self.weight, kh / 2, 1, 1, 1)?
-        } else {
-            let x = x.pad_with_zeros(2, kh / 2, kh / 2)?.pad_with_zeros(3, kw / 2, kw / 2)?;
-            x.conv2d(&self.weight, 0, 1, 1, 1)?
-        };
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
+        self.forward_channels_last(&x.permute((0, 2, 3, 1))?)?.permute((0, 3, 1, 2))
+    }
+}
+
+/// The inputs of the open taps side by side: `x` `(b, H, W, c)` → `(b, H, W, taps·c)`, where
+/// columns `t·c..(t+1)·c` at `(y, x)` hold `x` at `(y + dy_t, x + dx_t)`, zero outside the image.
+/// On the CPU one pass of copies; on other devices the same from padded, shifted views.
+pub fn open_tap_columns(x: &Tensor, taps: &[(isize, isize)]) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return x.contiguous()?.apply_op1_no_bwd(&OpenTapColumns { taps: taps.to_vec() });
+    }
+    open_tap_columns_generic(x, taps)
+}
+
+/// [`open_tap_columns`] from tensor operations, for every device.
+fn open_tap_columns_generic(x: &Tensor, taps: &[(isize, isize)]) -> Result<Tensor> {
+    let (_, h, w, _) = x.dims4()?;
+    let reach = |pick: fn(&(isize, isize)) -> isize| {
+        let lo = taps.iter().map(pick).min().unwrap_or(0).min(0).unsigned_abs();
+        let hi = taps.iter().map(pick).max().unwrap_or(0).max(0) as usize;
+        (lo, hi)
+    };
+    let ((top, bottom), (left, right)) = (reach(|t| t.0), reach(|t| t.1));
+    let padded = x.pad_with_zeros(1, top, bottom)?.pad_with_zeros(2, left, right)?;
+    let shifted = taps
+        .iter()
+        .map(|&(dy, dx)| {
+            padded.narrow(1, (top as isize + dy) as usize, h)?.narrow(2, (left as isize + dx) as usize, w)?.contiguous()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&shifted, 3)
+}
+
+/// The CPU kernel of [`open_tap_columns`].
+struct OpenTapColumns {
+    taps: Vec<(isize, isize)>,
+}
+
+impl OpenTapColumns {
+    fn columns<T: WithDType>(&self, x: &[T], (b, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
+        let t = self.taps.len();
+        let mut out = vec![T::zero(); b * h * w * t * c];
+        for n in 0..b {
+            for y in 0..h {
+                for (k, &(dy, dx)) in self.taps.iter().enumerate() {
+                    let yy = y as isize + dy;
+                    if yy < 0 || yy >= h as isize {
+                        continue;
+                    }
+                    let src_row = (n * h + yy as usize) * w;
+                    // Output columns whose shifted input column lies inside the image.
+                    let first = (-dx).max(0) as usize;
+                    let end = (w as isize - dx).min(w as isize).max(0) as usize;
+                    for col in first..end {
+                        let src = (src_row + (col as isize + dx) as usize) * c;
+                        let dst = (((n * h + y) * w + col) * t + k) * c;
+                        out[dst..dst + c].copy_from_slice(&x[src..src + c]);
+                    }
+                }
+            }
         }
+        out
+    }
+}
+
+impl CustomOp1 for OpenTapColumns {
+    fn name(&self) -> &'static str {
+        "open-tap-columns"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = layout.shape().dims4()?;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("open-tap-columns needs a contiguous input");
+        };
+        let out = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(self.columns(&v[start..end], dims)),
+            CpuStorage::F64(v) => CpuStorage::F64(self.columns(&v[start..end], dims)),
+            CpuStorage::BF16(v) => CpuStorage::BF16(self.columns(&v[start..end], dims)),
+            CpuStorage::F16(v) => CpuStorage::F16(self.columns(&v[start..end], dims)),
+            other => candle_core::bail!("open-tap-columns: unsupported dtype {:?}", other.dtype()),
+        };
+        let (b, h, w, c) = dims;
+        Ok((out, Shape::from((b, h, w, self.taps.len() * c))))
     }
 }
 
@@ -121,4 +237,57 @@ pub fn gated_masked_conv2d(
     let weight = vb.get((out_ch, in_ch, kernel.0, kernel.1), "weight")?;
     let bias = vb.get(out_ch, "bias")?;
     MaskedConv2d::new_gated(weight, Some(bias), Some((kind, colours)), gates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, D};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
+        (a - b)?.abs()?.flatten_all()?.max(D::Minus1)?.to_dtype(DType::F64)?.to_scalar::<f64>()
+    }
+
+    #[test]
+    fn the_cpu_columns_equal_the_generic_ones() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 6, 3), &dev)?;
+        let taps = [(-3, -3), (-1, 2), (0, -1), (0, 0), (-2, 0), (0, 4)];
+        let cpu = open_tap_columns(&x, &taps)?;
+        assert_eq!(cpu.dims(), &[2, 5, 6, 18]);
+        assert_eq!(max_diff(&cpu, &open_tap_columns_generic(&x, &taps)?)?, 0.0);
+        Ok(())
+    }
+
+    /// Every kernel shape the models use, masked and not, against candle's own convolution of the
+    /// masked weight (which computes every tap).
+    #[test]
+    fn the_open_taps_give_the_full_convolution() -> Result<()> {
+        let dev = Device::Cpu;
+        let cases = [
+            (Some((MaskKind::A, 3)), 3, 12, (7, 7), 1),
+            (Some((MaskKind::A, 1)), 1, 8, (7, 7), 1),
+            (Some((MaskKind::B, 3)), 6, 6, (3, 3), 1),
+            (Some((MaskKind::B, 1)), 4, 8, (1, 3), 4),
+            (Some((MaskKind::B, 3)), 6, 12, (1, 1), 1),
+            (None, 5, 4, (3, 3), 1),
+        ];
+        for (mask, in_ch, out_ch, (kh, kw), gates) in cases {
+            let weight = Tensor::randn(0f64, 1.0, (out_ch, in_ch, kh, kw), &dev)?;
+            let bias = Tensor::randn(0f64, 1.0, out_ch, &dev)?;
+            let conv = MaskedConv2d::new_gated(weight, Some(bias.clone()), mask, gates)?;
+            let x = Tensor::randn(0f64, 1.0, (2, in_ch, 6, 5), &dev)?;
+            let padded = x.pad_with_zeros(2, kh / 2, kh / 2)?.pad_with_zeros(3, kw / 2, kw / 2)?;
+            let want = padded.conv2d(conv.weight(), 0, 1, 1, 1)?.broadcast_add(&bias.reshape((1, out_ch, 1, 1))?)?;
+            let got = conv.forward(&x)?;
+            assert!(max_diff(&got, &want)? < 1e-12, "{mask:?} {kh}x{kw}");
+            let expected_open = match mask {
+                Some((MaskKind::A, 1)) => kh / 2 * kw + kw / 2,
+                Some(_) => kh / 2 * kw + kw / 2 + 1,
+                None => kh * kw,
+            };
+            assert_eq!(conv.open_tap_count(), expected_open, "{mask:?} {kh}x{kw}");
+        }
+        Ok(())
+    }
 }

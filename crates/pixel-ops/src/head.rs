@@ -143,15 +143,20 @@ impl OutputStack {
         let y = self.logits.forward_at(&y.relu()?)?;
         y.reshape((x.dim(0)?, self.colours, self.head.levels()))
     }
+
+    /// The stack on a channels-last map: `x` `(b, h, w, in)` → logits `(b, colours, levels, h, w)`.
+    pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, _) = x.dims4()?;
+        let y = self.hidden.forward_channels_last(&x.relu()?)?;
+        let y = self.logits.forward_channels_last(&y.relu()?)?;
+        y.reshape((b, h, w, self.colours, self.head.levels()))?.permute((0, 3, 4, 1, 2))?.contiguous()
+    }
 }
 
 impl Module for OutputStack {
     /// `(b, in, h, w)` → logits `(b, colours, levels, h, w)`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, _, h, w) = x.dims4()?;
-        let y = self.hidden.forward(&x.relu()?)?;
-        let y = self.logits.forward(&y.relu()?)?;
-        y.reshape((b, self.colours, self.head.levels(), h, w))
+        self.forward_channels_last(&x.permute((0, 2, 3, 1))?)
     }
 }
 

@@ -57,6 +57,11 @@ impl InputStack {
         self.conv.forward(&self.encode(x)?)
     }
 
+    /// Pixel values `(b, c, H, W)` → the first layer's input channels-last, `(b, H, W, features)`.
+    pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
+        self.conv.forward_channels_last(&self.encode(x)?.permute((0, 2, 3, 1))?)
+    }
+
     /// The first layer's input at `(row, col)` only, `(b, features)`, from the pixel values `x`
     /// `(b, c, H, W)` around it (the convolution's taps at and after the position are masked, so
     /// values there are ignored).

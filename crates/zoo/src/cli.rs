@@ -177,6 +177,9 @@ pub struct BenchArgs {
     /// Runs of the forward pass (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
+    /// Time the forward pass only (the figure to compare with `reference/`'s bench_forward.py).
+    #[arg(long)]
+    pub forward_only: bool,
     #[arg(long)]
     pub json: bool,
 }

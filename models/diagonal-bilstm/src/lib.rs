@@ -26,12 +26,12 @@
 //! `(4h, c, 1, 1)` if conditional,
 //! `layers.{i}.residual.*` if `residual_conv`, `output_projection.*` if set, `output.{hidden,logits}.*`.
 
-use candle_core::{Device, IndexOp, Module, Result, Tensor};
+use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, per_position, Conditioning};
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
+use pixel_ops::lstm::{lstm_cell, lstm_update, tap_major, GATES};
 use pixel_ops::model::{record_at, starts_next_row};
 use pixel_ops::skew::{mirror, shift_down, skew, unskew};
 use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
@@ -138,9 +138,29 @@ impl DiagonalLstm {
         Ok(Self { input_to_state, state_to_state: tap_major(&kernel)?, state_bias, conditioning })
     }
 
-    /// The input-to-state map `(b, 4h, H, W)` of layer input `x`, plus the conditioning term.
+    /// The input-to-state map of layer input `x`, plus the conditioning term, channels-last:
+    /// `(b, H, W, features)` → `(b, H, W, 4h)`.
     fn pre_activations(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        add_conditioning(self.input_to_state.forward(x)?, self.conditioning_term(cond)?)
+        let z = self.input_to_state.forward_channels_last(x)?;
+        match self.conditioning_term(cond)? {
+            Some(term) => z + term.permute((0, 2, 3, 1))?,
+            None => Ok(z),
+        }
+    }
+
+    /// One step of the recurrence at `n` positions (position-major: a stretch of a diagonal of
+    /// every image in the full pass, one position of every image in a session): `input_to_state`
+    /// `(n, 4h)` is the input-to-state map there (plus any conditioning), `neighbours` `(n, 2h)`
+    /// the hidden states of the pixel above and of the pixel before (in this direction's order),
+    /// side by side, and `cell` `(n, h)` the cell state of the pixel before. Returns the new
+    /// `(h, c)`, each `(n, h)`.
+    pub fn step(&self, input_to_state: &Tensor, neighbours: &Tensor, cell: &Tensor) -> Result<(Tensor, Tensor)> {
+        let recurrent = neighbours.matmul(&self.state_to_state.t()?)?;
+        match &self.state_bias {
+            None => lstm_cell(input_to_state, &recurrent, cell),
+            // (z + recurrent) + bias: the order of the earlier sessions, so compressed files decode.
+            Some(bias) => lstm_update(&(input_to_state + recurrent)?.broadcast_add(bias)?, cell, 1),
+        }
     }
 
     /// The conditioning pre-activations `(b, 4h, H, W)`; an error if the map and the layer disagree.
@@ -160,12 +180,7 @@ impl DiagonalLstm {
     ) -> Result<(Tensor, Tensor)> {
         let z = add_conditioning(self.input_to_state.forward_at(input)?, cond)?;
         // Taps in the order of `state_to_state`: the row above in the skewed map, then the same row.
-        let prev = Tensor::cat(&[above, &before.0], 1)?;
-        let mut a = (z + prev.matmul(&self.state_to_state.t()?)?)?;
-        if let Some(bias) = &self.state_bias {
-            a = a.broadcast_add(bias)?;
-        }
-        lstm_update(&a, &before.1, 1)
+        self.step(&z, &Tensor::cat(&[above, &before.0], 1)?, &before.1)
     }
 
     /// The states the scan leaves in the skewed map's padding left of each row: `(h, c)` `(b, h)`
@@ -217,89 +232,84 @@ impl DiagonalBiLstmLayer {
         })
     }
 
-    /// The layer's output before the residual: the left-to-right hidden states plus the
-    /// right-to-left ones shifted down one row, `(b, features, H, W)` → `(b, h, H, W)`. `cond`: the
-    /// conditioning map of a conditional layer.
+    /// The layer's output before the residual, channels-last: the left-to-right hidden states plus
+    /// the right-to-left ones shifted down one row, `(b, H, W, features)` → `(b, H, W, h)`. `cond`:
+    /// the conditioning map of a conditional layer.
     pub fn scan(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let (left_to_right, right_to_left) = self.directions(x, cond)?;
         left_to_right + shift_down(&right_to_left)?
     }
 
-    /// Both directions' hidden states, each `(b, h, H, W)` in image orientation, the right-to-left
-    /// one not yet shifted. Both directions advance together, one diagonal (skewed column) per step.
+    /// Both directions' hidden states, each `(b, H, W, h)` in image orientation, the right-to-left
+    /// one not yet shifted. Both directions advance together, one diagonal (skewed column) per step,
+    /// each by one [`DiagonalLstm::step`] over the stretch of the diagonal inside the image.
     fn directions(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
-        let (b, _, rows, w) = x.dims4()?;
+        let (b, rows, w, _) = x.dims4()?;
         let h = self.hidden;
         let dirs = [&self.left_to_right, &self.right_to_left];
-        // (2b, 4h, H, W): each direction's input-to-state map in its own left-to-right orientation.
-        let z = Tensor::cat(&[dirs[0].pre_activations(x, cond)?, mirror(&dirs[1].pre_activations(x, cond)?)?], 0)?;
-        let s = skew(&z)?; // (2b, 4h, H, T)
-        let steps = s.dim(3)?;
-        // (T, 2, 4h, b, H): one contiguous block per step.
-        let s = s.reshape((2, b, GATES * h, rows, steps))?.permute((4, 0, 2, 1, 3))?.contiguous()?;
-        let kernels = Tensor::stack(&[&dirs[0].state_to_state, &dirs[1].state_to_state], 0)?; // (2, 4h, 2h)
-        let bias = match (&dirs[0].state_bias, &dirs[1].state_bias) {
-            (Some(l), Some(r)) => Some(Tensor::cat(&[l, r], 0)?.reshape((2, 1, 1, 1))?),
-            _ => None,
-        };
-        let mut state = Tensor::zeros((2, h, b, rows), x.dtype(), x.device())?;
-        let mut cell = state.clone();
-        let mut out = Vec::with_capacity(steps);
+        // Each direction's input-to-state map skewed in its own left-to-right orientation, laid out
+        // (T, H, b, 4h): the rows of one diagonal are one contiguous block.
+        let skewed = |z: Tensor| skew(&z)?.permute((2, 1, 0, 3))?.contiguous();
+        let z = [skewed(dirs[0].pre_activations(x, cond)?)?, skewed(mirror(&dirs[1].pre_activations(x, cond)?)?)?];
+        let steps = z[0].dim(0)?;
+        let bias = dirs[0].state_bias.is_some();
+        let zeros = Tensor::zeros((rows, b, h), x.dtype(), x.device())?;
+        // Per direction, the (h, c) of every row on the last diagonal, (H, b, h).
+        let mut state = [(zeros.clone(), zeros.clone()), (zeros.clone(), zeros)];
+        let mut out: [Vec<Tensor>; 2] = [Vec::with_capacity(steps), Vec::with_capacity(steps)];
         for t in 0..steps {
             // Only rows [lo, hi] of diagonal t need computing: rows above lo are past the image's
             // right edge (never read again), rows below hi before its left edge, where the state
             // stays zero — unless a scalar state bias makes the padding states non-zero.
             let lo = (t + 1).saturating_sub(w);
-            let hi = if bias.is_some() { rows - 1 } else { t.min(rows - 1) };
+            let hi = if bias { rows - 1 } else { t.min(rows - 1) };
             let n = hi + 1 - lo;
-            // Row r reads the previous diagonal's rows r−1 (the pixel above) and r (the pixel left).
-            let prev = taps(&state, 3, 1, 2, -1)?.narrow(3, lo, n)?.reshape((2, 2 * h, b * n))?;
-            let z = s.i(t)?.narrow(3, lo, n)?;
-            let mut a = (z + kernels.matmul(&prev)?.reshape((2, GATES * h, b, n))?)?;
-            if let Some(bias) = &bias {
-                a = a.broadcast_add(bias)?;
+            for (d, dir) in dirs.iter().enumerate() {
+                let (hidden, cell) = &state[d];
+                // Row r reads the previous diagonal's rows r−1 (the pixel above) and r (the pixel before).
+                let above = hidden.pad_with_zeros(0, 1, 0)?.narrow(0, lo, n)?;
+                let neighbours = Tensor::cat(&[&above, &hidden.narrow(0, lo, n)?], 2)?.reshape((n * b, 2 * h))?;
+                let z_t = z[d].i(t)?.narrow(0, lo, n)?.reshape((n * b, ()))?;
+                let c_prev = cell.narrow(0, lo, n)?.reshape((n * b, h))?;
+                let (new_h, new_c) = dir.step(&z_t, &neighbours, &c_prev)?;
+                let splice = |old: &Tensor, new: Tensor| -> Result<Tensor> {
+                    let mut parts = vec![];
+                    if lo > 0 {
+                        parts.push(old.narrow(0, 0, lo)?);
+                    }
+                    parts.push(new.reshape((n, b, h))?);
+                    if hi + 1 < rows {
+                        parts.push(old.narrow(0, hi + 1, rows - hi - 1)?);
+                    }
+                    Tensor::cat(&parts, 0)
+                };
+                state[d] = (splice(hidden, new_h)?, splice(cell, new_c)?);
+                out[d].push(state[d].0.clone());
             }
-            let (new_h, new_c) = lstm_update(&a, &cell.narrow(3, lo, n)?, 1)?;
-            let splice = |old: &Tensor, new: Tensor| -> Result<Tensor> {
-                let mut parts = vec![];
-                if lo > 0 {
-                    parts.push(old.narrow(3, 0, lo)?);
-                }
-                parts.push(new);
-                if hi + 1 < rows {
-                    parts.push(old.narrow(3, hi + 1, rows - hi - 1)?);
-                }
-                Tensor::cat(&parts, 3)
-            };
-            state = splice(&state, new_h)?;
-            cell = splice(&cell, new_c)?;
-            out.push(state.clone());
         }
-        // (T, 2, h, b, H) → (2b, h, H, T) → unskewed (2b, h, H, W).
-        let out = Tensor::stack(&out, 0)?.permute((1, 3, 2, 4, 0))?.reshape((2 * b, h, rows, steps))?;
-        let out = unskew(&out, w)?;
-        Ok((out.narrow(0, 0, b)?, mirror(&out.narrow(0, b, b)?)?))
+        // (T, H, b, h) → (b, H, T, h) → unskewed (b, H, W, h).
+        let image = |o: &[Tensor]| unskew(&Tensor::stack(o, 0)?.permute((2, 1, 0, 3))?.contiguous()?, w);
+        Ok((image(&out[0])?, mirror(&image(&out[1])?)?))
     }
 
-    /// `(b, features, H, W)` → `(b, features, H, W)`, given the conditioning map if conditional.
+    /// Channels-last `(b, H, W, features)` → `(b, H, W, features)`, given the conditioning map if
+    /// conditional.
     pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         self.add_to_stream(x, &self.scan(x, cond)?)
     }
 
-    /// The residual stream `x` `(b, features, H, W)` plus the layer's output `y` `(b, h, H, W)`
+    /// Channels-last `(b, H, W, features)` → `(b, H, W, features)` (an unconditional layer).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_given(x, None)
+    }
+
+    /// The residual stream `x` `(b, H, W, features)` plus the layer's output `y` `(b, H, W, h)`
     /// (through the 1×1 convolution if the config has it).
     fn add_to_stream(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         match &self.residual {
-            Some(conv) => x + conv.forward(y)?,
+            Some(conv) => x + conv.forward_channels_last(y)?,
             None => x + y,
         }
-    }
-}
-
-impl Module for DiagonalBiLstmLayer {
-    /// `(b, features, H, W)` → `(b, features, H, W)` (an unconditional layer).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_given(x, None)
     }
 }
 
@@ -339,20 +349,21 @@ impl DiagonalBiLstm {
         &self.layers
     }
 
-    /// The input stack's output on pixel values `(b, c, H, W)`: the first layer's input.
+    /// The input stack's output on pixel values `(b, c, H, W)`, channels-last: the first layer's
+    /// input `(b, H, W, features)`.
     pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
-        self.input.forward(x)
+        self.input.forward_channels_last(x)
     }
 
-    /// What enters the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`; `cond`
-    /// `(b, conditioning, H, W)` for a conditional network.
+    /// What enters the output stack, channels-last: pixel values `(b, c, H, W)` →
+    /// `(b, H, W, features)`; `cond` `(b, conditioning, H, W)` for a conditional network.
     pub fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let mut y = self.layer_input(x)?;
         for layer in &self.layers {
             y = layer.forward_given(&y, cond)?;
         }
         match &self.output_projection {
-            Some(conv) => conv.forward(&y),
+            Some(conv) => conv.forward_channels_last(&y),
             None => Ok(y),
         }
     }
@@ -360,7 +371,7 @@ impl DiagonalBiLstm {
     /// Logits `(b, c, levels, H, W)` of pixel values `x` `(b, c, H, W)`, given the conditioning map
     /// `(b, conditioning, H, W)` of a conditional network (`None` for an unconditional one).
     pub fn forward(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        self.output.forward(&self.features(x, cond)?)
+        self.output.forward_channels_last(&self.features(x, cond)?)
     }
 }
 
@@ -486,8 +497,8 @@ impl PixelModel for DiagonalBiLstm {
     /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
     /// stack on the one position drawn.
     fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
-        self.output.forward(&at)?.i((.., channel, .., 0, 0))
+        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(1, row, 1)?.narrow(2, col, 1)?;
+        self.output.forward_channels_last(&at)?.i((.., channel, .., 0, 0))
     }
 
     fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
@@ -549,9 +560,9 @@ mod tests {
                 y = layer.add_to_stream(&y, &(self.combine)(&left_to_right, &right_to_left)?)?;
             }
             if let Some(conv) = &m.output_projection {
-                y = conv.forward(&y)?;
+                y = conv.forward_channels_last(&y)?;
             }
-            m.output.forward(&y)
+            m.output.forward_channels_last(&y)
         }
     }
 
@@ -564,8 +575,8 @@ mod tests {
         let shifted_down = |l: &Tensor, r: &Tensor| l + shift_down(r)?;
         let not_shifted = |l: &Tensor, r: &Tensor| l + r;
         let shifted_up = |l: &Tensor, r: &Tensor| {
-            let rows = r.dim(2)?;
-            l + r.narrow(2, 1, rows - 1)?.pad_with_zeros(2, 0, 1)?
+            let rows = r.dim(1)?;
+            l + r.narrow(1, 1, rows - 1)?.pad_with_zeros(1, 0, 1)?
         };
         let model = |combine| -> Result<Miswired> { Ok(Miswired { model: random_rgb_model()?, combine }) };
         // As the network itself combines them, the check finds nothing (and the logits are the network's).

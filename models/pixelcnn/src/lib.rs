@@ -5,7 +5,7 @@
 //! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/pixelcnn.py`):
 //! `input_conv.*`, `blocks.{i}.{reduce,spatial,expand}.*`, `output.{hidden,logits}.*`.
 
-use candle_core::{Device, IndexOp, Module, Result, Tensor};
+use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{masked_conv2d, MaskedConv2d};
 use pixel_ops::head::OutputStack;
@@ -66,12 +66,12 @@ impl ResidualBlock {
     }
 }
 
-impl Module for ResidualBlock {
-    /// `(b, 2h, H, W)` → `(b, 2h, H, W)`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.reduce.forward(&x.relu()?)?;
-        let y = self.spatial.forward(&y.relu()?)?;
-        let y = self.expand.forward(&y.relu()?)?;
+impl ResidualBlock {
+    /// Channels-last: `(b, H, W, 2h)` → `(b, H, W, 2h)`.
+    pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.reduce.forward_channels_last(&x.relu()?)?;
+        let y = self.spatial.forward_channels_last(&y.relu()?)?;
+        let y = self.expand.forward_channels_last(&y.relu()?)?;
         x + y
     }
 }
@@ -103,13 +103,24 @@ impl PixelCnn {
         &self.cfg
     }
 
-    /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, 2h, H, W)`.
+    /// The residual stream before the output stack, channels-last: pixel values `(b, c, H, W)` →
+    /// `(b, H, W, 2h)`. The whole pass stays channels-last (no transposes between layers).
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = self.input.forward(x)?;
+        let mut y = self.input.forward_channels_last(x)?;
         for block in &self.blocks {
-            y = block.forward(&y)?;
+            y = block.forward_channels_last(&y)?;
         }
         Ok(y)
+    }
+
+    /// The first block's input, channels-last: the input stack on pixel values `(b, c, H, W)`.
+    pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
+        self.input.forward_channels_last(x)
+    }
+
+    /// The residual blocks, in order.
+    pub fn blocks(&self) -> &[ResidualBlock] {
+        &self.blocks
     }
 
     /// How far (in rows up, and columns either side) the logits at one position can see:
@@ -178,7 +189,7 @@ impl PixelModel for PixelCnn {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.output.forward(&self.features(x)?)
+        self.output.forward_channels_last(&self.features(x)?)
     }
 
     /// Runs the network on the window that the logits at `(row, col)` can see: rows
@@ -190,8 +201,8 @@ impl PixelModel for PixelCnn {
         let right = (col + r + 1).min(x.dim(3)?);
         let window = x.narrow(2, top, row + 1 - top)?.narrow(3, left, right - left)?;
         // The output stack is 1×1: run it on the one position needed, not the whole window.
-        let at = self.features(&window)?.narrow(2, row - top, 1)?.narrow(3, col - left, 1)?;
-        self.output.forward(&at)?.i((.., channel, .., 0, 0))
+        let at = self.features(&window)?.narrow(1, row - top, 1)?.narrow(2, col - left, 1)?;
+        self.output.forward_channels_last(&at)?.i((.., channel, .., 0, 0))
     }
 
     fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {

@@ -20,12 +20,12 @@
 //! `layers.{i}.residual.*`, `layers.{i}.conditioning.weight` `(4h, c, 1, 1)` if conditional,
 //! `output.{hidden,logits}.*`.
 
-use candle_core::{Device, IndexOp, Module, Result, Tensor};
+use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, per_position, Conditioning};
-use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
+use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, open_tap_columns, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::lstm::{lstm_update, tap_major, taps, GATES};
+use pixel_ops::lstm::{lstm_cell, tap_major, GATES};
 use pixel_ops::model::{record_at, starts_next_row};
 use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
@@ -113,43 +113,56 @@ impl RowLstmLayer {
         })
     }
 
-    /// The hidden states of every position, `(b, features, H, W)` → `(b, h, H, W)`: one step per
-    /// row; `cond` is the conditioning map of a conditional layer.
-    pub fn scan(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        let (b, _, rows, w) = x.dims4()?;
-        let h = self.hidden;
-        // (H, 4h, b, W): the input-to-state map of every row, computed at once.
-        let z = add_conditioning(self.input_to_state.forward(x)?, self.conditioning_term(cond)?)?;
-        let z = z.permute((2, 1, 0, 3))?.contiguous()?;
-        let k = self.state_kernel;
-        let mut state = Tensor::zeros((h, b, w), x.dtype(), x.device())?;
-        let mut cell = state.clone();
-        let mut out = Vec::with_capacity(rows);
-        for r in 0..rows {
-            // Each position reads the k positions centred above it in the previous row.
-            let prev = taps(&state, 2, 0, k, -((k / 2) as isize))?.reshape((k * h, b * w))?;
-            let a = (z.i(r)? + self.state_to_state.matmul(&prev)?.reshape((GATES * h, b, w))?)?;
-            (state, cell) = lstm_update(&a, &cell, 0)?;
-            out.push(state.clone());
-        }
-        Tensor::stack(&out, 0)?.permute((2, 1, 0, 3)) // (H, h, b, W) → (b, h, H, W)
+    /// One step of the recurrence at `n` positions (rows of a position-major map: a whole row of
+    /// every image in the full pass, one position of every image in a session): `input_to_state`
+    /// `(n, 4h)` is the input-to-state map there (plus any conditioning), `above` `(n, k·h)` the k
+    /// states of the row above centred on each position, in tap order (zero outside the image),
+    /// and `cell` `(n, h)` the cell state right above. Returns the new `(h, c)`, each `(n, h)`.
+    pub fn step(&self, input_to_state: &Tensor, above: &Tensor, cell: &Tensor) -> Result<(Tensor, Tensor)> {
+        lstm_cell(input_to_state, &above.matmul(&self.state_to_state.t()?)?, cell)
     }
 
-    /// `(b, features, H, W)` → `(b, features, H, W)`, given the conditioning map if conditional.
+    /// The hidden states of every position, channels-last: `(b, H, W, features)` → `(b, H, W, h)`;
+    /// the input-to-state map of the whole image first, then one [`RowLstmLayer::step`] per row.
+    /// `cond` is the conditioning map `(b, c, H, W)` of a conditional layer.
+    pub fn scan(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        let (b, rows, w, _) = x.dims4()?;
+        let h = self.hidden;
+        let z = self.input_to_state.forward_channels_last(x)?;
+        let z = match self.conditioning_term(cond)? {
+            Some(term) => (z + term.permute((0, 2, 3, 1))?)?,
+            None => z,
+        };
+        // (H, b·W, 4h): row r is one contiguous block.
+        let z = z.permute((1, 0, 2, 3))?.contiguous()?.reshape((rows, b * w, GATES * h))?;
+        let radius = (self.state_kernel / 2) as isize;
+        let taps: Vec<(isize, isize)> = (-radius..=radius).map(|dx| (0, dx)).collect();
+        let mut state = Tensor::zeros((b, 1, w, h), x.dtype(), x.device())?;
+        let mut cell = Tensor::zeros((b * w, h), x.dtype(), x.device())?;
+        let mut out = Vec::with_capacity(rows);
+        for r in 0..rows {
+            let above = open_tap_columns(&state, &taps)?.reshape((b * w, ()))?;
+            let (hidden, c) = self.step(&z.i(r)?, &above, &cell)?;
+            (state, cell) = (hidden.reshape((b, 1, w, h))?, c);
+            out.push(state.clone());
+        }
+        Tensor::cat(&out, 1)
+    }
+
+    /// Channels-last `(b, H, W, features)` → `(b, H, W, features)`, given the conditioning map if
+    /// conditional.
     pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        x + self.residual.forward(&self.scan(x, cond)?)?
+        x + self.residual.forward_channels_last(&self.scan(x, cond)?)?
+    }
+
+    /// Channels-last `(b, H, W, features)` → `(b, H, W, features)` (an unconditional layer).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_given(x, None)
     }
 
     /// The conditioning pre-activations `(b, 4h, H, W)`; an error if the map and the layer disagree.
     fn conditioning_term(&self, cond: Option<&Tensor>) -> Result<Option<Tensor>> {
         conditioning_term(self.conditioning.as_ref(), cond)
-    }
-}
-
-impl Module for RowLstmLayer {
-    /// `(b, features, H, W)` → `(b, features, H, W)` (an unconditional layer).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_given(x, None)
     }
 }
 
@@ -182,13 +195,14 @@ impl RowLstm {
         &self.layers
     }
 
-    /// The input stack's output on pixel values `(b, c, H, W)`: the first layer's input.
+    /// The input stack's output on pixel values `(b, c, H, W)`, channels-last: the first layer's
+    /// input `(b, H, W, features)`.
     pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
-        self.input.forward(x)
+        self.input.forward_channels_last(x)
     }
 
-    /// The residual stream before the output stack: pixel values `(b, c, H, W)` → `(b, features, H, W)`;
-    /// `cond` `(b, conditioning, H, W)` for a conditional network.
+    /// The residual stream before the output stack, channels-last: pixel values `(b, c, H, W)` →
+    /// `(b, H, W, features)`; `cond` `(b, conditioning, H, W)` for a conditional network.
     pub fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let mut y = self.layer_input(x)?;
         for layer in &self.layers {
@@ -200,7 +214,7 @@ impl RowLstm {
     /// Logits `(b, c, levels, H, W)` of pixel values `x` `(b, c, H, W)`, given the conditioning map
     /// `(b, conditioning, H, W)` of a conditional network (`None` for an unconditional one).
     pub fn forward(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        self.output.forward(&self.features(x, cond)?)
+        self.output.forward_channels_last(&self.features(x, cond)?)
     }
 }
 
@@ -283,8 +297,7 @@ impl SamplingSession for Session<'_> {
                     _ => &self.zeros.0,
                 })
                 .collect();
-            let a = (z + Tensor::cat(&state_taps, 1)?.matmul(&layer.state_to_state.t()?)?)?;
-            let state = lstm_update(&a, &cache.above[col].1, 1)?;
+            let state = layer.step(&z, &Tensor::cat(&state_taps, 1)?, &cache.above[col].1)?;
             y = (y + layer.residual.forward_at(&state.0)?)?;
             cache.row[col] = state;
         }
@@ -308,8 +321,8 @@ impl PixelModel for RowLstm {
     /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
     /// stack on the one position drawn.
     fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(2, row, 1)?.narrow(3, col, 1)?;
-        self.output.forward(&at)?.i((.., channel, .., 0, 0))
+        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(1, row, 1)?.narrow(2, col, 1)?;
+        self.output.forward_channels_last(&at)?.i((.., channel, .., 0, 0))
     }
 
     fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {

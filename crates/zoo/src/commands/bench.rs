@@ -28,13 +28,13 @@ fn seconds<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
 }
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
-    let BenchArgs { ids, batch, reps, json: json_out } = args;
+    let BenchArgs { ids, batch, reps, forward_only, json: json_out } = args;
     if batch == 0 || reps == 0 {
         bail!("--batch and --reps must be at least 1");
     }
     let ids = given_or_local_models(zoo, ids);
     let mut rows = Vec::new();
-    if !json_out {
+    if !json_out && !forward_only {
         println!(
             "{:<30} {:>10} {:>12} {:>13} {:>12} {:>11} {:>15} {:>12} {:>13}",
             "model",
@@ -72,6 +72,19 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
         let mut forward = (0..reps).map(|_| Ok(seconds(forward_split)?.0)).collect::<Result<Vec<f64>>>()?;
         forward.sort_by(f64::total_cmp);
         let forward = forward[reps / 2];
+        if forward_only {
+            let threads = thread_count(0, batch);
+            if !json_out {
+                println!(
+                    "{:<30} {:>8.1}ms   ({} threads, batch {batch}, median of {reps})",
+                    id,
+                    forward * 1e3,
+                    threads
+                );
+            }
+            rows.push(json!({ "id": id, "batch": batch, "forward_s": forward, "threads": threads }));
+            continue;
+        }
         // Naive: one step (median of 3) at rows spread over the image, interpolated over every row.
         let probes: Vec<usize> = (0..5).map(|i| i * (s.height - 1) / 4).collect();
         let mut probe_costs = Vec::new();
@@ -122,7 +135,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
     }
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
+    } else if !forward_only {
         println!(
             "batch {batch}; forward: median of {reps}, the batch split over the cores; cached: one run each \
              (1 thread, then the batch split over every core); full passes: H*W*C x forward (estimated); \

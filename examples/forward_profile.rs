@@ -1,11 +1,13 @@
-//! Where the time of a Row LSTM / Diagonal BiLSTM forward pass goes: the input convolution, each
-//! layer's recurrent scan (input-to-state map, one step per row / diagonal, gates) and residual
-//! 1×1, and the output stack. Medians of --reps runs on one batch of random images.
+//! Where the time of a forward pass goes: the input convolution, each layer (for a Row LSTM /
+//! Diagonal BiLSTM: its recurrent scan — input-to-state map, one step per row / diagonal, gates —
+//! and its residual 1×1; for a PixelCNN: each residual block), and the output stack. Medians of
+//! --reps runs on one batch of random images (`RAYON_NUM_THREADS=1` for one thread, as the zoo
+//! runs each part of a batch).
 //!
-//!     cargo run --release --example recurrent_profile -- weights/diagonal-bilstm-cifar10.safetensors --batch 16
+//!     cargo run --release --example forward_profile -- weights/diagonal-bilstm-cifar10.safetensors --batch 16
 use std::time::Instant;
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use pixel_zoo::ops::testing::weights_and_config;
 use pixel_zoo::{ModelConfig, PixelModel};
@@ -23,7 +25,7 @@ fn median_ms(reps: usize, mut f: impl FnMut() -> candle_core::Result<Tensor>) ->
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: recurrent_profile WEIGHTS.safetensors [--batch N] [--reps N]";
+    let usage = "usage: forward_profile WEIGHTS.safetensors [--batch N] [--reps N]";
     let path = args.first().ok_or_else(|| anyhow::anyhow!(usage))?;
     let opt = |name: &str, default: usize| -> anyhow::Result<usize> {
         match args.iter().position(|a| a == name) {
@@ -70,7 +72,24 @@ fn main() -> anyhow::Result<()> {
     match &cfg {
         ModelConfig::RowLstm(c) => profile!(row_lstm::RowLstm::new(c, vb)?),
         ModelConfig::DiagonalBiLstm(c) => profile!(diagonal_bilstm::DiagonalBiLstm::new(c, vb)?),
-        other => anyhow::bail!("{path}: a {} is not a recurrent network", other.architecture()),
+        ModelConfig::PixelCnn(c) => {
+            let model = pixelcnn::PixelCnn::new(c, vb)?;
+            let total = median_ms(reps, || model.logits(&x))?;
+            let input = median_ms(reps, || model.layer_input(&x))?;
+            let mut y = model.layer_input(&x)?;
+            let mut blocks_ms = 0.0;
+            for (i, block) in model.blocks().iter().enumerate() {
+                let ms = median_ms(reps, || block.forward_channels_last(&y))?;
+                println!("  block {i}: {ms:8.1}");
+                blocks_ms += ms;
+                y = block.forward_channels_last(&y)?;
+            }
+            println!(
+                "  input conv {input:.1}; blocks {blocks_ms:.1}; output stack {:.1}; total logits {total:.1}",
+                total - input - blocks_ms
+            );
+        }
+        other => anyhow::bail!("{path}: a {} has no profile here", other.architecture()),
     }
     Ok(())
 }
