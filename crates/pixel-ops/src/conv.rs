@@ -28,6 +28,40 @@ pub struct MaskedConv2d {
     /// The open taps' weights as a `(taps·in, out)` matrix, tap-major (row `t·in + i` is input `i`
     /// at tap `t`): it multiplies [`open_tap_columns`].
     tap_matrix: Tensor,
+    /// A 1×1 layer: its outputs in blocks that each read a prefix of the inputs (a colour mask's
+    /// groups: outputs of colour j read input colours ≤ j), so each block is a smaller product.
+    /// One block of every input and output when the mask has no such structure.
+    blocks: Vec<OutputBlock>,
+}
+
+/// Outputs `start..start + len` of a 1×1 layer, which read inputs `0..inputs` only.
+#[derive(Debug, Clone)]
+struct OutputBlock {
+    inputs: usize,
+    start: usize,
+    len: usize,
+    /// `(inputs, len)` and its transpose `(len, inputs)`, contiguous.
+    weight: Tensor,
+    weight_t: Tensor,
+}
+
+/// The blocks of a 1×1 layer from its mask values `(out, in)`: runs of outputs that read the same
+/// prefix of the inputs. `None` unless every output reads a prefix and there are at most `limit`
+/// runs (more, smaller products would cost more than they save).
+fn prefix_runs(values: &[f32], out_ch: usize, in_ch: usize, limit: usize) -> Option<Vec<(usize, usize, usize)>> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new(); // (inputs, start, len)
+    for o in 0..out_ch {
+        let row = &values[o * in_ch..(o + 1) * in_ch];
+        let prefix = row.iter().take_while(|&&v| v != 0.0).count();
+        if row[prefix..].iter().any(|&v| v != 0.0) {
+            return None;
+        }
+        match runs.last_mut() {
+            Some(run) if run.0 == prefix => run.2 += 1,
+            _ => runs.push((prefix, o, 1)),
+        }
+    }
+    (runs.len() <= limit).then_some(runs)
 }
 
 impl MaskedConv2d {
@@ -52,15 +86,20 @@ impl MaskedConv2d {
         if gates == 0 || !out_ch.is_multiple_of(gates) {
             candle_core::bail!("{out_ch} outputs cannot be split into {gates} gate blocks");
         }
-        let (weight, open) = match mask {
+        let everything = vec![(in_ch, 0, out_ch)];
+        let (weight, open, runs) = match mask {
             Some((kind, colours)) => {
                 let values = gated_mask_values(kind, out_ch, in_ch, (kh, kw), colours, gates);
                 let per_tap = |tap: usize| (0..out_ch * in_ch).any(|oi| values[oi * kh * kw + tap] != 0.0);
                 let open: Vec<usize> = (0..kh * kw).filter(|&tap| per_tap(tap)).collect();
+                let runs = match (kh, kw) {
+                    (1, 1) => prefix_runs(&values, out_ch, in_ch, colours).unwrap_or(everything),
+                    _ => everything,
+                };
                 let m = Tensor::from_vec(values, (out_ch, in_ch, kh, kw), weight.device())?.to_dtype(weight.dtype())?;
-                ((weight * m)?, open)
+                ((weight * m)?, open, runs)
             }
-            None => (weight, (0..kh * kw).collect()),
+            None => (weight, (0..kh * kw).collect(), everything),
         };
         let matrix = weight.reshape((out_ch, in_ch * kh * kw))?.t()?.contiguous()?;
         let ids = Tensor::from_vec(open.iter().map(|&t| t as u32).collect::<Vec<_>>(), open.len(), weight.device())?;
@@ -75,7 +114,69 @@ impl MaskedConv2d {
             .map(|&t| ((t / kw) as isize - (kh / 2) as isize, (t % kw) as isize - (kw / 2) as isize))
             .collect();
         let row_bias = bias.as_ref().map(|b| b.reshape((1, out_ch))).transpose()?;
-        Ok(Self { weight, matrix, row_bias, open_taps, tap_matrix })
+        let blocks = runs
+            .into_iter()
+            .filter(|&(inputs, _, _)| inputs > 0 || (kh, kw) != (1, 1))
+            .map(|(inputs, start, len)| {
+                let weight = matrix.narrow(0, 0, inputs)?.narrow(1, start, len)?.contiguous()?;
+                Ok(OutputBlock { inputs, start, len, weight_t: weight.t()?.contiguous()?, weight })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { weight, matrix, row_bias, open_taps, tap_matrix, blocks })
+    }
+
+    /// A 1×1 layer from a channels-last map to a channels-first one: `(b, H, W, in)` →
+    /// `(b, out, H, W)`, contiguous, written in that layout by the matrix products themselves (no
+    /// transpose). For the output stack's last layer, whose logits are wanted channels-first.
+    pub fn forward_1x1_to_channels_first(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, c) = x.dims4()?;
+        let out = self.tap_matrix.dim(1)?;
+        if self.weight.dims()[2..] != [1, 1] {
+            candle_core::bail!(
+                "forward_1x1_to_channels_first is for 1x1 layers, this one is {:?}",
+                &self.weight.dims()[2..]
+            );
+        }
+        let rows = x.contiguous()?.reshape((b, h * w, c))?;
+        let parts = self
+            .blocks
+            .iter()
+            .map(|block| block.weight_t.broadcast_left(b)?.matmul(&rows.narrow(2, 0, block.inputs)?.transpose(1, 2)?))
+            .collect::<Result<Vec<_>>>()?;
+        let y = self.assemble(parts, 1, (b, out, h * w), x)?;
+        let y = match &self.row_bias {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, out, 1))?)?,
+            None => y,
+        };
+        y.reshape((b, out, h, w))
+    }
+
+    /// The blocks' outputs side by side along `dim`, zeros for outputs no block has (outputs that
+    /// read nothing); `shape` is the whole output's.
+    fn assemble(&self, parts: Vec<Tensor>, dim: usize, shape: impl Into<Shape>, like: &Tensor) -> Result<Tensor> {
+        let shape: Shape = shape.into();
+        let out = shape.dims()[dim];
+        if parts.len() == 1 && self.blocks[0].len == out {
+            return Ok(parts.into_iter().next().expect("one part"));
+        }
+        let mut pieces = Vec::with_capacity(2 * parts.len() + 1);
+        let mut at = 0;
+        let gap = |from: usize, to: usize| -> Result<Tensor> {
+            let mut dims = shape.dims().to_vec();
+            dims[dim] = to - from;
+            Tensor::zeros(dims, like.dtype(), like.device())
+        };
+        for (block, part) in self.blocks.iter().zip(parts) {
+            if block.start > at {
+                pieces.push(gap(at, block.start)?);
+            }
+            pieces.push(part);
+            at = block.start + block.len;
+        }
+        if at < out {
+            pieces.push(gap(at, out)?);
+        }
+        Tensor::cat(&pieces, dim)
     }
 
     /// The whole-image pass, channels-last: `(b, H, W, in)` → `(b, H, W, out)` (contiguous).
@@ -85,7 +186,13 @@ impl MaskedConv2d {
         let y = if self.open_taps.is_empty() {
             Tensor::zeros((b * h * w, out), x.dtype(), x.device())?
         } else if self.open_taps == [(0, 0)] {
-            x.contiguous()?.reshape((b * h * w, c))?.matmul(&self.tap_matrix)?
+            let rows = x.contiguous()?.reshape((b * h * w, c))?;
+            let parts = self
+                .blocks
+                .iter()
+                .map(|block| rows.narrow(1, 0, block.inputs)?.matmul(&block.weight))
+                .collect::<Result<Vec<_>>>()?;
+            self.assemble(parts, 1, (b * h * w, out), x)?
         } else {
             open_tap_columns(x, &self.open_taps)?.reshape((b * h * w, ()))?.matmul(&self.tap_matrix)?
         };
@@ -270,6 +377,9 @@ mod tests {
             (Some((MaskKind::B, 3)), 6, 6, (3, 3), 1),
             (Some((MaskKind::B, 1)), 4, 8, (1, 3), 4),
             (Some((MaskKind::B, 3)), 6, 12, (1, 1), 1),
+            (Some((MaskKind::B, 3)), 7, 10, (1, 1), 1),
+            (Some((MaskKind::B, 3)), 6, 12, (1, 1), 4),
+            (Some((MaskKind::B, 1)), 6, 5, (1, 1), 1),
             (None, 5, 4, (3, 3), 1),
         ];
         for (mask, in_ch, out_ch, (kh, kw), gates) in cases {
@@ -281,6 +391,15 @@ mod tests {
             let want = padded.conv2d(conv.weight(), 0, 1, 1, 1)?.broadcast_add(&bias.reshape((1, out_ch, 1, 1))?)?;
             let got = conv.forward(&x)?;
             assert!(max_diff(&got, &want)? < 1e-12, "{mask:?} {kh}x{kw}");
+            if (kh, kw) == (1, 1) {
+                let channels_first = conv.forward_1x1_to_channels_first(&x.permute((0, 2, 3, 1))?)?;
+                assert!(max_diff(&channels_first, &want)? < 1e-12, "{mask:?} 1x1 to channels-first");
+                let blocks = match (mask, gates) {
+                    (Some((MaskKind::B, 3)), 1) => 3,
+                    _ => 1,
+                };
+                assert_eq!(conv.blocks.len(), blocks, "{mask:?} 1x1 output blocks");
+            }
             let expected_open = match mask {
                 Some((MaskKind::A, 1)) => kh / 2 * kw + kw / 2,
                 Some(_) => kh / 2 * kw + kw / 2 + 1,

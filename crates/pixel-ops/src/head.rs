@@ -4,7 +4,8 @@
 
 use std::f64::consts::LN_2;
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor, WithDType, D};
 use candle_nn::VarBuilder;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,10 @@ impl Head {
                 let x = x.to_dtype(z.dtype())?;
                 let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
                 (softplus - (x * z)?)?
+            }
+            Head::Softmax256 if logits.device().is_cpu() => {
+                let x = x.to_dtype(DType::U32)?.contiguous()?;
+                return logits.contiguous()?.apply_op2_no_bwd(&x, &SoftmaxNll);
             }
             Head::Softmax256 => {
                 let logp = candle_nn::ops::log_softmax(logits, 2)?;
@@ -119,6 +124,73 @@ pub fn bits_per_dim(nats_per_image: f64, dims: usize) -> f64 {
     nats_per_image / (dims as f64 * LN_2)
 }
 
+/// The CPU kernel of [`Head::nll_per_image`] for the softmax head: logits `(b, c, levels, h, w)`
+/// and pixel values `(b, c, h, w)` (u32) → `(b,)`. One pass per colour plane: the running maximum
+/// and the sum of exponentials of every position together (the levels are `h·w` apart in memory),
+/// accumulated in f64.
+struct SoftmaxNll;
+
+impl SoftmaxNll {
+    fn nll<T: WithDType>(z: &[T], x: &[u32], (b, c, levels, hw): (usize, usize, usize, usize)) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(b);
+        let (mut max, mut sum) = (vec![0f64; hw], vec![0f64; hw]);
+        for n in 0..b {
+            let mut total = 0f64;
+            for ch in 0..c {
+                let plane = &z[(n * c + ch) * levels * hw..(n * c + ch + 1) * levels * hw];
+                max.copy_from_slice(&plane[..hw].iter().map(|v| v.to_f64()).collect::<Vec<_>>());
+                for level in plane.chunks_exact(hw).skip(1) {
+                    for (m, v) in max.iter_mut().zip(level) {
+                        *m = m.max(v.to_f64());
+                    }
+                }
+                sum.fill(0.0);
+                for level in plane.chunks_exact(hw) {
+                    for ((s, v), m) in sum.iter_mut().zip(level).zip(&max) {
+                        *s += (v.to_f64() - m).exp();
+                    }
+                }
+                let values = &x[(n * c + ch) * hw..(n * c + ch + 1) * hw];
+                for (p, &value) in values.iter().enumerate() {
+                    if value as usize >= levels {
+                        candle_core::bail!("pixel value {value} is not one of the {levels} levels");
+                    }
+                    total += sum[p].ln() + max[p] - plane[value as usize * hw + p].to_f64();
+                }
+            }
+            out.push(T::from_f64(total));
+        }
+        Ok(out)
+    }
+}
+
+impl CustomOp2 for SoftmaxNll {
+    fn name(&self) -> &'static str {
+        "softmax-nll"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = l1.shape().dims();
+        let [b, c, levels, h, w] = dims else {
+            candle_core::bail!("softmax-nll: logits (b, c, levels, h, w), got {dims:?}")
+        };
+        if l2.shape().dims() != [*b, *c, *h, *w] {
+            candle_core::bail!("softmax-nll: pixel values {:?} do not fit logits {dims:?}", l2.shape().dims());
+        }
+        let (Some((s, e)), Some((xs, xe))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("softmax-nll needs contiguous inputs");
+        };
+        let CpuStorage::U32(x) = s2 else { candle_core::bail!("softmax-nll: u32 pixel values, got {:?}", s2.dtype()) };
+        let shape = (*b, *c, *levels, h * w);
+        let out = match s1 {
+            CpuStorage::F32(z) => CpuStorage::F32(Self::nll(&z[s..e], &x[xs..xe], shape)?),
+            CpuStorage::F64(z) => CpuStorage::F64(Self::nll(&z[s..e], &x[xs..xe], shape)?),
+            other => candle_core::bail!("softmax-nll: f32 or f64 logits, got {:?}", other.dtype()),
+        };
+        Ok((out, Shape::from(*b)))
+    }
+}
+
 /// The output stack (paper §4, step 3): ReLU → 1×1 mask B (`in` → `d`) → ReLU → 1×1 mask B
 /// (`d` → colours·levels), reshaped to logits `(b, colours, levels, h, w)`.
 #[derive(Debug, Clone)]
@@ -148,8 +220,9 @@ impl OutputStack {
     pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, _) = x.dims4()?;
         let y = self.hidden.forward_channels_last(&x.relu()?)?;
-        let y = self.logits.forward_channels_last(&y.relu()?)?;
-        y.reshape((b, h, w, self.colours, self.head.levels()))?.permute((0, 3, 4, 1, 2))?.contiguous()
+        // The last layer writes the logits channels-first directly: (b, colours·levels, h, w).
+        let y = self.logits.forward_1x1_to_channels_first(&y.relu()?)?;
+        y.reshape((b, self.colours, self.head.levels(), h, w))
     }
 }
 
@@ -186,6 +259,23 @@ mod tests {
         let x = Tensor::new(&[9u8], &Device::Cpu)?.reshape((1, 1, 1, 1))?;
         let nll = Head::Softmax256.nll_per_image(&z, &x)?.to_vec1::<f32>()?[0];
         assert!((nll - std::f32::consts::LN_2).abs() < 1e-5, "{nll}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_cpu_softmax_nll_equals_log_softmax_and_gather() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, c, h, w) = (3, 3, 4, 5);
+        let z = (Tensor::randn(0f32, 1.0, (b, c, 256, h, w), &dev)? * 20.0)?;
+        let x = Tensor::rand(0f32, 256.0, (b, c, h, w), &dev)?.floor()?.to_dtype(DType::U8)?;
+        let fused = Head::Softmax256.nll_per_image(&z, &x)?.to_vec1::<f32>()?;
+        let logp = candle_nn::ops::log_softmax(&z.to_dtype(DType::F64)?, 2)?;
+        let want = logp.gather(&x.to_dtype(DType::U32)?.unsqueeze(2)?, 2)?.neg()?.reshape((b, ()))?.sum(1)?;
+        for (got, want) in fused.iter().zip(want.to_vec1::<f64>()?) {
+            assert!((*got as f64 - want).abs() < 1e-3, "{got} vs {want}");
+        }
+        let bad = Tensor::zeros((b, c, 1, h, w), DType::F32, &dev)?;
+        assert!(Head::Softmax256.nll_per_image(&bad, &x).is_err(), "a value beyond the levels is an error");
         Ok(())
     }
 
