@@ -41,6 +41,13 @@ def data_dir(tmp_path_factory):
     return str(d)
 
 
+def environment(**extra):
+    env = dict(os.environ, PYTHONPATH=REFERENCE, OMP_NUM_THREADS="1", **extra)
+    if sys.platform == "linux":
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo on the loopback, whatever the host name resolves to
+    return env
+
+
 def train(out, data_dir, ranks, *extra):
     """train.py in one process (ranks = 0: no torchrun) or under torchrun with `ranks` gloo ranks."""
     args = ["--out", str(out), "--data-dir", data_dir, *COMMON, *extra]
@@ -49,7 +56,7 @@ def train(out, data_dir, ranks, *extra):
                "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", "-m", "pixelzoo_ref.train", *args]
     else:
         cmd = [sys.executable, "-m", "pixelzoo_ref.train", *args]
-    env = dict(os.environ, PYTHONPATH=REFERENCE, OMP_NUM_THREADS="1", PIXEL_ZOO_TRAIN_DIR=str(out) + "-unused")
+    env = environment(PIXEL_ZOO_TRAIN_DIR=str(out) + "-unused")
     r = subprocess.run(cmd, cwd=REFERENCE, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stdout}\n{r.stderr}"
     return r
@@ -129,7 +136,7 @@ def test_the_global_batch_must_split_evenly(tmp_path, data_dir):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "3",
            "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", "-m", "pixelzoo_ref.train",
            "--out", str(tmp_path / "run"), "--data-dir", data_dir, *COMMON, "--steps", "1"]
-    env = dict(os.environ, PYTHONPATH=REFERENCE, OMP_NUM_THREADS="1")
+    env = environment()
     r = subprocess.run(cmd, cwd=REFERENCE, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
     assert "--batch 8 is the global batch: it must split evenly over the 3 ranks" in r.stdout + r.stderr
