@@ -42,19 +42,21 @@ def read_cifar(paths):
     return np.concatenate(out)
 
 
-def splitmix64_stream(seed, n):
-    """Draw k of the counter-based SplitMix64 stream, for k in 0..n."""
+def splitmix64_stream(seed, n, start=0):
+    """Draw k of the counter-based SplitMix64 stream, for k in start..start + n."""
     with np.errstate(over="ignore"):
-        k = np.arange(1, n + 1, dtype=np.uint64)
+        k = np.arange(start + 1, start + n + 1, dtype=np.uint64)
         z = np.uint64(seed) + k * GOLDEN
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return z ^ (z >> np.uint64(31))
 
 
-def binarize_static(images, seed):
+def binarize_static(images, seed, first=0):
+    """The static binarization of `images`, images first, first + 1, ... of their file (the
+    counter k runs over the whole file, so a part is binarized as it is within the whole)."""
     flat = images.reshape(-1).astype(np.uint64)
-    z = splitmix64_stream(seed, flat.size)
+    z = splitmix64_stream(seed, flat.size, start=first * int(np.prod(images.shape[1:])))
     with np.errstate(over="ignore"):
         bits = (z >> np.uint64(11)) * np.uint64(255) < (flat << np.uint64(53))
     return bits.astype(np.uint8).reshape(images.shape)
@@ -70,9 +72,18 @@ def load_intensities(dataset, data_dir, split):
     return x[:50000] if split == "train" else x[50000:]
 
 
-def binarize_dynamic(intensities, rng):
-    """A fresh binarization: pixel = 1 with probability intensity / 255 (numpy Generator rng)."""
-    u = rng.random(intensities.shape, dtype=np.float32)
+def binarize_dynamic(intensities, rng, part=None):
+    """A fresh binarization: pixel = 1 with probability intensity / 255 (numpy Generator rng).
+
+    part = (lo, hi, n): `intensities` are rows lo..hi of a batch of n images. The draws are made
+    for all n (the same calls on `rng` as for the whole batch) and rows lo..hi of them used, so an
+    image's draw does not depend on how a batch is split over processes."""
+    if part is None:
+        u = rng.random(intensities.shape, dtype=np.float32)
+    else:
+        lo, hi, n = part
+        assert hi - lo == len(intensities), "part does not match the rows given"
+        u = rng.random((n,) + intensities.shape[1:], dtype=np.float32)[lo:hi]
     return (u * 255.0 < intensities).astype(np.uint8)
 
 
@@ -90,13 +101,13 @@ def load(dataset, data_dir, split):
         else:
             x = read_idx_images(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte"))
             seed = SEED_TRAIN
-        x = binarize_static(x, seed) if dataset == "mnist-binarized" else (x >= 128).astype(np.uint8)
-        x = x[:, None]
+        first = 0
         if split == "train":
             x = x[:50000]
         elif split == "valid":
-            x = x[50000:]
-        return x
+            x, first = x[50000:], 50000
+        x = binarize_static(x, seed, first) if dataset == "mnist-binarized" else (x >= 128).astype(np.uint8)
+        return x[:, None]
     if dataset == "cifar10":
         d = os.path.join(data_dir, "cifar10")
         if split == "test":

@@ -91,6 +91,14 @@ def random_fixture(arch, name, cfg, out, seed):
     print(f"random {stem}: logits {tuple(logits.shape)}, nll {nll.tolist()}")
 
 
+def write_random(out, only=()):
+    """Every random-weight fixture of RANDOM (or those of the architectures in `only`) into `out`;
+    fixture i of RANDOM is drawn from seed 100 + i."""
+    for i, ((arch, name), cfg) in enumerate(RANDOM.items()):
+        if not only or arch in only:
+            random_fixture(arch, name, cfg, out, seed=100 + i)
+
+
 def shipped_fixture(path, model_id, data_dir, out, n=8):
     with safe_open(path, "pt") as f:
         cfg = json.loads(f.metadata()["config"])
@@ -117,9 +125,7 @@ def main():
     only = set(filter(None, a.only.split(",")))
     torch.set_num_threads(1)
     os.makedirs(a.out, exist_ok=True)
-    for i, ((arch, name), cfg) in enumerate(RANDOM.items()):
-        if not only or arch in only:
-            random_fixture(arch, name, cfg, a.out, seed=100 + i)
+    write_random(a.out, only)
     if os.path.isdir(a.weights_dir):
         for f in sorted(os.listdir(a.weights_dir)):
             if f.endswith(".safetensors") and (not only or f[: -len(".safetensors")] in only):

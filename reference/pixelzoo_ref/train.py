@@ -25,6 +25,15 @@ both RNG states, the position in the data order, the legs so far), `curves.csv` 
   `--warmup` steps of linear warm-up after every start without optimizer state.
 - `--precision bf16` trains under CPU/CUDA bf16 autocast (the loss in float32); `--compile` wraps
   the model in torch.compile. Exports are always float32.
+- Several processes, on one host or several: launched by torchrun, e.g.
+  `torchrun --nproc-per-node 4 -m pixelzoo_ref.train ...`, it trains with DistributedDataParallel
+  (gloo on CPUs, NCCL with `--device cuda`, one GPU per process). `--batch` is the global batch,
+  split evenly over the ranks; every rank walks the same seeded order and takes its own slice of
+  each batch (dynamic binarization draws for the whole batch, then slices), the gradient is the
+  mean over the global batch, so the optimizer step and the EMA are those of one process with the
+  same batch. Rank 0 alone reads the checkpoint or `--init-from` (and sends it to the others),
+  validates, writes curves, checkpoints and exports. A checkpoint holds no trace of the number of
+  ranks: it resumes with any number that divides the batch, or in one process.
 
 Adam or RMSProp, shuffled batches from a fixed seed, gradient-norm clipping at 1, a validation split
 carved from the training set (the last 10,000 MNIST / 5,000 CIFAR-10 training images; selection on
@@ -43,6 +52,7 @@ import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -107,6 +117,8 @@ def parse(argv=None):
     p.add_argument("--init-from", default=None,
                    help="exported weights to start from when there is no checkpoint (a fine-tune)")
     p.add_argument("--hardware", default=None, help="what this leg runs on, for the record")
+    p.add_argument("--dist-timeout", type=float, default=60.0,
+                   help="torchrun: minutes a rank waits for the others (rank 0 validates meanwhile)")
     args = p.parse_args(argv)
     if args.steps is None:
         args.steps = 10000 if args.schedule == "cosine" else 2**62
@@ -233,7 +245,7 @@ class Ema:
 
     def load_state_dict(self, st):
         self.updates = st["updates"]
-        self.shadow = {k: v.clone() for k, v in st["shadow"].items()}
+        self.shadow = {k: v.to(self.shadow[k].device, copy=True) for k, v in st["shadow"].items()}
 
 
 def learning_rate(args, step, images, seconds, leg_step):
@@ -262,18 +274,6 @@ def init_weights_record(path):
     return images, seconds, legs, meta
 
 
-def load_init_weights(model, path, cfg):
-    record = init_weights_record(path)
-    meta = record[3]
-    if "config" in meta and json.loads(meta["config"]) != cfg:
-        raise SystemExit(f"{path}: its config {meta['config']} is not this run's {json.dumps(cfg, sort_keys=True)}")
-    state = load_file(path)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"{path}: missing {missing}, unexpected {unexpected}")
-    return record
-
-
 def host_description(threads):
     cpu = platform.processor() or platform.machine()
     try:
@@ -287,23 +287,118 @@ def host_description(threads):
     return f"{cpu}, {os.cpu_count()} cores, {threads} thread(s)"
 
 
+class Ranks:
+    """This process among the ranks torchrun started (WORLD_SIZE, RANK, LOCAL_RANK in the
+    environment), or the only one. With one rank there is no process group and no DDP: the run is
+    exactly the single-process one."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = None
+
+    @property
+    def distributed(self):
+        return self.world > 1
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def start(self, args):
+        """The device of this rank (`--device cuda` = cuda:LOCAL_RANK under torchrun) and the process
+        group: NCCL for CUDA, gloo otherwise."""
+        device = torch.device(args.device)
+        if self.distributed and device.type == "cuda":
+            if device.index is not None:
+                raise SystemExit("under torchrun give --device cuda: rank r of a host uses cuda:LOCAL_RANK")
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        self.device = device
+        if self.distributed:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(minutes=args.dist_timeout))
+        return device
+
+    def shard(self, batch):
+        """Rows lo..hi of a global batch that are this rank's."""
+        n = batch // self.world
+        return self.rank * n, (self.rank + 1) * n
+
+    def broadcast(self, obj):
+        """Rank 0's `obj` on every rank (pickled; tensors in it should be on the CPU)."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def sum(self, values):
+        """Elementwise sum over the ranks of a list of floats (float64)."""
+        if not self.distributed:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def close(self):
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def read_start(args, cfg, ckpt_path):
+    """What the run starts from, read by rank 0 alone: ("checkpoint", ck), ("init", (record,
+    weights)), ("fresh", None) or ("error", message). Tensors on the CPU."""
+    try:
+        if args.resume and os.path.exists(ckpt_path):
+            ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            if ck.get("config", cfg) != cfg:
+                return "error", f"{ckpt_path} holds another config: {ck['config']}"
+            return "checkpoint", ck
+        if args.init_from:
+            record = init_weights_record(args.init_from)
+            meta = record[3]
+            if "config" in meta and json.loads(meta["config"]) != cfg:
+                return "error", (f"{args.init_from}: its config {meta['config']} is not this run's "
+                                 f"{json.dumps(cfg, sort_keys=True)}")
+            return "init", (record, load_file(args.init_from))
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        return "error", f"cannot read the start of the run: {e}"
+    return "fresh", None
+
+
 def main(argv=None):
     args = parse(argv)
+    ranks = Ranks()
+    if args.batch % ranks.world:
+        raise SystemExit(f"--batch {args.batch} is the global batch: it must split evenly over the {ranks.world} "
+                         f"ranks (give a multiple of {ranks.world}, or another --nproc-per-node)")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    os.makedirs(args.out, exist_ok=True)
     dynamic = args.dynamic_binarization
     if dynamic and args.dataset != "mnist-binarized":
         raise SystemExit("--dynamic-binarization is for mnist-binarized only")
+    device = ranks.start(args)
+    try:
+        run(args, ranks, rng, device, argv)
+    finally:
+        ranks.close()
+
+
+def run(args, ranks, rng, device, argv):
+    dynamic = args.dynamic_binarization
+    say = print if ranks.main else (lambda *a, **k: None)
+    if ranks.main:
+        os.makedirs(args.out, exist_ok=True)
     train = D.load_intensities(args.dataset, args.data_dir, "train") if dynamic else D.load(args.dataset, args.data_dir, "train")
-    valid = D.load(args.dataset, args.data_dir, "valid")
-    if args.valid_limit:
+    valid = D.load(args.dataset, args.data_dir, "valid") if ranks.main else None
+    if args.valid_limit and ranks.main:
         valid = valid[: args.valid_limit]
     cfg = config_from(args, train.shape[1:])
     dims = int(np.prod(train.shape[1:]))
-    device = torch.device(args.device)
     model = build(cfg).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     opt_cls = torch.optim.Adam if args.optimizer == "adam" else torch.optim.RMSprop
@@ -314,10 +409,11 @@ def main(argv=None):
     order, pos = rng.permutation(len(train)), 0
     step, images, best, train_seconds = 0, 0, float("inf"), 0.0
     legs, fresh_optimizer = [], True
-    if args.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ck.get("config", cfg) != cfg:
-            raise SystemExit(f"{ckpt_path} holds another config: {ck['config']}")
+    kind, start = ranks.broadcast(read_start(args, cfg, ckpt_path) if ranks.main else None)
+    if kind == "error":
+        raise SystemExit(start)
+    if kind == "checkpoint":
+        ck = start
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         rng = ck["rng"]
@@ -332,36 +428,51 @@ def main(argv=None):
             else:
                 ema = Ema(model, args.ema)
         fresh_optimizer = False
-        print(f"resumed at step {step} ({images} images, {train_seconds:.0f} s), best valid {best:.4f}", flush=True)
-    elif args.init_from:
-        images, train_seconds, legs, _ = load_init_weights(model, args.init_from, cfg)
+        say(f"resumed at step {step} ({images} images, {train_seconds:.0f} s), best valid {best:.4f}", flush=True)
+    elif kind == "init":
+        (images, train_seconds, legs, _), weights = start
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise SystemExit(f"{args.init_from}: missing {missing}, unexpected {unexpected}")
         if ema is not None:
             ema = Ema(model, args.ema)
-        print(f"fine-tune from {args.init_from} ({images} images, {train_seconds:.0f} s behind it)", flush=True)
+        say(f"fine-tune from {args.init_from} ({images} images, {train_seconds:.0f} s behind it)", flush=True)
     elif args.resume:
-        print(f"no checkpoint in {args.out}: a fresh run", flush=True)
+        say(f"no checkpoint in {args.out}: a fresh run", flush=True)
+    del start
 
-    leg = {"command": "python -m pixelzoo_ref.train " + " ".join(sys.argv[1:] if argv is None else argv),
+    launcher = "torchrun -m" if ranks.distributed else "python -m"
+    leg = {"command": f"{launcher} pixelzoo_ref.train " + " ".join(sys.argv[1:] if argv is None else argv),
            "hardware": args.hardware or host_description(torch.get_num_threads()),
            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "start_step": step, "start_images": images, "start_seconds": round(train_seconds, 1),
            "from": "checkpoint" if not fresh_optimizer else (args.init_from or "scratch")}
+    if ranks.distributed:
+        leg["ranks"] = ranks.world  # "hardware" is rank 0's host
     legs.append(leg)
 
     def record_leg():
         leg.update(end_step=step, end_images=images, end_seconds=round(train_seconds, 1),
                    ended=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
-    csv_path = os.path.join(args.out, "curves.csv")
-    new_csv = not os.path.exists(csv_path) or fresh_optimizer and not args.init_from and not args.resume
-    csv_file = open(csv_path, "w" if new_csv else "a", newline="")
-    writer = csv.writer(csv_file)
-    if new_csv:
-        writer.writerow(["step", "images", "train_seconds", "lr", "train_nll", "train_bpd", "valid_nll", "valid_bpd", "leg"])
-    print(f"config {json.dumps(cfg)}; {n_params} parameters; {len(train)} train, {len(valid)} valid images; "
-          f"state in {args.out}", flush=True)
+    if ranks.main:
+        csv_path = os.path.join(args.out, "curves.csv")
+        new_csv = not os.path.exists(csv_path) or fresh_optimizer and not args.init_from and not args.resume
+        csv_file = open(csv_path, "w" if new_csv else "a", newline="")
+        writer = csv.writer(csv_file)
+        if new_csv:
+            writer.writerow(["step", "images", "train_seconds", "lr", "train_nll", "train_bpd", "valid_nll", "valid_bpd",
+                             "leg"])
+        print(f"config {json.dumps(cfg)}; {n_params} parameters; {len(train)} train, {len(valid)} valid images; "
+              f"state in {args.out}" + (f"; {ranks.world} ranks of {args.batch // ranks.world} images" if
+                                        ranks.distributed else ""), flush=True)
 
-    forward = torch.compile(model) if args.compile else model
+    net = model
+    if ranks.distributed:
+        # Every rank holds the same weights already; the masks are buffers that never change.
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
+    forward = torch.compile(net) if args.compile else net
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
     def save_checkpoint():
@@ -374,10 +485,13 @@ def main(argv=None):
         torch.save(st, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)
 
-    stop = {"signal": None}
+    # "signal": the stop every rank agrees on (the same step everywhere); "local": this rank's
+    stop = {"signal": None, "local": None}
 
     def on_signal(signum, _frame):
-        stop["signal"] = signum
+        stop["local"] = signum
+        if not ranks.distributed:
+            stop["signal"] = signum
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -427,24 +541,38 @@ def main(argv=None):
             order, pos = rng.permutation(len(train)), 0
         idx = order[pos : pos + args.batch]
         pos += args.batch
-        batch = D.binarize_dynamic(train[idx], rng) if dynamic else train[idx]
+        if ranks.distributed:
+            lo, hi = ranks.shard(args.batch)
+            batch = D.binarize_dynamic(train[idx[lo:hi]], rng, (lo, hi, len(idx))) if dynamic else train[idx[lo:hi]]
+        else:
+            batch = D.binarize_dynamic(train[idx], rng) if dynamic else train[idx]
         loss = training_step(model, forward, opt, torch.from_numpy(batch).to(device), cfg["head"], autocast)
         if ema is not None:
             ema.update(model)
         step += 1
         leg_step += 1
         images += args.batch
-        train_seconds += time.time() - t0
-        window_loss += loss.item()
+        dt, loss_value = time.time() - t0, loss.item()
+        if ranks.distributed:
+            # One reduction per step: the global batch's mean loss, the mean step time (so that
+            # every rank's schedule and time budget agree) and whether any rank was signalled.
+            loss_sum, dt_sum, signalled = ranks.sum([loss_value, dt, float(stop["local"] is not None)])
+            loss_value, dt = loss_sum / ranks.world, dt_sum / ranks.world
+            if signalled:
+                stop["signal"] = stop["local"] or "(on another rank)"
+        train_seconds += dt
+        window_loss += loss_value
         window_n += 1
         if step % 50 == 0:
             dt = time.time() - t_window
             l = window_loss / window_n
-            print(f"step {step} images {images} ({train_seconds:.0f} s) loss {l:.3f} nats/img "
-                  f"{l / dims / math.log(2):.4f} bits/dim {window_n * args.batch / dt:.1f} img/s lr {lr:.2e}", flush=True)
+            say(f"step {step} images {images} ({train_seconds:.0f} s) loss {l:.3f} nats/img "
+                f"{l / dims / math.log(2):.4f} bits/dim {window_n * args.batch / dt:.1f} img/s lr {lr:.2e}", flush=True)
             train_nll = l
             window_loss, window_n, t_window = 0.0, 0, time.time()
         finished = leg_over()
+        if not ranks.main:
+            continue  # rank 0 alone validates and writes; the others wait for it in the next step
         if stop["signal"] is not None:
             save_checkpoint()  # first: a second signal may follow soon
         if step % args.eval_every == 0 or finished and stop["signal"] is None:
@@ -453,9 +581,11 @@ def main(argv=None):
             save_checkpoint()
             last_ckpt = time.time()
     if stop["signal"] is not None:
-        print(f"stopped by signal {stop['signal']}; checkpoint saved at step {step}", flush=True)
-    print(f"done: {step} steps, {images} images, {train_seconds:.0f} s training, best valid {best:.4f} nats/img",
-          flush=True)
+        say(f"stopped by signal {stop['signal']}; checkpoint saved at step {step}", flush=True)
+    say(f"done: {step} steps, {images} images, {train_seconds:.0f} s training, best valid {best:.4f} nats/img",
+        flush=True)
+    if ranks.main:
+        csv_file.close()
 
 
 if __name__ == "__main__":

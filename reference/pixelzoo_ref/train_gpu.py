@@ -21,6 +21,10 @@ Time: each model gets `--time-budget / number of models` seconds of *training* (
 `cosine` schedule it would instead shape the decay over the whole run). Start-up, data loading and
 validation come on top, so the wall time is somewhat longer than the budget.
 
+Several GPUs of one host: `--gpus N` runs each train.py under `torchrun --standalone
+--nproc-per-node N` (DistributedDataParallel, one process per GPU); the default batch is then the
+per-GPU batch below times N (`--batch` gives the global batch).
+
 On the CPU (a smoke test): `--device cpu --batch 2 --threads 1 --valid-limit 4 --time-budget 120`.
 """
 import argparse
@@ -58,7 +62,9 @@ def parse(argv=None):
     p.add_argument("--export-dir", default=None, help="where NAME.safetensors copies go (default TRAIN_DIR/export)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
-    p.add_argument("--batch", type=int, default=0, help="0 = per data set: " + ", ".join(f"{k} {v}" for k, v in GPU_BATCH.items()))
+    p.add_argument("--batch", type=int, default=0, help="the global batch; 0 = per data set and GPU: "
+                   + ", ".join(f"{k} {v}" for k, v in GPU_BATCH.items()) + ", times --gpus")
+    p.add_argument("--gpus", type=int, default=1, help="processes (GPUs) per run: > 1 launches train.py under torchrun")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-half-life", type=float, default=5e6,
                    help="images per halving of the lr (openai/pixel-cnn's 0.999995 per step at batch 128 is ~18M); "
@@ -100,17 +106,20 @@ def gpu_description(device):
 
 def train_command(args, name, budget, hardware):
     dataset = P.get(name)["dataset"]
-    batch = args.batch or GPU_BATCH[P.family(dataset)]
-    cmd = [sys.executable, "-m", "pixelzoo_ref.train", "--preset", name,
-           "--out", os.path.join(args.train_dir, name), "--data-dir", args.data_dir,
-           "--device", args.device, "--precision", args.precision,
-           "--batch", str(batch), "--optimizer", "adam", "--lr", str(args.lr),
-           "--schedule", "half-life", "--lr-half-life", str(args.lr_half_life), "--warmup", str(args.warmup),
-           "--ema", str(args.ema), "--time-budget", f"{budget:.1f}",
-           # half-life: --steps is only a cap, and counts the steps of all legs: set it out of the way
-           "--steps", str(10 ** 12),
-           "--eval-every", str(args.eval_every), "--valid-limit", str(args.valid_limit),
-           "--checkpoint-minutes", str(args.checkpoint_minutes), "--seed", str(args.seed), "--resume"]
+    batch = args.batch or GPU_BATCH[P.family(dataset)] * args.gpus
+    launch = [sys.executable]
+    if args.gpus > 1:
+        launch += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.gpus)]
+    cmd = launch + ["-m", "pixelzoo_ref.train", "--preset", name,
+                    "--out", os.path.join(args.train_dir, name), "--data-dir", args.data_dir,
+                    "--device", args.device, "--precision", args.precision,
+                    "--batch", str(batch), "--optimizer", "adam", "--lr", str(args.lr),
+                    "--schedule", "half-life", "--lr-half-life", str(args.lr_half_life), "--warmup", str(args.warmup),
+                    "--ema", str(args.ema), "--time-budget", f"{budget:.1f}",
+                    # half-life: --steps is only a cap, and counts the steps of all legs: set it out of the way
+                    "--steps", str(10 ** 12),
+                    "--eval-every", str(args.eval_every), "--valid-limit", str(args.valid_limit),
+                    "--checkpoint-minutes", str(args.checkpoint_minutes), "--seed", str(args.seed), "--resume"]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if hardware:
@@ -173,7 +182,8 @@ def main(argv=None):
         rc = child["proc"].wait()
         child["proc"] = None
         wall = time.time() - t0
-        if rc != 0:
+        # torchrun itself exits with an error after passing a signal on; its ranks have checkpointed
+        if rc != 0 and not (args.gpus > 1 and stop["signal"] is not None):
             results.append((name, f"train.py failed (exit {rc}) after {wall:.0f} s", None))
             continue
         meta, where = export_copy(args, name)
