@@ -1,0 +1,135 @@
+"""The zoo (Candle) against PyTorch on the CPU, in one run: the forward pass of a batch and `eval`
+throughput, for the same weights, images, dtype (float32) and thread count.
+
+    cargo build --release -p zoo
+    cd reference && PYTHONPATH=. python -m pixelzoo_ref.bench_compare                 # every trained model
+    python -m pixelzoo_ref.bench_compare --models pixelcnn-cifar10 --eval-images 200 --markdown
+
+Per model, measured one after the other on this machine:
+- forward: `zoo bench ID --forward-only --json` (the median of --repeats passes of a --batch of
+  images, the batch split over the threads as the zoo's commands do) against `bench_forward`'s
+  `torch.inference_mode` forward of the same batch with `--threads` intra-op threads;
+- eval: the wall-clock of `zoo eval ID --limit N --batch B` (the process, including loading the
+  weights and the data) against the same NLL loop in PyTorch (loading included), in images/s.
+
+Ratios > 1 mean the zoo is faster. A benchmark, not a test; the machines are shared and noisy, so
+compare figures from one run only.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+
+import numpy as np
+import torch
+
+from . import data as D
+from .bench_forward import ROOT, load_model, manifest_models, time_forward, trained_ids
+from .layers import nll_per_image
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def zoo_forward_ms(zoo, mid, batch, repeats, env):
+    out = subprocess.run([zoo, "bench", mid, "--forward-only", "--json", "--batch", str(batch), "--reps", str(repeats)],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return 1000 * json.loads(out)[0]["forward_s"]
+
+
+def zoo_eval(zoo, mid, n, batch, env):
+    t0 = time.perf_counter()
+    out = subprocess.run([zoo, "eval", mid, "--limit", str(n), "--batch", str(batch), "--json"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    seconds = time.perf_counter() - t0
+    return seconds, json.loads(out)
+
+
+def torch_eval(path, images, batch):
+    t0 = time.perf_counter()
+    model, cfg = load_model(path)
+    total = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch]))
+            total += nll_per_image(model(x).float(), x, cfg["head"]).double().sum().item()
+    return time.perf_counter() - t0, total / len(images)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=None)
+    p.add_argument("--zoo", default=os.path.join(ROOT, "target", "release", "zoo"))
+    p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", os.path.join(ROOT, "..", "shared", "data")))
+    p.add_argument("--weights-dir", default=os.path.join(ROOT, "weights"))
+    p.add_argument("--batch", type=int, default=16, help="forward pass: images per batch")
+    p.add_argument("--eval-images", type=int, default=1000, help="eval: test images (0 = skip eval)")
+    p.add_argument("--eval-batch", type=int, default=50, help="eval: images per batch (zoo eval's default)")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--markdown", action="store_true", help="a Markdown table (for the README)")
+    a = p.parse_args(argv)
+    if not os.path.exists(a.zoo):
+        p.error(f"{a.zoo} not found: build it with `cargo build --release -p zoo`, or pass --zoo")
+
+    torch.set_num_threads(a.threads)
+    env = dict(os.environ, PIXEL_ZOO_DATA=a.data_dir, PIXEL_ZOO_WEIGHTS_DIR=a.weights_dir)
+    # The zoo's bench splits the batch over every core and eval runs each product on every core:
+    # compare at the machine's core count only.
+    if a.threads != os.cpu_count():
+        p.error(f"--threads {a.threads}: the zoo uses all {os.cpu_count()} cores; compare at --threads {os.cpu_count()}")
+    models = manifest_models()
+    ids = a.models or trained_ids(models)
+    data = {}
+    rows = []
+    for mid in ids:
+        m = models[mid]
+        path = os.path.join(a.weights_dir, m["weights"])
+        if m["dataset"] not in data:
+            data[m["dataset"]] = D.load(m["dataset"], a.data_dir, "test")
+        images = data[m["dataset"]]
+        model, _ = load_model(path)
+        x = torch.from_numpy(np.ascontiguousarray(images[: a.batch]))
+        # Interleaved, so that a change in the machine's load hits both sides alike.
+        zoo_ms = zoo_forward_ms(a.zoo, mid, a.batch, a.repeats, env)
+        times, _ = time_forward(model, x, 1, a.repeats)
+        torch_ms = 1000 * sorted(times)[len(times) // 2]
+        row = {"model": mid, "zoo_forward_ms": round(zoo_ms, 2), "torch_forward_ms": round(torch_ms, 2),
+               "forward_ratio": round(torch_ms / zoo_ms, 3)}
+        if a.eval_images:
+            n = min(a.eval_images, len(images))
+            zoo_s, zoo_json = zoo_eval(a.zoo, mid, n, a.eval_batch, env)
+            torch_s, torch_nll = torch_eval(path, images[:n], a.eval_batch)
+            row.update({"eval_images": n, "zoo_eval_img_s": round(n / zoo_s, 2), "torch_eval_img_s": round(n / torch_s, 2),
+                        "eval_ratio": round(torch_s / zoo_s, 3), "zoo_nll": zoo_json.get("nll_nats"),
+                        "torch_nll": round(torch_nll, 4)})
+        rows.append(row)
+        if not a.markdown:
+            print(json.dumps(row), flush=True)
+    head = (f"{cpu_model()}, {a.threads} threads, float32; forward: batch {a.batch}, median of {a.repeats}; "
+            f"eval: {a.eval_images} test images in batches of {a.eval_batch}, wall-clock with loading; "
+            f"PyTorch {torch.__version__}")
+    if a.markdown:
+        print(head + "\n")
+        print("| model | forward zoo (ms) | forward PyTorch (ms) | zoo faster by | eval zoo (img/s) | eval PyTorch (img/s) | zoo faster by |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            print(f"| `{r['model']}` | {r['zoo_forward_ms']:.1f} | {r['torch_forward_ms']:.1f} | {r['forward_ratio']:.2f}× | "
+                  f"{r.get('zoo_eval_img_s', '–')} | {r.get('torch_eval_img_s', '–')} | "
+                  f"{str(r['eval_ratio']) + '×' if 'eval_ratio' in r else '–'} |")
+    else:
+        print(head)
+
+
+if __name__ == "__main__":
+    main()
