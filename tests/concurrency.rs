@@ -108,3 +108,23 @@ fn the_same_seed_gives_byte_identical_pngs_on_every_run_and_thread_count() {
         }
     }
 }
+
+/// A batch larger than one part ([`pixel_zoo::ops::sampler::PART_IMAGES`]) is sampled in waves of
+/// parts; the images are those of any other split, and progress climbs once to the end.
+#[test]
+fn a_batch_sampled_in_waves_of_parts_gives_the_same_images() {
+    let m = load("pixelcnn-mnist");
+    let n = pixel_zoo::ops::sampler::PART_IMAGES + 6;
+    let o = |threads: usize| SampleOptions { count: n, seed: 7, threads, ..Default::default() };
+    let mut reports = Vec::new();
+    let waves = pixel_zoo::sample((*m).as_ref(), &o(1), &mut |done, total| reports.push((done, total)))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<u8>()
+        .unwrap();
+    assert_eq!(waves, draw(&m, &o(2)), "two waves of one part vs one wave of two parts");
+    let (done, total) = *reports.last().unwrap();
+    assert_eq!((done, total), (2 * 28, 2 * 28), "progress over both waves ends at its total");
+    assert!(reports.windows(2).all(|r| r[0].0 <= r[1].0), "progress never goes back");
+}

@@ -111,7 +111,7 @@ def main(argv=None):
             zoo_s, zoo_json = zoo_eval(a.zoo, mid, n, a.eval_batch, env)
             torch_s, torch_nll = torch_eval(path, images[:n], a.eval_batch)
             row.update({"eval_images": n, "zoo_eval_img_s": round(n / zoo_s, 2), "torch_eval_img_s": round(n / torch_s, 2),
-                        "eval_ratio": round(torch_s / zoo_s, 3), "zoo_nll": zoo_json.get("nll_nats"),
+                        "eval_ratio": round(torch_s / zoo_s, 3), "zoo_nll": round(zoo_json["nll_nats_per_image"], 4),
                         "torch_nll": round(torch_nll, 4)})
         rows.append(row)
         if not a.markdown:

@@ -111,9 +111,15 @@ pub fn complete(
     generate(model, start, keep_rows, &opts, progress)
 }
 
+/// The most images one part of a batch samples at once. A part's session caches grow with its
+/// images (about 1 MB per CIFAR-10 image for the PixelCNN), so a large batch is sampled in waves of
+/// parts of at most this many, one part per thread; the images do not depend on it.
+pub const PART_IMAGES: usize = 64;
+
 /// Fills rows `first_row..h` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).
-/// The batch is split into `opts.threads` parts sampled in parallel; image `i` draws from its own
-/// ChaCha8 stream (seed, stream `i`), so the images do not depend on the split.
+/// The batch is split into parts of at most [`PART_IMAGES`], sampled `opts.threads` at a time in
+/// parallel; image `i` draws from its own ChaCha8 stream (seed, stream `i`), so the images do not
+/// depend on the split.
 fn generate(
     model: &dyn PixelModel,
     mut pixels: Vec<u8>,
@@ -123,18 +129,25 @@ fn generate(
 ) -> Result<Tensor> {
     let s = model.spec();
     let (n, dims) = (opts.count, s.dims());
-    let per_part = n.div_ceil(thread_count(opts.threads, n));
-    let parts: Vec<(usize, &mut [u8])> =
+    let threads = thread_count(opts.threads, n);
+    let per_part = n.div_ceil(threads).min(PART_IMAGES);
+    let mut parts: Vec<(usize, &mut [u8])> =
         pixels.chunks_mut(per_part * dims).enumerate().map(|(k, part)| (k * per_part, part)).collect();
-    // The first part runs on this thread and reports progress.
-    in_parallel(
-        parts,
-        |(first_image, part)| generate_part(model, part, first_image, first_row, opts, progress),
-        |_, (first_image, part)| generate_part(model, part, first_image, first_row, opts, &mut |_, _| {}),
-        || Err(Error::InvalidArgument("a sampling thread panicked".into())),
-    )
-    .into_iter()
-    .collect::<Result<Vec<()>>>()?;
+    let waves = parts.len().div_ceil(threads);
+    for wave in 0..waves {
+        let rest = parts.split_off(threads.min(parts.len()));
+        let this_wave = std::mem::replace(&mut parts, rest);
+        // The first part of each wave runs on this thread and reports progress, over all waves.
+        let mut report = |done: usize, total: usize| progress(wave * total + done, waves * total);
+        in_parallel(
+            this_wave,
+            |(first_image, part)| generate_part(model, part, first_image, first_row, opts, &mut report),
+            |_, (first_image, part)| generate_part(model, part, first_image, first_row, opts, &mut |_, _| {}),
+            || Err(Error::InvalidArgument("a sampling thread panicked".into())),
+        )
+        .into_iter()
+        .collect::<Result<Vec<()>>>()?;
+    }
     let (c, h, w) = (s.channels, s.height, s.width);
     Ok(Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?)
 }
