@@ -125,6 +125,14 @@ pub trait MultiScaleModel: PixelModel {
         row.is_multiple_of(self.factor()) && col.is_multiple_of(self.factor())
     }
 
+    /// The small image of `x` `(b, c, h, w)`: `x[:, :, ::f, ::f]`, `(b, c, h / f, w / f)` (rounded up).
+    fn small_image(&self, x: &Tensor) -> Result<Tensor> {
+        let (f, (_, _, h, w)) = (self.factor() as u32, x.dims4()?);
+        let rows = Tensor::arange_step(0u32, h as u32, f, x.device())?;
+        let cols = Tensor::arange_step(0u32, w as u32, f, x.device())?;
+        x.index_select(&rows, 2)?.index_select(&cols, 3)
+    }
+
     /// The negative log-likelihood of each image in nats, split: `x` `(b, c, h, w)` →
     /// (−log p(x[::f, ::f]), −log p(x | x[::f, ::f])), each `(b,)`; their sum is
     /// [`PixelModel::nll`]. One pass of the network.

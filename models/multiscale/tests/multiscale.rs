@@ -159,6 +159,9 @@ fn the_split_likelihood_is_the_small_stages_plus_the_upscalings() -> anyhow::Res
         let (small, up) = (small.to_vec1::<f64>()?, up.to_vec1::<f64>()?);
         let total = model.nll(&x)?.to_vec1::<f64>()?;
         let small_stage = model.small().nll(&model.small_image(&x)?)?.to_vec1::<f64>()?;
+        // The trait's small image (what the library's users get through `multi_scale()`) is the model's.
+        let via_trait = MultiScaleModel::small_image(&model, &x)?.flatten_all()?.to_vec1::<u8>()?;
+        assert_eq!(via_trait, model.small_image(&x)?.flatten_all()?.to_vec1::<u8>()?, "{name}");
         for i in 0..3 {
             assert!(
                 (small[i] - small_stage[i]).abs() < 1e-9,
