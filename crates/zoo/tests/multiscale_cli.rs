@@ -49,9 +49,25 @@ fn complete_keeps_the_given_rows() {
         "2",
         "-o",
         out.to_str().unwrap(),
+        "--gif",
+        dir.path().join("c.gif").to_str().unwrap(),
     ]);
     // original | occluded | 2 completions; the completions keep rows 0..10.
     let img = image::open(&out).unwrap().into_luma8();
+    // The GIF: the original, the occluded image and the kept rows from the first frame, the other
+    // 18 rows' 504 pixels a frame per 28 of them in the multi-scale order, the last frame the grid.
+    let frames = gif_frames(&dir.path().join("c.gif"));
+    assert_eq!(frames.len(), 1 + 504 / 28);
+    for k in 0..4u32 {
+        for y in 0..28 {
+            for x in 0..28 {
+                let (gx, gy) = (2 + k * 30 + x, 2 + y);
+                let want = if k < 2 || y < 10 { img.get_pixel(gx, gy)[0] } else { 64 };
+                assert_eq!(frames[0].get_pixel(gx, gy)[0], want, "frame 0, tile {k} at ({x},{y})");
+                assert_eq!(frames[18].get_pixel(gx, gy)[0], img.get_pixel(gx, gy)[0], "the last frame");
+            }
+        }
+    }
     for k in 2..4 {
         for y in 0..10 {
             for x in 0..28 {
