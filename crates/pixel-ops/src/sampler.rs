@@ -157,7 +157,15 @@ fn images_of(x: &Tensor, spec: &crate::ImageSpec, what: &str) -> Result<Vec<Vec<
     if n == 0 {
         return Err(Error::InvalidArgument(format!("{what}: none given")));
     }
-    Ok(x.flatten_from(1)?.to_vec2::<u8>()?)
+    let images = x.flatten_from(1)?.to_vec2::<u8>()?;
+    let values = spec.head.values();
+    if let Some(v) = images.iter().flatten().find(|&&v| usize::from(v) >= values) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} hold the value {v}; the model's pixel values are 0..={}",
+            values - 1
+        )));
+    }
+    Ok(images)
 }
 
 /// Fills the pixels not `given` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).

@@ -139,7 +139,8 @@ fn upscaling_with_the_same_seed_gives_the_same_images_and_cached_equals_naive() 
 }
 
 #[test]
-fn upscaling_refuses_a_single_scale_model_and_a_small_image_of_the_wrong_size() -> anyhow::Result<()> {
+fn upscaling_refuses_a_single_scale_model_a_small_image_of_the_wrong_size_and_values_out_of_range() -> anyhow::Result<()>
+{
     let model = random_model("rgb", None, DType::F32)?;
     let small = random_images(model.small(), 1, 1)?;
     let err = upscale(model.small(), &small, &SampleOptions::default(), &mut |_, _| {}).unwrap_err().to_string();
@@ -147,6 +148,13 @@ fn upscaling_refuses_a_single_scale_model_and_a_small_image_of_the_wrong_size() 
     let full = random_images(&model, 1, 1)?;
     let err = upscale(&model, &full, &SampleOptions::default(), &mut |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("the small images to upscale are [1, 3, 6, 6]; the model takes (n, 3, 3, 3)"), "{err}");
+    let binary = random_model("binary", None, DType::F32)?;
+    let white = Tensor::full(255u8, (1, 1, 2, 2), &Device::Cpu)?;
+    let err = upscale(&binary, &white, &SampleOptions::default(), &mut |_, _| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("the small images to upscale hold the value 255; the model's pixel values are 0..=1"),
+        "{err}"
+    );
     Ok(())
 }
 
