@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "zoo", version, about = "PixelRNN-family image models: sample, eval, score, complete", long_about = None)]
+#[command(name = "zoo", version, about = "PixelRNN-family image models: sample, eval, score, complete, upscale, compress", long_about = None)]
 pub struct Cli {
     /// Where to run: auto picks cuda, then metal, then cpu.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto, global = true)]
