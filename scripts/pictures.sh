@@ -3,8 +3,14 @@
 #   docs/samples/ID.png      64 samples of each trained model (`zoo sample ID -n 64 --seed 2016`)
 #   docs/completions/ID.png  each model completing test image 0 from its top half
 #                            (`zoo complete ID --image … --keep-rows H/2 -n 4 --seed 2016`)
+#   docs/upscale/ID.png      a multi-scale model upscaling test images 0-3 from their x[::2, ::2]
+#                            (`zoo upscale ID --from-full … -n 4 --seed 2016`: input | 4 upscalings | original)
+#   docs/upscale/ID.gif      the same for test image 0 alone, being drawn (`--gif`)
+#   docs/drawing/ID.gif      16 samples being drawn (`zoo sample ID -n 16 --seed 2016 --gif …`), for
+#                            the ids in $GIFS (default: multiscale-mnist pixelcnn-mnist)
 #   docs/curves-*.png        the training curves, from docs/curves/*.csv (reference/pixelzoo_ref/plot_curves.py)
-# Usage: scripts/pictures.sh [ID...]   (ZOO=path/to/zoo, PIXEL_ZOO_DATA=data dir; default: all models)
+# Usage: scripts/pictures.sh [ID...]   (ZOO=path/to/zoo, PIXEL_ZOO_DATA=data dir; default: all models;
+#        ONLY=upscale: the upscaling pictures and the GIFs alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZOO=${ZOO:-target/release/zoo}
@@ -14,7 +20,7 @@ ids=("$@")
 [ ${#ids[@]} -gt 0 ] || ids=(pixelcnn-mnist row-lstm-mnist diagonal-bilstm-mnist multiscale-mnist
                              pixelcnn-cifar10 row-lstm-cifar10 diagonal-bilstm-cifar10 multiscale-cifar10)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-# Test image 0 of each data set as a PNG (greyscale MNIST: the zoo reads a value >= 128 as 1).
+# Test images 0-3 of each data set as PNGs (greyscale MNIST: the zoo reads a value >= 128 as 1).
 python3 - "$DATA" "$tmp" <<'PY'
 import gzip, struct, sys, zlib
 data, out = sys.argv[1], sys.argv[2]
@@ -24,16 +30,27 @@ def png(path, w, h, channels, pixels):
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0 if channels == 1 else 2, 0, 0, 0)
     open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 mnist = gzip.open(f"{data}/mnist/t10k-images-idx3-ubyte.gz").read()
-png(f"{out}/mnist.png", 28, 28, 1, mnist[16:16 + 784])
-rec = gzip.open(f"{data}/cifar10/test_batch_first1000.bin.gz").read()[1:3073]
-png(f"{out}/cifar10.png", 32, 32, 3, bytes(rec[p + c * 1024] for p in range(1024) for c in range(3)))
+cifar = gzip.open(f"{data}/cifar10/test_batch_first1000.bin.gz").read()
+for i in range(4):
+    png(f"{out}/mnist-{i}.png", 28, 28, 1, mnist[16 + 784 * i:16 + 784 * (i + 1)])
+    rec = cifar[3073 * i + 1:3073 * (i + 1)]
+    png(f"{out}/cifar10-{i}.png", 32, 32, 3, bytes(rec[p + c * 1024] for p in range(1024) for c in range(3)))
 PY
-mkdir -p docs/samples docs/completions
+mkdir -p docs/samples docs/completions docs/upscale docs/drawing
 for id in "${ids[@]}"; do
   case $id in *cifar10*) set=cifar10 half=16 ;; *) set=mnist half=14 ;; esac
   echo "$id"
-  "$ZOO" sample "$id" -n 64 --seed 2016 -o "docs/samples/$id.png"
-  "$ZOO" complete "$id" --image "$tmp/$set.png" --keep-rows $half -n 4 --seed 2016 -o "docs/completions/$id.png"
+  if [ "${ONLY:-}" != upscale ]; then
+    "$ZOO" sample "$id" -n 64 --seed 2016 -o "docs/samples/$id.png"
+    "$ZOO" complete "$id" --image "$tmp/$set-0.png" --keep-rows $half -n 4 --seed 2016 -o "docs/completions/$id.png"
+  fi
+  case $id in multiscale-*)
+    "$ZOO" upscale "$id" --from-full "$tmp/$set-"{0,1,2,3}.png -n 4 --seed 2016 -o "docs/upscale/$id.png"
+    "$ZOO" upscale "$id" --from-full "$tmp/$set-0.png" -n 4 --seed 2016 -o "$tmp/upscale.png" --gif "docs/upscale/$id.gif"
+  esac
+  case " ${GIFS:-multiscale-mnist pixelcnn-mnist} " in *" $id "*)
+    "$ZOO" sample "$id" -n 16 --seed 2016 -o "$tmp/samples.png" --gif "docs/drawing/$id.gif"
+  esac
 done
 if [ -d docs/curves ] && [ -x .venv/bin/python ]; then
   (cd reference && PYTHONPATH=. ../.venv/bin/python -m pixelzoo_ref.plot_curves)

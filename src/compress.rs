@@ -43,7 +43,7 @@ use candle_core::{DType, Device};
 use constriction::stream::model::DefaultContiguousCategoricalEntropyModel;
 use constriction::stream::queue::{DefaultRangeDecoder, DefaultRangeEncoder};
 use constriction::stream::{Decode, Encode};
-use pixel_ops::stepper::{in_parallel, step_through, thread_count, Method};
+use pixel_ops::stepper::{in_parallel, step_through, thread_count, Given, Method};
 use pixel_ops::{Head, ImageSpec, PixelModel};
 use sha2::{Digest, Sha256};
 
@@ -189,15 +189,21 @@ fn run_group(model: &dyn PixelModel, n: usize, code: &mut CodeValue<'_>) -> Resu
     let s = model.spec();
     let levels = s.head.levels();
     let mut pixels = vec![0u8; n * s.dims()];
-    step_through(model, Method::Cached, &mut pixels, 0, |v, logits, pixels: &mut [u8]| -> Result<(), CompressError> {
-        let logits = logits.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-        let k = v.index(s.height, s.width);
-        for i in 0..n {
-            let freqs = frequencies(s.head, &logits[i * levels..(i + 1) * levels]);
-            pixels[i * s.dims() + k] = code(i, k, &freqs)?;
-        }
-        Ok(())
-    })?;
+    step_through(
+        model,
+        Method::Cached,
+        &mut pixels,
+        Given::Nothing,
+        |v, logits, pixels: &mut [u8]| -> Result<(), CompressError> {
+            let logits = logits.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+            let k = v.index(s.height, s.width);
+            for i in 0..n {
+                let freqs = frequencies(s.head, &logits[i * levels..(i + 1) * levels]);
+                pixels[i * s.dims() + k] = code(i, k, &freqs)?;
+            }
+            Ok(())
+        },
+    )?;
     Ok(pixels)
 }
 

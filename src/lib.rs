@@ -18,6 +18,9 @@
 //! - Third-party checkpoints are converted into the zoo's layout by [`import`] (`zoo import`).
 //! - Every model implements [`PixelModel`]: logits, log-probabilities, NLL, a sampling step.
 //! - [`compress`] codes images losslessly with a model (range coding, `zoo compress`).
+//! - [`upscale`] samples high-resolution images given a low-resolution one with a multi-scale model
+//!   (its small image `x[::2, ::2]` kept exactly, `zoo upscale`); [`MultiScaleModel::nll_split`]
+//!   splits such a model's NLL into the small image's and the upscaling's.
 
 pub mod architecture;
 pub mod checksum;
@@ -34,7 +37,7 @@ pub use error::ZooError;
 pub use manifest::{Manifest, ModelEntry};
 pub use pixel_data as data;
 pub use pixel_ops as ops;
-pub use pixel_ops::sampler::{complete, sample, SampleOptions};
-pub use pixel_ops::{Head, ImageSpec, PixelModel};
+pub use pixel_ops::sampler::{complete, sample, upscale, SampleOptions};
+pub use pixel_ops::{Head, ImageSpec, MultiScaleModel, PixelModel};
 pub use registry::{LoadedModel, Zoo};
 pub use weights::{FetchedWeights, WeightsSource};

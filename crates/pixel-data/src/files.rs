@@ -1,4 +1,5 @@
-//! PNG in and out: images for scoring and completion, and sample grids with a small border.
+//! PNG in and out: images for scoring and completion, and sample grids with a small border; the
+//! animated GIF of a grid being drawn.
 //! Files are written to a temporary name beside the target and renamed, so a failure never leaves
 //! a half-written file.
 
@@ -36,6 +37,16 @@ pub fn decode_image(bytes: &[u8], spec: &ImageSpec, path: &Path) -> Result<Vec<u
         return Err(Error::bad_file(path, format!("a corrupt PNG ({msg}); save the image again")));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
+    // The `gif` feature is on for writing animations (`write_gif`); GIF inputs are not read.
+    if reader.format() == Some(ImageFormat::Gif) {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "not a readable image (a GIF header; GIF is not an input format); pass a PNG file of {}",
+                want_full(spec)
+            ),
+        ));
+    }
     // The pixels of a model's image are a few KiB; nothing a valid input needs comes near this.
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(64 << 20);
@@ -171,8 +182,7 @@ pub fn grid(images: &[u8], n: usize, spec: &ImageSpec, cols: usize, border: usiz
     };
     let mut out = vec![128u8; gw * gh * c];
     for i in 0..n {
-        let (gy, gx) = (i / cols, i % cols);
-        let (oy, ox) = (border + gy * (h + border), border + gx * (w + border));
+        let (oy, ox) = tile_origin(i, cols, h, w, border);
         for ch in 0..c {
             for y in 0..h {
                 for x in 0..w {
@@ -189,6 +199,76 @@ pub fn grid(images: &[u8], n: usize, spec: &ImageSpec, cols: usize, border: usiz
             image::GrayImage::from_raw(gw as u32, gh as u32, out).expect("buffer sized to the grid"),
         )
     }
+}
+
+/// The top-left corner `(y, x)` of image `i` on a grid of `cols` columns of `h`×`w` images.
+fn tile_origin(i: usize, cols: usize, h: usize, w: usize, border: usize) -> (usize, usize) {
+    (border + i / cols * (h + border), border + i % cols * (w + border))
+}
+
+/// The grey of the pixels not drawn yet in [`reveal_frames`] (darker than the border's 128).
+pub const NOT_YET_DRAWN: u8 = 64;
+
+/// The frames of a grid (as [`grid`] lays out `images`) whose pixels appear one after another:
+/// `reveal` `(n, h, w)` holds the frame in which each pixel of each image appears (0: from the
+/// first). Frame k (of `frames`) shows the pixels whose frame is ≤ k, and [`NOT_YET_DRAWN`] grey
+/// in place of the others.
+pub fn reveal_frames(
+    images: &[u8],
+    n: usize,
+    spec: &ImageSpec,
+    cols: usize,
+    border: usize,
+    reveal: &[usize],
+    frames: usize,
+) -> Vec<DynamicImage> {
+    let (c, h, w) = (spec.channels, spec.height, spec.width);
+    let full = grid(images, n, spec, cols, border);
+    let (gw, gh) = (full.width(), full.height());
+    let full = full.into_bytes();
+    let cols = cols.clamp(1, n.max(1));
+    (0..frames)
+        .map(|k| {
+            let mut out = full.clone();
+            for i in 0..n {
+                let (oy, ox) = tile_origin(i, cols, h, w, border);
+                for y in 0..h {
+                    for x in 0..w {
+                        if reveal[(i * h + y) * w + x] > k {
+                            let at = ((oy + y) * gw as usize + ox + x) * c;
+                            out[at..at + c].fill(NOT_YET_DRAWN);
+                        }
+                    }
+                }
+            }
+            if c == 3 {
+                DynamicImage::ImageRgb8(image::RgbImage::from_raw(gw, gh, out).expect("the grid's size"))
+            } else {
+                DynamicImage::ImageLuma8(image::GrayImage::from_raw(gw, gh, out).expect("the grid's size"))
+            }
+        })
+        .collect()
+}
+
+/// Writes `frames` (all of one size) as an animated GIF to `path`, atomically: each frame shown
+/// for `delay_ms` milliseconds, the last for `last_ms`, looping. Colours are reduced to a palette
+/// of 256 per frame by the `image` crate's encoder (exact when a frame has no more).
+pub fn write_gif(frames: &[DynamicImage], delay_ms: u32, last_ms: u32, path: &Path) -> Result<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame};
+    let failed = |e: image::ImageError| Error::bad_file(path, format!("GIF encoding failed: {e}"));
+    let mut buf = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut buf, 10);
+        encoder.set_repeat(Repeat::Infinite).map_err(failed)?;
+        for (k, f) in frames.iter().enumerate() {
+            let ms = if k + 1 == frames.len() { last_ms } else { delay_ms };
+            encoder
+                .encode_frame(Frame::from_parts(f.to_rgba8(), 0, 0, Delay::from_numer_denom_ms(ms, 1)))
+                .map_err(failed)?;
+        }
+    }
+    write_atomic(path, &buf)
 }
 
 /// Writes `img` as PNG to `path` atomically (temporary file beside it, then rename).

@@ -44,7 +44,13 @@ impl Head {
     /// pixel values → `(b,)`, in the logits' dtype.
     pub fn nll_per_image(self, logits: &Tensor, x: &Tensor) -> Result<Tensor> {
         let b = x.dim(0)?;
-        let per_value = match self {
+        self.nll_per_value(logits, x)?.reshape((b, ()))?.sum(D::Minus1)
+    }
+
+    /// Negative log-likelihood in nats of each value: `logits` `(b, c, levels, h, w)`, `x`
+    /// `(b, c, h, w)` pixel values → `(b, c, h, w)`, in the logits' dtype.
+    pub fn nll_per_value(self, logits: &Tensor, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
             Head::Bernoulli => {
                 // −log p(x) = softplus(z) − x·z, with softplus(z) = max(z, 0) + ln(1 + e^{−|z|}).
                 let z = logits.squeeze(2)?;
@@ -61,8 +67,7 @@ impl Head {
                 let idx = x.to_dtype(DType::U32)?.unsqueeze(2)?;
                 logp.gather(&idx, 2)?.squeeze(2)?.neg()?
             }
-        };
-        per_value.reshape((b, ()))?.sum(D::Minus1)
+        })
     }
 
     /// Draws one value per row of `logits` `(n, levels)` (already on the CPU as f32), at `temperature`.

@@ -35,4 +35,4 @@ pub use error::{Error, Result};
 pub use head::{Head, InputEncoding};
 pub use input::InputStack;
 pub use mask::MaskKind;
-pub use model::{ConditionalModel, ImageSpec, PixelModel, SamplingSession};
+pub use model::{ConditionalModel, ImageSpec, MultiScaleModel, PixelModel, SamplingSession};

@@ -79,6 +79,12 @@ pub trait PixelModel: Send + Sync {
         }
     }
 
+    /// The model as a multi-scale model ([`MultiScaleModel`]), if it is one; `None` for a
+    /// single-scale model.
+    fn multi_scale(&self) -> Option<&dyn MultiScaleModel> {
+        None
+    }
+
     /// Bits per dimension of each image: `x` `(b, c, h, w)` → `Vec` of b values.
     fn bits_per_dim(&self, x: &Tensor) -> Result<Vec<f64>> {
         let dims = self.spec().dims();
@@ -102,6 +108,55 @@ pub trait ConditionalModel: PixelModel {
     fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>>;
 }
 
+/// A multi-scale model (§3.6): its factorisation order begins with the small image, the pixels
+/// whose row and column are multiples of [`MultiScaleModel::factor`] (`x[::f, ::f]`), which its
+/// small stage ([`MultiScaleModel::small`]) describes exactly; every other pixel follows in raster
+/// order, given all of the small image. So log p(x) splits exactly into the small image's term and
+/// the upscaling's term, log p(x | x[::f, ::f]), which [`MultiScaleModel::nll_split`] gives.
+pub trait MultiScaleModel: PixelModel {
+    /// f ≥ 2: the small image is `x[::f, ::f]`.
+    fn factor(&self) -> usize;
+
+    /// The small stage: a model of `(c, h / f, w / f)` images.
+    fn small_stage(&self) -> &dyn PixelModel;
+
+    /// Whether pixel `(row, col)` belongs to the small image.
+    fn in_small_image(&self, row: usize, col: usize) -> bool {
+        row.is_multiple_of(self.factor()) && col.is_multiple_of(self.factor())
+    }
+
+    /// The small image of `x` `(b, c, h, w)`: `x[:, :, ::f, ::f]`, `(b, c, h / f, w / f)` (rounded up).
+    fn small_image(&self, x: &Tensor) -> Result<Tensor> {
+        let (f, (_, _, h, w)) = (self.factor() as u32, x.dims4()?);
+        let rows = Tensor::arange_step(0u32, h as u32, f, x.device())?;
+        let cols = Tensor::arange_step(0u32, w as u32, f, x.device())?;
+        x.index_select(&rows, 2)?.index_select(&cols, 3)
+    }
+
+    /// The negative log-likelihood of each image in nats, split: `x` `(b, c, h, w)` →
+    /// (−log p(x[::f, ::f]), −log p(x | x[::f, ::f])), each `(b,)`; their sum is
+    /// [`PixelModel::nll`]. One pass of the network.
+    fn nll_split(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let s = self.spec();
+        let per_value = s.head.nll_per_value(&self.logits(x)?, &x.to_device(self.device())?)?;
+        let mask: Vec<f32> = (0..s.height * s.width)
+            .map(|k| f32::from(u8::from(self.in_small_image(k / s.width, k % s.width))))
+            .collect();
+        let mask = Tensor::from_vec(mask, (1, 1, s.height, s.width), self.device())?.to_dtype(per_value.dtype())?;
+        let b = per_value.dim(0)?;
+        let small = per_value.broadcast_mul(&mask)?.reshape((b, ()))?.sum(1)?;
+        let rest = per_value.broadcast_mul(&mask.affine(-1.0, 1.0)?)?.reshape((b, ()))?.sum(1)?;
+        Ok((small, rest))
+    }
+
+    /// Values per image of the small image, c·(h/f)·(w/f), and of the upscaling, the others.
+    fn split_dims(&self) -> (usize, usize) {
+        let s = self.spec();
+        let small = s.channels * s.height.div_ceil(self.factor()) * s.width.div_ceil(self.factor());
+        (small, s.dims() - small)
+    }
+}
+
 /// Incremental logits, one value at a time in the factorisation order ([`PixelModel::pixel_order`], R→G→B),
 /// from per-layer caches of what earlier positions computed.
 pub trait SamplingSession {
@@ -109,6 +164,14 @@ pub trait SamplingSession {
     /// gives them. Must be called for every value in the factorisation order, from the first;
     /// `x` `(b, c, h, w)` holds every earlier value (later ones are ignored).
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor>;
+
+    /// Steps over a given value, whose logits are not needed, in the same order as
+    /// [`SamplingSession::step`]. The default computes them all the same; a session may do less
+    /// (the multi-scale session leaves the small stage out when the whole small image is given),
+    /// as long as later steps give the same logits.
+    fn skip(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<()> {
+        self.step(x, row, col, channel).map(|_| ())
+    }
 }
 
 /// For a row-by-row session at row `current`: whether the step `(row, col, channel)` starts the

@@ -1,6 +1,7 @@
 //! The generic sampler (paper §2): the model's pixel order (raster order for single-scale models), R
 //! then G then B within a pixel, one conditional at a time, a whole batch at once; completion keeps
-//! given rows and samples the rest.
+//! given rows and samples the rest; upscaling (§3.6) keeps a multi-scale model's small image and
+//! samples the rest.
 
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
@@ -8,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 use crate::model::PixelModel;
+pub use crate::stepper::Given;
 pub use crate::stepper::Method;
 use crate::stepper::{in_parallel, step_through, thread_count};
 
@@ -64,7 +66,7 @@ pub fn sample(model: &dyn PixelModel, opts: &SampleOptions, progress: &mut dyn F
     opts.validate()?;
     let s = model.spec();
     let start = vec![0u8; opts.count * s.dims()];
-    generate(model, start, 0, opts, progress)
+    generate(model, start, Given::Nothing, opts, progress)
 }
 
 /// Completes images: keeps rows `0..keep_rows` of `given` `(n, c, h, w)` and samples the rest,
@@ -85,30 +87,85 @@ pub fn complete(
             s.height, s.height
         )));
     }
-    let given = given.to_dtype(DType::U8)?.to_device(&Device::Cpu)?;
-    let n = given.dim(0)?;
-    if given.dims() != [n, s.channels, s.height, s.width] {
+    let per_image = images_of(given, &s, "the images to complete")?;
+    SampleOptions { count: per_image.len().saturating_mul(opts.count), ..*opts }.validate()?;
+    let start: Vec<u8> =
+        per_image.iter().flat_map(|img| (0..opts.count).flat_map(move |_| img.iter().copied())).collect();
+    let opts = SampleOptions { count: per_image.len() * opts.count, ..*opts };
+    generate(model, start, Given::Rows(keep_rows), &opts, progress)
+}
+
+/// Upscales small images with a multi-scale model (§3.6): each of `small` `(n, c, h / f, w / f)`
+/// becomes the small image `x[::f, ::f]` of `opts.count` images `(c, h, w)`, whose other pixels
+/// are sampled in the model's order given it. Every output holds the input's pixels exactly at the
+/// subset positions. Returns `(n·count, c, h, w)` u8, the upscalings of image 0 first.
+/// `progress(done, total)` is called after each `width` sampled pixels.
+///
+/// An error if `model` is a single-scale model ([`PixelModel::multi_scale`] is `None`) or `small`
+/// is not of its small stage's size and channels.
+pub fn upscale(
+    model: &dyn PixelModel,
+    small: &Tensor,
+    opts: &SampleOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Tensor> {
+    opts.validate()?;
+    let s = model.spec();
+    let multi = model.multi_scale().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "a single-scale model of {}x{} images: upscaling needs a multi-scale model, whose small stage \
+             gives the low-resolution image",
+            s.width, s.height
+        ))
+    })?;
+    let f = multi.factor();
+    let per_image = images_of(small, &multi.small_stage().spec(), "the small images to upscale")?;
+    SampleOptions { count: per_image.len().saturating_mul(opts.count), ..*opts }.validate()?;
+    let (sh, sw) = (s.height.div_ceil(f), s.width.div_ceil(f));
+    let mut start = Vec::with_capacity(per_image.len() * opts.count * s.dims());
+    for img in &per_image {
+        let mut big = vec![0u8; s.dims()];
+        for ch in 0..s.channels {
+            for y in 0..sh {
+                for x in 0..sw {
+                    big[(ch * s.height + y * f) * s.width + x * f] = img[(ch * sh + y) * sw + x];
+                }
+            }
+        }
+        for _ in 0..opts.count {
+            start.extend_from_slice(&big);
+        }
+    }
+    let opts = SampleOptions { count: per_image.len() * opts.count, ..*opts };
+    generate(model, start, Given::Subsampled(f), &opts, progress)
+}
+
+/// The images of `x` `(n, c, h, w)` (n ≥ 1) as u8 values on the CPU, one `Vec` each, checked
+/// against `spec`; `what` names them in errors.
+fn images_of(x: &Tensor, spec: &crate::ImageSpec, what: &str) -> Result<Vec<Vec<u8>>> {
+    let x = x.to_dtype(DType::U8)?.to_device(&Device::Cpu)?;
+    let n = x.dims().first().copied().unwrap_or(0);
+    if x.dims() != [n, spec.channels, spec.height, spec.width] {
         return Err(Error::InvalidArgument(format!(
-            "the images to complete are {:?}; the model takes (n, {}, {}, {})",
-            given.dims(),
-            s.channels,
-            s.height,
-            s.width
+            "{what} are {:?}; the model takes (n, {}, {}, {})",
+            x.dims(),
+            spec.channels,
+            spec.height,
+            spec.width
         )));
     }
     if n == 0 {
-        return Err(Error::InvalidArgument("no images to complete".into()));
+        return Err(Error::InvalidArgument(format!("{what}: none given")));
     }
-    SampleOptions { count: n.saturating_mul(opts.count), ..*opts }.validate()?;
-    let per_image = given.flatten_from(1)?.to_vec2::<u8>()?;
-    let mut start = Vec::with_capacity(n * opts.count * s.dims());
-    for img in &per_image {
-        for _ in 0..opts.count {
-            start.extend_from_slice(img);
-        }
+    let images = x.flatten_from(1)?.to_vec2::<u8>()?;
+    let values = spec.head.values();
+    if let Some(v) = images.iter().flatten().find(|&&v| usize::from(v) >= values) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} hold the value {v}; the model's pixel values are 0..={}",
+            values - 1
+        )));
     }
-    let opts = SampleOptions { count: n * opts.count, ..*opts };
-    generate(model, start, keep_rows, &opts, progress)
+    Ok(images)
 }
 
 /// The most images one part of a batch samples at once. A part's session caches grow with its
@@ -116,14 +173,14 @@ pub fn complete(
 /// parts of at most this many, one part per thread; the images do not depend on it.
 pub const PART_IMAGES: usize = 64;
 
-/// Fills rows `first_row..h` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).
+/// Fills the pixels not `given` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).
 /// The batch is split into parts of at most [`PART_IMAGES`], sampled `opts.threads` at a time in
 /// parallel; image `i` draws from its own ChaCha8 stream (seed, stream `i`), so the images do not
 /// depend on the split.
 fn generate(
     model: &dyn PixelModel,
     mut pixels: Vec<u8>,
-    first_row: usize,
+    given: Given,
     opts: &SampleOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Tensor> {
@@ -141,8 +198,8 @@ fn generate(
         let mut report = |done: usize, total: usize| progress(wave * total + done, waves * total);
         in_parallel(
             this_wave,
-            |(first_image, part)| generate_part(model, part, first_image, first_row, opts, &mut report),
-            |_, (first_image, part)| generate_part(model, part, first_image, first_row, opts, &mut |_, _| {}),
+            |(first_image, part)| generate_part(model, part, first_image, given, opts, &mut report),
+            |_, (first_image, part)| generate_part(model, part, first_image, given, opts, &mut |_, _| {}),
             || Err(Error::InvalidArgument("a sampling thread panicked".into())),
         )
         .into_iter()
@@ -157,7 +214,7 @@ fn generate_part(
     model: &dyn PixelModel,
     pixels: &mut [u8],
     first_image: usize,
-    first_row: usize,
+    given: Given,
     opts: &SampleOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<()> {
@@ -172,9 +229,9 @@ fn generate_part(
         })
         .collect();
     let levels = s.head.levels();
-    let to_draw = model.pixel_order().iter().filter(|&&(row, _)| row >= first_row).count();
+    let to_draw = model.pixel_order().iter().filter(|&&(row, col)| !given.contains(row, col)).count();
     let mut drawn = 0;
-    step_through(model, opts.method, pixels, first_row, |v, logits, pixels: &mut [u8]| -> Result<()> {
+    step_through(model, opts.method, pixels, given, |v, logits, pixels: &mut [u8]| -> Result<()> {
         let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         for (i, rng) in rngs.iter_mut().enumerate() {
             let value = s.head.sample_values(&logits[i * levels..(i + 1) * levels], 1, opts.temperature, rng)[0];

@@ -33,18 +33,43 @@ impl Value {
     }
 }
 
+/// Which pixels of the images are given (kept as they are): the others are drawn or decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Given {
+    /// None: every pixel is drawn.
+    #[default]
+    Nothing,
+    /// Rows `0..k` (completion).
+    Rows(usize),
+    /// The pixels whose row and column are multiples of f, `x[::f, ::f]`: the small image of a
+    /// multi-scale model with factor f (upscaling, §3.6).
+    Subsampled(usize),
+}
+
+impl Given {
+    /// Whether pixel `(row, col)` is given.
+    pub fn contains(&self, row: usize, col: usize) -> bool {
+        match *self {
+            Given::Nothing => false,
+            Given::Rows(k) => row < k,
+            Given::Subsampled(f) => row.is_multiple_of(f) && col.is_multiple_of(f),
+        }
+    }
+}
+
 /// Steps `model` through the values of the `n` images in `pixels` (row-major `(n, c, h, w)`) in its
 /// factorisation order. At each value it computes the logits `(n, levels)` from what `pixels`
 /// holds then, and calls `visit(value, logits, pixels)`, which may write that value of every image
 /// before the next step (a sampler draws it, a decoder decodes it).
 ///
-/// Values in rows before `first_row` are given: `visit` is not called for them; a cached session
-/// still steps through them (it must see every value from the first), the naive path skips them.
+/// The `given` pixels' values are kept: `visit` is not called for them; a cached session still
+/// steps over them ([`crate::SamplingSession::skip`]: it must see every value from the first), the
+/// naive path leaves them out.
 pub fn step_through<E: From<candle_core::Error>>(
     model: &dyn PixelModel,
     method: Method,
     pixels: &mut [u8],
-    first_row: usize,
+    given: Given,
     mut visit: impl FnMut(Value, &Tensor, &mut [u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     let s = model.spec();
@@ -55,17 +80,16 @@ pub fn step_through<E: From<candle_core::Error>>(
         Method::Naive => None,
     };
     for (row, col) in model.pixel_order() {
-        if row < first_row && session.is_none() {
+        let is_given = given.contains(row, col);
+        if is_given && session.is_none() {
             continue;
         }
         for channel in 0..c {
             let x = Tensor::from_slice(pixels, (n, c, h, w), model.device())?;
-            let logits = match session.as_mut() {
-                Some(session) => session.step(&x, row, col, channel)?,
-                None => model.step_logits(&x, row, col, channel)?,
-            };
-            if row >= first_row {
-                visit(Value { row, col, channel }, &logits, pixels)?;
+            match session.as_mut() {
+                Some(session) if is_given => session.skip(&x, row, col, channel)?,
+                Some(session) => visit(Value { row, col, channel }, &session.step(&x, row, col, channel)?, pixels)?,
+                None => visit(Value { row, col, channel }, &model.step_logits(&x, row, col, channel)?, pixels)?,
             }
         }
     }

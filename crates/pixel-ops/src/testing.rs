@@ -7,7 +7,7 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 
 use crate::head::Head;
 use crate::model::PixelModel;
-use crate::stepper::{step_through, Method};
+use crate::stepper::{step_through, Given, Method};
 
 /// Checks causality on random `(1, c, h, w)` inputs, one per seed: each input value is changed
 /// (to several other values) and the logits recomputed. Any logit that changes must come after
@@ -142,7 +142,7 @@ pub fn step_mismatch(model: &dyn PixelModel, cached: bool) -> candle_core::Resul
     };
     let mut worst = 0f64;
     let mut pixels = x.flatten_all()?.to_vec1::<u8>()?;
-    step_through(model, method, &mut pixels, 0, |v, step, _: &mut [u8]| -> candle_core::Result<()> {
+    step_through(model, method, &mut pixels, Given::Nothing, |v, step, _: &mut [u8]| -> candle_core::Result<()> {
         let diff = (step.to_dtype(DType::F64)? - full.i((.., v.channel, .., v.row, v.col))?)?;
         worst = worst.max(diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?);
         Ok(())

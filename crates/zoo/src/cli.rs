@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "zoo", version, about = "PixelRNN-family image models: sample, eval, score, complete", long_about = None)]
+#[command(name = "zoo", version, about = "PixelRNN-family image models: sample, eval, score, complete, upscale, compress", long_about = None)]
 pub struct Cli {
     /// Where to run: auto picks cuda, then metal, then cpu.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto, global = true)]
@@ -50,6 +50,10 @@ pub enum Command {
     Logits(LogitsArgs),
     /// Keep the top rows of an image and sample the rest: original, occluded, completions side by side.
     Complete(CompleteArgs),
+    /// Upscale a low-resolution image with a multi-scale model: the image becomes the small image
+    /// x[::f, ::f] and the model samples the other pixels given it (exact at the input's pixels).
+    /// Writes the input (enlarged), the upscalings and, with --from-full, the original side by side.
+    Upscale(UpscaleArgs),
     /// Put a model's weights in the local cache: download from the hub, or for a third-party model
     /// download the original checkpoint and convert it (as `zoo import` does).
     Fetch(FetchArgs),
@@ -97,6 +101,10 @@ pub struct SampleArgs {
     pub naive: bool,
     #[arg(short, long, default_value = "samples.png")]
     pub output: PathBuf,
+    /// Also write an animated GIF of the grid being drawn, value by value in the model's order
+    /// (a frame per row's worth of pixels).
+    #[arg(long, value_name = "FILE")]
+    pub gif: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -157,6 +165,43 @@ pub struct CompleteArgs {
     pub naive: bool,
     #[arg(short, long, default_value = "completions.png")]
     pub output: PathBuf,
+    /// Also write an animated GIF of the completions being drawn (a frame per row).
+    #[arg(long, value_name = "FILE")]
+    pub gif: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpscaleArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The low-resolution image: the small stage's size and channels (14x14 grey for
+    /// multiscale-mnist, 16x16 RGB for multiscale-cifar10). Several: one row of the grid each.
+    #[arg(long, value_name = "SMALL", num_args = 1.., required_unless_present = "from_full", conflicts_with = "from_full")]
+    pub image: Vec<PathBuf>,
+    /// Instead of --image: full-size images whose pixels x[::f, ::f] are the inputs; each row of
+    /// the grid then ends with the original, and the NLL of each given its small image is printed.
+    #[arg(long, value_name = "IMAGE", num_args = 1..)]
+    pub from_full: Vec<PathBuf>,
+    /// Upscalings.
+    #[arg(short = 'n', long = "count", default_value_t = 4)]
+    pub count: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Logits are divided by this; below 1 gives sharper, more likely images.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Run the network once per value instead of the cached sampler.
+    #[arg(long)]
+    pub naive: bool,
+    #[arg(short, long, default_value = "upscaled.png")]
+    pub output: PathBuf,
+    /// Also write each upscaling as its own PNG in this directory (created if missing):
+    /// upscaled-0.png, upscaled-1.png, ...; with several inputs upscaled-I-K.png (input I, upscaling K).
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Also write an animated GIF of the upscalings being drawn (a frame per row's worth of pixels).
+    #[arg(long, value_name = "FILE")]
+    pub gif: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -14,6 +14,7 @@ mod list;
 mod logits;
 mod sample;
 mod score;
+mod upscale;
 
 use anyhow::Result;
 use pixel_zoo::Zoo;
@@ -37,5 +38,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score::run(&zoo, device, args),
         Command::Logits(args) => logits::run(&zoo, device, args),
         Command::Complete(args) => complete::run(&zoo, device, args),
+        Command::Upscale(args) => upscale::run(&zoo, device, args),
     }
 }

@@ -1,16 +1,17 @@
 //! What the subcommands share: the thread count of candle's products, the device, loading a model,
 //! the models the benchmarks measure by default, the progress bar, checking an output path before
-//! any work, reading input images, the NLL of a set of images, and the settings and file names of
-//! the compression commands, and the command-line words the library's errors leave to the binary.
+//! any work, reading input images, the NLL of a set of images, the GIF of a grid being drawn, and
+//! the settings and file names of the compression commands, and the command-line words the
+//! library's errors leave to the binary.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use pixel_data::files::read_image;
-use pixel_ops::sampler::Method;
-use pixel_zoo::{LoadedModel, Zoo};
+use pixel_data::files::{read_image, reveal_frames, write_gif};
+use pixel_ops::sampler::{Given, Method};
+use pixel_zoo::{ImageSpec, LoadedModel, PixelModel, Zoo};
 
 use crate::cli::{Command, DeviceArg, ModelArgs};
 
@@ -24,6 +25,7 @@ pub fn set_threads_per_product(command: &Command) {
         let per_op = match command {
             Command::Sample(_)
             | Command::Complete(_)
+            | Command::Upscale(_)
             | Command::Bench(_)
             | Command::Compress(_)
             | Command::Decompress(_)
@@ -119,6 +121,52 @@ pub fn total_nll(m: &LoadedModel, pixels: &[u8], batch: usize, done: &mut dyn Fn
         done(b);
     }
     Ok(total)
+}
+
+/// When each pixel of an image being drawn appears in the GIF of the drawing: `(h, w)` frame
+/// numbers, 0 for the `given` pixels, else 1 + (the pixel's place among the drawn ones, in the
+/// model's order) / width, a frame per row's worth of pixels; and the number of frames (the last
+/// shows the whole image). The sampler draws the values in this order and never changes one, so
+/// frame k is the grid as it stood then.
+pub fn drawing_frames(model: &dyn PixelModel, given: Given) -> (Vec<usize>, usize) {
+    let s = model.spec();
+    let mut reveal = vec![0; s.height * s.width];
+    let mut drawn = 0;
+    for (r, c) in model.pixel_order() {
+        if !given.contains(r, c) {
+            reveal[r * s.width + c] = 1 + drawn / s.width;
+            drawn += 1;
+        }
+    }
+    (reveal, 1 + drawn.div_ceil(s.width))
+}
+
+/// Writes the animated GIF of a grid of `n` images `tiles` (row-major `(n, c, h, w)`, `cols`
+/// columns, laid out as the PNG grids are) being drawn: `reveal` `(n, h, w)` the frame in which
+/// each pixel appears, `frames` frames of 80 ms, the last held 2 s.
+pub fn write_drawing_gif(
+    path: &Path,
+    tiles: &[u8],
+    n: usize,
+    spec: &ImageSpec,
+    cols: usize,
+    reveal: &[usize],
+    frames: usize,
+) -> Result<()> {
+    let frames = reveal_frames(tiles, n, spec, cols, 2, reveal, frames);
+    write_gif(&frames, 80, 2000, path)?;
+    tracing::info!(path = %path.display(), frames = frames.len(), "GIF written");
+    Ok(())
+}
+
+/// An image `(c, h / f, w / f)` enlarged f× by repetition (nearest neighbour) to `(c, h, w)`.
+pub fn enlarge(small: &[u8], spec: &ImageSpec, f: usize) -> Vec<u8> {
+    let (c, h, w) = (spec.channels, spec.height, spec.width);
+    let (sh, sw) = (h.div_ceil(f), w.div_ceil(f));
+    (0..c * h * w)
+        .map(|k| (k / (h * w), k / w % h, k % w))
+        .map(|(ch, y, x)| small[(ch * sh + y / f) * sw + x / f])
+        .collect()
 }
 
 /// Threads the coding groups are spread over (each group's computation is the same on any thread).

@@ -275,6 +275,8 @@ block_kernel = 3
     let grey = image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * 9 + y) % 256) as u8]));
     save("grey-28x28.png", grey.clone().into());
     save("grey-10x10.png", image::GrayImage::new(10, 10).into());
+    save("grey-14x14.png", image::GrayImage::new(14, 14).into());
+    save("rgb-14x14.png", image::RgbImage::new(14, 14).into());
     save("grey-32x32.png", image::GrayImage::new(32, 32).into());
     save("rgb-28x28.png", image::RgbImage::new(28, 28).into());
     save("grey16-28x28.png", image::ImageBuffer::<image::Luma<u16>, _>::new(28, 28).into());

@@ -33,7 +33,9 @@
 //! # Sampling
 //!
 //! The small image first (the small stage's cached session), then the big one (the big stage's
-//! cached session given the upsampled map, which steps over the known subset pixels).
+//! cached session given the upsampled map, which steps over the known subset pixels). Upscaling
+//! (`pixel_ops::sampler::upscale`, through [`MultiScaleModel`]) is the second half alone: the small
+//! image is given, and the small stage never runs.
 //!
 //! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/multiscale.py`): `small.*`
 //! (the small stage's own names), `upsample.deconv.{weight,bias}` `(colours, c, f, f)`,
@@ -42,7 +44,7 @@
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv2d, ConvTranspose2d, VarBuilder};
 use diagonal_bilstm::DiagonalBiLstm;
-use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, PixelModel, SamplingSession};
+use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, MultiScaleModel, PixelModel, SamplingSession};
 use pixelcnn::PixelCnn;
 use row_lstm::RowLstm;
 use serde::{Deserialize, Serialize};
@@ -268,7 +270,23 @@ impl PixelModel for MultiScale {
             small: self.small.session(batch)?,
             big: None,
             next_big_pixel: 0,
+            skipped: Vec::new(),
         })))
+    }
+
+    fn multi_scale(&self) -> Option<&dyn MultiScaleModel> {
+        Some(self)
+    }
+}
+
+/// Upscaling (`pixel_ops::sampler::upscale`) and the split likelihood go through this.
+impl MultiScaleModel for MultiScale {
+    fn factor(&self) -> usize {
+        self.cfg.factor
+    }
+
+    fn small_stage(&self) -> &dyn PixelModel {
+        self.small.as_ref()
     }
 }
 
@@ -281,6 +299,10 @@ pub struct Session<'a> {
     big: Option<Box<dyn SamplingSession + 'a>>,
     /// The raster index of the next pixel the big session has not yet computed.
     next_big_pixel: usize,
+    /// Values of the small image stepped over ([`SamplingSession::skip`]) and not yet given to the
+    /// small stage's session, `(row, col, channel)` in the small image: given to it before its
+    /// next step, never if the big stage begins first (upscaling needs no small-stage logits).
+    skipped: Vec<(usize, usize, usize)>,
 }
 
 impl SamplingSession for Session<'_> {
@@ -295,8 +317,14 @@ impl SamplingSession for Session<'_> {
                 );
             }
             let small_x = subsample(&x, f)?;
+            let skipped = std::mem::take(&mut self.skipped);
             return match self.small.as_mut() {
-                Some(session) => session.step(&small_x, row / f, col / f, channel),
+                Some(session) => {
+                    for (r, c, ch) in skipped {
+                        session.step(&small_x, r, c, ch)?;
+                    }
+                    session.step(&small_x, row / f, col / f, channel)
+                }
                 None => m.small.step_logits(&small_x, row / f, col / f, channel),
             };
         }
@@ -323,5 +351,19 @@ impl SamplingSession for Session<'_> {
             self.next_big_pixel = at + 1;
         }
         Ok(logits)
+    }
+
+    /// A given value of the small image waits (the small stage's session needs it only if a later
+    /// value of the small image is drawn); any other is stepped as usual.
+    fn skip(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<()> {
+        if !self.model.in_small_image(row, col) {
+            return self.step(x, row, col, channel).map(|_| ());
+        }
+        if self.big.is_some() {
+            candle_core::bail!("pixel ({row},{col}) of the small image after the big stage began: steps out of order");
+        }
+        let f = self.model.cfg.factor;
+        self.skipped.push((row / f, col / f, channel));
+        Ok(())
     }
 }

@@ -1,19 +1,24 @@
 //! `zoo complete`: keep the top rows of an image and sample the rest; writes the original, the
-//! occluded image and the completions side by side.
+//! occluded image and the completions side by side, and with `--gif` the completions being drawn.
 
 use anyhow::{bail, Result};
 use candle_core::Device;
 use pixel_data::files::{grid, write_png};
-use pixel_ops::sampler::{complete, SampleOptions};
+use pixel_ops::sampler::{complete, Given, SampleOptions};
 use pixel_zoo::Zoo;
 
 use crate::cli::{CompleteArgs, DeviceArg};
-use crate::context::{check_output, load, progress_bar, read_images, sampling_method};
+use crate::context::{
+    check_output, drawing_frames, load, progress_bar, read_images, sampling_method, write_drawing_gif,
+};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
-    let CompleteArgs { model, image, keep_rows, count, seed, temperature, naive, output } = args;
+    let CompleteArgs { model, image, keep_rows, count, seed, temperature, naive, output, gif } = args;
     let m = load(zoo, &model, device)?;
     check_output(&output)?;
+    if let Some(gif) = &gif {
+        check_output(gif)?;
+    }
     let spec = m.spec();
     let given = read_images(&m, std::slice::from_ref(&image))?;
     if keep_rows > spec.height {
@@ -37,6 +42,13 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
     all.extend(occluded);
     all.extend(done.flatten_all()?.to_vec1::<u8>()?);
     write_png(&grid(&all, count + 2, &spec, count + 2, 2), &output)?;
+    if let Some(gif) = &gif {
+        // The original and the occluded image stand from the first frame; the completions fill in.
+        let (reveal, frames) = drawing_frames(m.as_ref(), Given::Rows(keep_rows));
+        let mut all_reveal = vec![0; 2 * h * w];
+        all_reveal.extend((0..count).flat_map(|_| reveal.iter().copied()));
+        write_drawing_gif(gif, &all, count + 2, &spec, count + 2, &all_reveal, frames)?;
+    }
     eprintln!("wrote the original, the occluded image and {count} completions to {}", output.display());
     Ok(())
 }

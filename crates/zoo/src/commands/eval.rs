@@ -1,11 +1,13 @@
-//! `zoo eval`: a model's NLL on its data set's test images, in nats/image and bits/dim.
+//! `zoo eval`: a model's NLL on its data set's test images, in nats/image and bits/dim; for a
+//! multi-scale model also split exactly into the small image's NLL, −log p(x[::f, ::f]), and the
+//! upscaling's, −log p(x | x[::f, ::f]), each in bits per its own values.
 
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use pixel_data::datasets::Dataset;
 use pixel_ops::head::bits_per_dim;
-use pixel_zoo::Zoo;
+use pixel_zoo::{MultiScaleModel, Tensor, Zoo};
 use serde_json::json;
 
 use crate::cli::{DeviceArg, EvalArgs};
@@ -44,20 +46,34 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
     }
     let t = Instant::now();
     let bar = progress_bar(images.n as u64, "evaluating images");
-    let total = total_nll(&m, &images.pixels, batch, &mut |b| bar.inc(b as u64))?;
+    let (total, split) = match m.multi_scale() {
+        Some(multi) => {
+            let (small, up) = split_nll(multi, &images.pixels, batch, &mut |b| bar.inc(b as u64))?;
+            (small + up, Some((small / images.n as f64, up / images.n as f64)))
+        }
+        None => (total_nll(&m, &images.pixels, batch, &mut |b| bar.inc(b as u64))?, None),
+    };
     let d = spec.dims();
     bar.finish_and_clear();
     let nats = total / images.n as f64;
     let bpd = bits_per_dim(nats, d);
     let secs = t.elapsed().as_secs_f64();
+    // The split's figures: (nats/image, values/image, bits/dim) of the small image and the upscaling.
+    let parts = split.zip(m.multi_scale()).map(|((small, up), multi)| {
+        let (small_dims, up_dims) = multi.split_dims();
+        ((small, small_dims, bits_per_dim(small, small_dims)), (up, up_dims, bits_per_dim(up, up_dims)))
+    });
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "id": entry.id, "dataset": entry.dataset, "images": images.n,
-                "nll_nats_per_image": nats, "bits_per_dim": bpd, "seconds": secs,
-            }))?
-        );
+        let mut v = json!({
+            "id": entry.id, "dataset": entry.dataset, "images": images.n,
+            "nll_nats_per_image": nats, "bits_per_dim": bpd, "seconds": secs,
+        });
+        if let Some((small, up)) = parts {
+            let part = |(n, d, b): (f64, usize, f64)| json!({"nll_nats_per_image": n, "values": d, "bits_per_dim": b});
+            v["small_image"] = part(small);
+            v["upscaling"] = part(up);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else if entry.dataset == "cifar10" {
         println!(
             "{}: {bpd:.4} bits/dim ({nats:.1} nats/image) on {} {} test images, {secs:.1} s",
@@ -69,5 +85,27 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
             entry.id, images.n, entry.dataset
         );
     }
+    if let (false, Some(((sn, sd, sb), (un, ud, ub)))) = (json, parts) {
+        let f = m.multi_scale().map_or(2, |multi| multi.factor());
+        println!("  small image x[::{f}, ::{f}]: {sb:.4} bits/dim ({sn:.2} nats/image over {sd} values)");
+        println!("  upscaling p(x | x[::{f}, ::{f}]): {ub:.4} bits/dim ({un:.2} nats/image over {ud} values)");
+    }
     Ok(())
+}
+
+/// Σ −log p(x[::f, ::f]) and Σ −log p(x | x[::f, ::f]) in nats over images `pixels` (whole images,
+/// row-major), in batches of `batch`, one pass each; `done(b)` after each batch.
+fn split_nll(m: &dyn MultiScaleModel, pixels: &[u8], batch: usize, done: &mut dyn FnMut(usize)) -> Result<(f64, f64)> {
+    let spec = m.spec();
+    let (mut small, mut up) = (0f64, 0f64);
+    let sum = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?.iter().sum()) };
+    for chunk in pixels.chunks(batch * spec.dims()) {
+        let b = chunk.len() / spec.dims();
+        let x = Tensor::from_slice(chunk, (b, spec.channels, spec.height, spec.width), m.device())?;
+        let (s, u) = m.nll_split(&x)?;
+        small += sum(&s)?;
+        up += sum(&u)?;
+        done(b);
+    }
+    Ok((small, up))
 }
