@@ -23,6 +23,9 @@ pub enum ZooError {
     Import { path: PathBuf, format: String, msg: String },
     #[error("downloading {url}: {msg}")]
     Download { url: String, msg: String },
+    /// A data set could not be fetched into the data cache (nothing of it was kept).
+    #[error("fetching {dataset}: {msg}")]
+    DataFetch { dataset: String, msg: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
