@@ -229,16 +229,11 @@ impl Resolver {
             (None, _) => {}
         }
         if let (Some(repo), None) = (&entry.hf_repo, &entry.hf_revision) {
-            return Err(ZooError::WeightsNotFound {
+            return Err(ZooError::NotPublished {
                 id: entry.id.clone(),
                 file: entry.weights.clone(),
-                hint: format!(
-                    "they are not in {}, and the hub repository {repo} is not yet published (the manifest pins \
-                     no revision of it); the weights ship in the zoo's weights/ folder: set PIXEL_ZOO_WEIGHTS_DIR \
-                     to it, or give the weights file explicitly",
-                    self.weights_dir.display()
-                ),
-                upstream_format: None,
+                repo: repo.clone(),
+                weights_dir: self.weights_dir.clone(),
             });
         }
         let Some(repo) = Self::repo(entry) else {

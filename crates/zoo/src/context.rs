@@ -161,6 +161,9 @@ pub fn command_line_hint(e: &anyhow::Error) -> Option<String> {
                 ZooError::WeightsNotFound { id, upstream_format: Some(format), .. } => {
                     Some(format!("run `zoo import {format} FILE`, or `zoo fetch {id}` with network access"))
                 }
+                ZooError::NotPublished { .. } => {
+                    Some("pass the file with --weights, or run zoo from a clone of pixel-zoo (its weights/)".into())
+                }
                 ZooError::WeightsNotFound { id, upstream_format: None, .. } => {
                     Some(format!("run `zoo fetch {id}` with network access, or pass the file with --weights"))
                 }
