@@ -272,14 +272,10 @@ fn download_checked(
             }
         }
     }
-    let tried = if source.mirrors.len() == 1 { "the mirror" } else { "every mirror" };
+    let tried = if source.mirrors.len() == 1 { "" } else { " (every mirror tried, in order)" };
     Err(ZooError::DataFetch {
         dataset: source.name.clone(),
-        msg: format!(
-            "{} failed from {tried} ({}); nothing was kept, and another mirror may serve it",
-            remote.name,
-            failures.join("; ")
-        ),
+        msg: format!("{} could not be downloaded{tried}: {}; nothing was kept", remote.name, failures.join("; ")),
     })
 }
 
