@@ -15,6 +15,9 @@ pub enum ZooError {
         /// The format of the third-party checkpoint the weights are converted from, if they are.
         upstream_format: Option<String>,
     },
+    /// The weights are not here, and their hub repository has no pinned revision yet.
+    #[error("weights for '{id}' ({file}) not found in {}, and the hub repository {repo} is not yet published (the manifest pins no revision of it): the weights ship in the zoo's weights/ folder (set PIXEL_ZOO_WEIGHTS_DIR to it), or give the weights file explicitly", weights_dir.display())]
+    NotPublished { id: String, file: String, repo: String, weights_dir: PathBuf },
     #[error("{path}: sha256 is {actual} but the manifest expects {expected} for '{id}': the file is corrupt or not these weights; delete it and fetch '{id}' again, or give the right file explicitly")]
     ChecksumMismatch { id: String, path: PathBuf, expected: String, actual: String },
     #[error("{path}: not usable weights for '{id}': {msg}; use the weights made for '{id}' (fetching '{id}' gets the manifest's file)")]
@@ -23,6 +26,9 @@ pub enum ZooError {
     Import { path: PathBuf, format: String, msg: String },
     #[error("downloading {url}: {msg}")]
     Download { url: String, msg: String },
+    /// A data set could not be fetched into the data cache (nothing of it was kept).
+    #[error("fetching {dataset}: {msg}")]
+    DataFetch { dataset: String, msg: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -13,18 +13,31 @@
 //!
 //! - [`Zoo`] reads the manifest (`weights-manifest.toml`, compiled in, or the file
 //!   `$PIXEL_ZOO_MANIFEST` names) and resolves weights: an explicit path, then the repository's
-//!   `weights/`, then the Hugging Face cache, then a download from the hub (retried, and checked
-//!   before it enters the cache); the sha256 is checked every time.
+//!   `weights/`, then the zoo's cache, then the Hugging Face cache, then a download from the hub
+//!   (retried, and checked before it enters the cache; feature `hub`); the sha256 is checked every
+//!   time.
 //! - Third-party checkpoints are converted into the zoo's layout by [`import`] (`zoo import`).
 //! - Every model implements [`PixelModel`]: logits, log-probabilities, NLL, a sampling step.
-//! - [`compress`] codes images losslessly with a model (range coding, `zoo compress`).
+//! - [`compress`] codes images losslessly with a model (range coding, `zoo compress`; feature
+//!   `compress`).
 //! - [`upscale`] samples high-resolution images given a low-resolution one with a multi-scale model
 //!   (its small image `x[::2, ::2]` kept exactly, `zoo upscale`); [`MultiScaleModel::nll_split`]
 //!   splits such a model's NLL into the small image's and the upscaling's.
+//! - [`data_fetch`] downloads MNIST and CIFAR-10 into the zoo's data cache (`zoo data fetch`;
+//!   feature `hub`).
+//!
+//! Features (both default): `hub` (downloads: the hub client and cache, third-party checkpoints,
+//! data sets) and `compress` (the range coder). With `default-features = false` the library loads
+//! weights from files and the `weights/` folder only.
 
 pub mod architecture;
 pub mod checksum;
+#[cfg(feature = "compress")]
 pub mod compress;
+#[cfg(feature = "hub")]
+pub mod data_fetch;
+#[cfg(feature = "hub")]
+pub mod download;
 pub mod error;
 pub mod import;
 pub mod manifest;

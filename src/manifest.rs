@@ -32,7 +32,8 @@ pub struct ModelEntry {
     /// Hex sha256 of the weights file.
     pub sha256: String,
     /// Hugging Face repository id and revision the weights are published under (none for a
-    /// third-party checkpoint converted on the user's machine, see `upstream`).
+    /// third-party checkpoint converted on the user's machine, see `upstream`). The revision is a
+    /// commit, pinned as candle-examples pin theirs; none while the repository is not yet published.
     #[serde(default)]
     pub hf_repo: Option<String>,
     #[serde(default)]
@@ -177,16 +178,18 @@ impl Manifest {
                 return Err(err(format!("model '{}': sha256 must be 64 hex digits", e.id)));
             }
             match (&e.hf_repo, &e.hf_revision, &e.upstream) {
-                (Some(repo), Some(rev), None) => {
+                // No revision: a hub repository not yet published (nothing to pin yet).
+                (Some(repo), rev, None) => {
                     let name =
                         |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
                     if !repo.split_once('/').is_some_and(|(a, b)| name(a) && name(b) && a != ".." && b != "..") {
                         return Err(err(format!("model '{}': hf_repo = '{repo}' must be 'owner/name'", e.id)));
                     }
-                    if rev.is_empty() || rev.split('/').any(|p| !name(p) || p == "..") {
+                    if rev.as_ref().is_some_and(|rev| rev.is_empty() || rev.split('/').any(|p| !name(p) || p == "..")) {
                         return Err(err(format!(
-                            "model '{}': hf_revision = '{rev}' must be a branch, tag or commit name",
-                            e.id
+                            "model '{}': hf_revision = '{}' must be a branch, tag or commit name",
+                            e.id,
+                            rev.as_deref().unwrap_or_default()
                         )));
                     }
                 }
@@ -205,7 +208,8 @@ impl Manifest {
                 }
                 _ => {
                     return Err(err(format!(
-                        "model '{}' needs either hf_repo and hf_revision, or an [model.upstream] table",
+                        "model '{}' needs either hf_repo (and, once published, hf_revision), or an [model.upstream] \
+                         table",
                         e.id
                     )))
                 }

@@ -7,10 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "hub")]
 use hf_hub::{Cache, Repo, RepoType};
-use sha2::{Digest, Sha256};
 
 use crate::checksum::sha256_hex;
+#[cfg(feature = "hub")]
+use crate::download::{http_download, Get};
 use crate::error::ZooError;
 use crate::manifest::ModelEntry;
 
@@ -61,7 +63,8 @@ pub struct Resolver {
     /// The zoo's local weights cache, where `zoo import` installs converted third-party weights:
     /// `$PIXEL_ZOO_CACHE`, else `$XDG_CACHE_HOME/pixel-zoo/weights`, else `~/.cache/pixel-zoo/weights`.
     pub zoo_cache: PathBuf,
-    /// The Hugging Face cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
+    /// The Hugging Face cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`; feature `hub`).
+    #[cfg(feature = "hub")]
     pub cache: Cache,
     /// The hub endpoint (`$HF_ENDPOINT`, default `https://huggingface.co`).
     pub endpoint: String,
@@ -88,6 +91,7 @@ impl Resolver {
             base.join("pixel-zoo").join("weights")
         });
         // hf-hub's Cache::from_env panics without a home directory; the same rule without it.
+        #[cfg(feature = "hub")]
         let hf_cache = match std::env::var_os("HF_HOME") {
             Some(h) => PathBuf::from(h).join("hub"),
             None => std::env::var_os("HOME")
@@ -96,10 +100,19 @@ impl Resolver {
                 .join("huggingface")
                 .join("hub"),
         };
-        Self { weights_dir, zoo_cache, cache: Cache::new(hf_cache), endpoint, offline, progress: false }
+        Self {
+            weights_dir,
+            zoo_cache,
+            #[cfg(feature = "hub")]
+            cache: Cache::new(hf_cache),
+            endpoint,
+            offline,
+            progress: false,
+        }
     }
 
-    /// The hub repository of an entry published there.
+    /// The hub repository of an entry published there (with a pinned revision).
+    #[cfg(feature = "hub")]
     fn repo(entry: &ModelEntry) -> Option<Repo> {
         match (&entry.hf_repo, &entry.hf_revision) {
             (Some(repo), Some(rev)) => Some(Repo::with_revision(repo.clone(), RepoType::Model, rev.clone())),
@@ -117,13 +130,18 @@ impl Resolver {
         if imported.is_file() {
             return Some(WeightsSource::Cache(imported));
         }
-        self.cache.repo(Self::repo(entry)?).get(&entry.weights).map(WeightsSource::Cache)
+        #[cfg(feature = "hub")]
+        return self.cache.repo(Self::repo(entry)?).get(&entry.weights).map(WeightsSource::Cache);
+        #[cfg(not(feature = "hub"))]
+        None
     }
 
-    /// The URL the weights (or, for a third-party model, the original file) would be downloaded from.
+    /// The URL the weights (or, for a third-party model, the original file) would be downloaded from;
+    /// for a hub repository not yet published (no pinned revision), the repository's page.
     pub fn url(&self, entry: &ModelEntry) -> String {
         match (&entry.hf_repo, &entry.hf_revision, &entry.upstream) {
             (Some(repo), Some(rev), _) => format!("{}/{repo}/resolve/{rev}/{}", self.endpoint, entry.weights),
+            (Some(repo), None, _) => format!("{}/{repo} (not yet published)", self.endpoint),
             (_, _, Some(upstream)) => upstream.url.clone(),
             _ => String::new(),
         }
@@ -158,9 +176,34 @@ impl Resolver {
         Ok(FetchedWeights { source, bytes, sha256: entry.sha256.clone() })
     }
 
+    /// Without the `hub` feature there is nothing to download from: weights not found locally are
+    /// an error that says so.
+    #[cfg(not(feature = "hub"))]
+    pub fn download(&self, entry: &ModelEntry) -> Result<WeightsSource, ZooError> {
+        let get = match &entry.upstream {
+            Some(u) => format!(
+                "download {} (sha256 {}, licence: {}) and import it as {}",
+                u.url, u.sha256, u.licence, u.format
+            ),
+            None => "give the weights file explicitly".into(),
+        };
+        Err(ZooError::WeightsNotFound {
+            id: entry.id.clone(),
+            file: entry.weights.clone(),
+            hint: format!(
+                "not in {} nor in {}, and this build of pixel-zoo has no downloads (feature `hub` off): {get}",
+                self.weights_dir.display(),
+                self.zoo_cache.display()
+            ),
+            upstream_format: entry.upstream.as_ref().map(|u| u.format.clone()),
+        })
+    }
+
     /// Downloads the weights into the Hugging Face cache (checked before they are cached, see
     /// [`Resolver::download_from_hub`]); for a third-party model,
     /// downloads the original file and converts it into the zoo's cache ([`Resolver::import_from_url`]).
+    /// Feature `hub`.
+    #[cfg(feature = "hub")]
     pub fn download(&self, entry: &ModelEntry) -> Result<WeightsSource, ZooError> {
         let url = self.url(entry);
         match (&entry.upstream, self.offline) {
@@ -184,6 +227,14 @@ impl Resolver {
                 })
             }
             (None, _) => {}
+        }
+        if let (Some(repo), None) = (&entry.hf_repo, &entry.hf_revision) {
+            return Err(ZooError::NotPublished {
+                id: entry.id.clone(),
+                file: entry.weights.clone(),
+                repo: repo.clone(),
+                weights_dir: self.weights_dir.clone(),
+            });
         }
         let Some(repo) = Self::repo(entry) else {
             return Err(ZooError::WeightsNotFound {
@@ -215,7 +266,8 @@ impl Resolver {
     /// Downloads `url` into the Hugging Face cache layout (`blobs/<sha256>`,
     /// `snapshots/<commit>/<file>` → the blob, `refs/<revision>`): the body goes to a temporary
     /// file beside the blobs and is renamed into place only after its sha256 matched the
-    /// manifest's, so a failed or wrong download leaves nothing in the cache.
+    /// manifest's, so a failed or wrong download leaves nothing in the cache. Feature `hub`.
+    #[cfg(feature = "hub")]
     pub fn download_from_hub(&self, entry: &ModelEntry, repo: &Repo, url: &str) -> Result<WeightsSource, ZooError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -225,7 +277,16 @@ impl Resolver {
         let blobs = repo_dir.join("blobs");
         std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
         let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()).or_else(|| self.cache.token());
-        let got = match http_download(url, &blobs, token.as_deref(), self.progress) {
+        let get = Get {
+            url,
+            dir: &blobs,
+            token: token.as_deref(),
+            progress: self.progress,
+            not_found_hint: "the file is not there: check the manifest's repository, revision and file name, and \
+                             HF_ENDPOINT",
+            gave_up_hint: "nothing was cached: check the network or HF_ENDPOINT and try again",
+        };
+        let got = match http_download(&get) {
             Ok(got) if got.sha256 == entry.sha256 => got,
             failed => {
                 // Nothing of this download stays: the temporary file is gone; empty folders too.
@@ -274,12 +335,22 @@ impl Resolver {
     }
     /// Downloads a third-party model's original file from `url` (the manifest's, or a mirror),
     /// checks and converts it ([`crate::import::convert`]) and installs the result in the zoo's cache.
+    /// Feature `hub`.
+    #[cfg(feature = "hub")]
     pub fn import_from_url(&self, entry: &ModelEntry, url: &str) -> Result<WeightsSource, ZooError> {
         let download = |msg: String| ZooError::Download { url: url.to_string(), msg };
         tracing::info!(%url, "downloading the third-party checkpoint");
         std::fs::create_dir_all(&self.zoo_cache)
             .map_err(|source| ZooError::Io { path: self.zoo_cache.clone(), source })?;
-        let got = http_download(url, &self.zoo_cache, None, self.progress).map_err(|e| match e {
+        let get = Get {
+            url,
+            dir: &self.zoo_cache,
+            token: None,
+            progress: self.progress,
+            not_found_hint: "the file is not there: check the URL (the manifest's upstream.url, or the mirror given)",
+            gave_up_hint: "nothing was cached: check the network and try again",
+        };
+        let got = http_download(&get).map_err(|e| match e {
             ZooError::Download { msg, .. } => download(format!("{msg}; or download the file yourself and import it")),
             other => other,
         })?;
@@ -289,113 +360,9 @@ impl Resolver {
     }
 }
 
-/// Attempts per download: the first and two retries, after a server error (5xx, 429), a failed
-/// connection or a body cut short; other answers (404, 403, …) are final.
-pub const DOWNLOAD_ATTEMPTS: usize = 3;
-
-/// What [`http_download`] fetched: a temporary file (removed when dropped) and its sha256.
-struct Downloaded {
-    file: tempfile::NamedTempFile,
-    sha256: String,
-    size: u64,
-    /// The `x-repo-commit` header of a hub answer.
-    commit: Option<String>,
-}
-
-/// GETs `url` into a temporary file in `dir`, hashing it on the way; retries as
-/// [`DOWNLOAD_ATTEMPTS`] says, waiting 0.2 s, then 0.4 s.
-fn http_download(url: &str, dir: &Path, token: Option<&str>, progress: bool) -> Result<Downloaded, ZooError> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(std::time::Duration::from_secs(15))
-        .timeout_read(std::time::Duration::from_secs(60))
-        .user_agent(concat!("pixel-zoo/", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut last = String::new();
-    for attempt in 1..=DOWNLOAD_ATTEMPTS {
-        if attempt > 1 {
-            tracing::warn!(%url, attempt, "{last}; retrying");
-            std::thread::sleep(std::time::Duration::from_millis(200 << (attempt - 2)));
-        }
-        if progress {
-            eprintln!("downloading {url}");
-        }
-        let mut request = agent.get(url);
-        if let Some(t) = token {
-            request = request.set("authorization", &format!("Bearer {t}"));
-        }
-        let response = match request.call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(code, r)) => {
-                let what = format!("HTTP {code} {}", r.status_text());
-                if code >= 500 || code == 429 {
-                    last = format!("the server answered {what}");
-                    continue;
-                }
-                let hint = match code {
-                    404 => "the file is not there: check the manifest's repository, revision and file name, and HF_ENDPOINT",
-                    401 | 403 => "access denied: the repository may be private or gated (set HF_TOKEN)",
-                    _ => "check the URL and HF_ENDPOINT",
-                };
-                return Err(ZooError::Download {
-                    url: url.to_string(),
-                    msg: format!("the server answered {what}: {hint}"),
-                });
-            }
-            Err(e) => {
-                last = format!("no answer ({e})");
-                continue;
-            }
-        };
-        let commit = response.header("x-repo-commit").map(str::to_string);
-        let expected: Option<u64> = response.header("content-length").and_then(|v| v.parse().ok());
-        let mut file = tempfile::Builder::new()
-            .prefix(".download-")
-            .tempfile_in(dir)
-            .map_err(|source| ZooError::Io { path: dir.to_path_buf(), source })?;
-        let mut hasher = Sha256::new();
-        let mut reader = response.into_reader();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut size = 0u64;
-        let body = loop {
-            match std::io::Read::read(&mut reader, &mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    hasher.update(&buf[..n]);
-                    size += n as u64;
-                    if let Err(source) = std::io::Write::write_all(&mut file, &buf[..n]) {
-                        return Err(ZooError::Io { path: file.path().to_path_buf(), source });
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        match (body, expected) {
-            (Err(e), _) => {
-                let of = expected.map_or(String::new(), |n| format!(" of {n}"));
-                last = format!("the connection broke after {size}{of} bytes ({e})");
-                continue;
-            }
-            (Ok(()), Some(n)) if n != size => {
-                last = format!("the body ended after {size} of {n} bytes");
-                continue;
-            }
-            (Ok(()), _) => {}
-        }
-        file.as_file().sync_all().map_err(|source| ZooError::Io { path: file.path().to_path_buf(), source })?;
-        return Ok(Downloaded { file, sha256: hex::encode(hasher.finalize()), size, commit });
-    }
-    Err(ZooError::Download {
-        url: url.to_string(),
-        msg: format!(
-            "{last} ({DOWNLOAD_ATTEMPTS} attempts); nothing was cached: check the network or HF_ENDPOINT and \
-             try again"
-        ),
-    })
-}
-
 /// Makes `link` point at `target` (relative path `rel`) atomically: a symlink made beside it and
 /// renamed over it; a copy where symlinks are not available.
+#[cfg(feature = "hub")]
 fn link_atomic(target: &Path, rel: &Path, link: &Path) -> std::io::Result<()> {
     let dir = link.parent().unwrap_or(Path::new("."));
     let tmp =
@@ -409,13 +376,13 @@ fn link_atomic(target: &Path, rel: &Path, link: &Path) -> std::io::Result<()> {
 }
 
 /// A symlink at `tmp` to `rel`.
-#[cfg(unix)]
+#[cfg(all(feature = "hub", unix))]
 fn make_link(_target: &Path, rel: &Path, tmp: &Path) -> std::io::Result<()> {
     std::os::unix::fs::symlink(rel, tmp)
 }
 
 /// A copy of `target` at `tmp`, where symlinks are not available.
-#[cfg(not(unix))]
+#[cfg(all(feature = "hub", not(unix)))]
 fn make_link(target: &Path, _rel: &Path, tmp: &Path) -> std::io::Result<()> {
     std::fs::copy(target, tmp).map(drop)
 }

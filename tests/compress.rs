@@ -2,6 +2,8 @@
 //! images with every zoo model whose weights are here, and clear errors for a truncated or
 //! corrupted file, the wrong model or weights, and a file that is not the zoo's.
 
+#![cfg(feature = "compress")]
+
 use std::path::Path;
 
 use pixel_zoo::compress::{compress, decompress, read_header, CompressError, NamedImage};

@@ -3,6 +3,8 @@
 //! connections closed half-way, and the failures that must leave nothing in the cache (404, a
 //! wrong file, a server that keeps failing); a corrupt cached copy is replaced.
 
+#![cfg(feature = "hub")]
+
 #[path = "support/hub.rs"]
 mod hub;
 

@@ -22,6 +22,24 @@ fn the_manifest_on_disk_is_the_embedded_one_and_parses() {
 }
 
 #[test]
+fn hub_revisions_are_pinned_commits_or_absent_until_published() {
+    let zoo = Zoo::new().unwrap();
+    for e in zoo.manifest.models.iter().filter(|e| e.upstream.is_none()) {
+        assert!(e.hf_repo.is_some(), "{}: the zoo's own models name their hub repository", e.id);
+        match &e.hf_revision {
+            // Published: one commit, never a branch or tag that can move.
+            Some(rev) => assert!(
+                rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{}: hf_revision '{rev}' is not a commit (40 lower-case hex digits)",
+                e.id
+            ),
+            // Not yet published: the weights must ship in weights/.
+            None => assert!(root().join("weights").join(&e.weights).is_file(), "{}", e.id),
+        }
+    }
+}
+
+#[test]
 fn every_shipped_weights_file_has_the_manifest_sha256() {
     let zoo = Zoo::new().unwrap();
     // Third-party models are converted on the user's machine, not shipped (tests/third_party.rs).

@@ -25,6 +25,30 @@ const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 /// The environment variable naming the data directory.
 pub const DATA_ENV: &str = "PIXEL_ZOO_DATA";
 
+/// The environment variable naming the zoo's cache: converted weights directly in it, the data sets
+/// that `zoo data fetch` unpacks under `data/`.
+pub const CACHE_ENV: &str = "PIXEL_ZOO_CACHE";
+
+/// The zoo's data cache, where `zoo data fetch` unpacks the data sets (`mnist/`, `cifar10/`):
+/// `$PIXEL_ZOO_CACHE/data`, else `$XDG_CACHE_HOME/pixel-zoo/data`, else `~/.cache/pixel-zoo/data`.
+pub fn data_cache_dir() -> PathBuf {
+    if let Some(c) = std::env::var_os(CACHE_ENV).filter(|c| !c.is_empty()) {
+        return PathBuf::from(c).join("data");
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|c| !c.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pixel-zoo")
+        .join("data")
+}
+
+/// Whether `path` or `path.gz` exists.
+fn either_exists(path: &Path) -> bool {
+    path.exists() || PathBuf::from(format!("{}.gz", path.display())).exists()
+}
+
 /// Images as bytes, row-major `(n, c, h, w)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Images {
@@ -207,8 +231,58 @@ impl Dataset {
         }
     }
 
-    /// The test images (the 10,000 MNIST test images; for CIFAR-10, the first 1,000 test images
-    /// that `../shared/data` holds, or the whole `test_batch` if present) from `data_dir`.
+    /// The name of the archives that hold this data set, and of its folder in a data directory:
+    /// `mnist` (both MNIST variants) or `cifar10`; what `zoo data fetch` takes.
+    pub fn files_name(self) -> &'static str {
+        match self {
+            Self::MnistBinarized | Self::MnistThresholded => "mnist",
+            Self::Cifar10 => "cifar10",
+        }
+    }
+
+    /// The test file [`Dataset::load_test`] reads in `data_dir` (raw, or with `.gz` appended): MNIST's
+    /// `mnist/t10k-images-idx3-ubyte`; CIFAR-10's whole `cifar10/test_batch.bin` (10,000 images) if it
+    /// is there, else `cifar10/test_batch_first1000.bin` (its first 1,000 images).
+    pub fn test_file(self, data_dir: &Path) -> PathBuf {
+        match self {
+            Self::MnistBinarized | Self::MnistThresholded => data_dir.join("mnist").join("t10k-images-idx3-ubyte"),
+            Self::Cifar10 => {
+                let dir = data_dir.join("cifar10");
+                let full = dir.join("test_batch.bin");
+                if either_exists(&full) {
+                    full
+                } else {
+                    dir.join("test_batch_first1000.bin")
+                }
+            }
+        }
+    }
+
+    /// Whether `data_dir` holds this data set's test file.
+    pub fn is_in(self, data_dir: &Path) -> bool {
+        either_exists(&self.test_file(data_dir))
+    }
+
+    /// The data directory to read this data set from: `given` (the `--data-dir` flag) if any, else
+    /// `$PIXEL_ZOO_DATA` if set, else the zoo's data cache ([`data_cache_dir`]) if it holds the data
+    /// set. With none, [`Error::NoData`], which names the cache (`zoo data fetch` fills it).
+    pub fn locate(self, given: Option<&Path>) -> Result<PathBuf> {
+        if let Some(d) = given {
+            return Ok(d.to_path_buf());
+        }
+        if let Some(d) = std::env::var_os(DATA_ENV).filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(d));
+        }
+        let cache = data_cache_dir();
+        if self.is_in(&cache) {
+            return Ok(cache);
+        }
+        Err(Error::NoData { dataset: self.files_name(), cache })
+    }
+
+    /// The test images (the 10,000 MNIST test images; for CIFAR-10, all 10,000 of `test_batch.bin`
+    /// when the data directory holds it, else the first 1,000 of `test_batch_first1000.bin`; see
+    /// [`Dataset::test_file`]) from `data_dir`.
     pub fn load_test(self, data_dir: &Path) -> Result<Images> {
         if !data_dir.is_dir() {
             return Err(Error::MissingData {
@@ -220,8 +294,7 @@ impl Dataset {
         }
         match self {
             Self::MnistBinarized | Self::MnistThresholded => {
-                let path = data_dir.join("mnist").join("t10k-images-idx3-ubyte");
-                let (bytes, path) = read_either(&path)?;
+                let (bytes, path) = read_either(&self.test_file(data_dir))?;
                 let mut images = parse_idx_images(&bytes, &path)?;
                 if (images.height, images.width) != (28, 28) {
                     return Err(Error::bad_file(
@@ -239,14 +312,7 @@ impl Dataset {
                 Ok(images)
             }
             Self::Cifar10 => {
-                let dir = data_dir.join("cifar10");
-                let full = dir.join("test_batch.bin");
-                let path = if full.exists() || dir.join("test_batch.bin.gz").exists() {
-                    full
-                } else {
-                    dir.join("test_batch_first1000.bin")
-                };
-                let (bytes, path) = read_either(&path)?;
+                let (bytes, path) = read_either(&self.test_file(data_dir))?;
                 parse_cifar(&bytes, &path)
             }
         }
@@ -286,6 +352,41 @@ mod tests {
         assert!(e.to_string().contains("truncated"), "{e}");
         ok.push(8);
         assert_eq!(parse_idx_images(&ok, p).unwrap().n, 2);
+    }
+
+    #[test]
+    fn the_whole_cifar10_test_batch_is_read_when_there_and_the_first_1000_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("cifar10");
+        std::fs::create_dir(&c).unwrap();
+        let record = |i: usize| {
+            let mut r = vec![(i % 10) as u8];
+            r.extend((0..3072).map(|k| ((i * 7 + k) % 251) as u8));
+            r
+        };
+        let first: Vec<u8> = (0..1000).flat_map(record).collect();
+        std::fs::write(c.join("test_batch_first1000.bin"), &first).unwrap();
+        assert_eq!(Dataset::Cifar10.test_file(dir.path()), c.join("test_batch_first1000.bin"));
+        let part = Dataset::Cifar10.load_test(dir.path()).unwrap();
+        assert_eq!(part.n, 1000);
+
+        let all: Vec<u8> = (0..10_000).flat_map(record).collect();
+        std::fs::write(c.join("test_batch.bin"), &all).unwrap();
+        assert_eq!(Dataset::Cifar10.test_file(dir.path()), c.join("test_batch.bin"));
+        let mut full = Dataset::Cifar10.load_test(dir.path()).unwrap();
+        assert_eq!(full.n, 10_000);
+        assert_eq!(full.image(9_999), &record(9_999)[1..]);
+        // --limit: the first N of the whole set are the images of the partial file.
+        full.truncate(1000);
+        assert_eq!(full, part);
+    }
+
+    #[test]
+    fn a_given_data_directory_comes_first() {
+        let given = Path::new("/some/where");
+        assert_eq!(Dataset::Cifar10.locate(Some(given)).unwrap(), given);
+        assert_eq!(Dataset::MnistThresholded.files_name(), "mnist");
+        assert!(!Dataset::MnistBinarized.is_in(given));
     }
 
     #[test]

@@ -25,6 +25,17 @@ pub enum Error {
     /// A data set file is missing from the data directory.
     #[error("{msg}")]
     MissingData { msg: String },
+    /// No data directory was given and the zoo's data cache does not hold the data set.
+    #[error(
+        "no {dataset} data: no data directory given (PIXEL_ZOO_DATA is not set) and the zoo's data cache ({}) \
+         does not hold it; fetch {dataset} into the cache, or name a directory holding {dataset}/",
+        cache.display()
+    )]
+    NoData {
+        /// `mnist` or `cifar10`.
+        dataset: &'static str,
+        cache: PathBuf,
+    },
     /// An argument is out of range.
     #[error("{0}")]
     InvalidArgument(String),

@@ -220,14 +220,34 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The data directory (`$PIXEL_ZOO_DATA`, else `../shared/data` beside the workspace) if it holds
-/// `mnist/` and `cifar10/`; see [`needed`] for what happens when it does not.
+/// The data directory if it holds `mnist/` and `cifar10/`: `$PIXEL_ZOO_DATA`, else the zoo's data
+/// cache once `zoo data fetch mnist` and `zoo data fetch cifar10` filled it, else `../shared/data`
+/// beside the workspace (this project's development machines); see [`needed`] for what happens when
+/// none does.
 pub fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("PIXEL_ZOO_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/data"));
-    let present = d.join("mnist").is_dir() && d.join("cifar10").is_dir();
-    needed(d, present, "no data directory (set PIXEL_ZOO_DATA)")
+    let both = |d: &Path| d.join("mnist").is_dir() && d.join("cifar10").is_dir();
+    // The rule of pixel_data::datasets::data_cache_dir (pixel-data depends on this crate).
+    let cache = match std::env::var_os("PIXEL_ZOO_CACHE").filter(|c| !c.is_empty()) {
+        Some(c) => PathBuf::from(c).join("data"),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|c| !c.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("pixel-zoo")
+            .join("data"),
+    };
+    let d = match std::env::var_os("PIXEL_ZOO_DATA") {
+        Some(d) => PathBuf::from(d),
+        None if both(&cache) => cache,
+        None => workspace_root().join("../shared/data"),
+    };
+    let present = both(&d);
+    needed(
+        d,
+        present,
+        "no data directory (set PIXEL_ZOO_DATA, or run `zoo data fetch mnist` and `zoo data fetch cifar10`)",
+    )
 }
 
 /// The third-party checkpoint in `../shared/third_party` if it is there; see [`needed`].

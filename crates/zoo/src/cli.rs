@@ -57,6 +57,11 @@ pub enum Command {
     /// Put a model's weights in the local cache: download from the hub, or for a third-party model
     /// download the original checkpoint and convert it (as `zoo import` does).
     Fetch(FetchArgs),
+    /// The data sets: `zoo data fetch mnist|cifar10` downloads the official archives, checks their
+    /// published MD5s and unpacks them into the zoo's data cache ($PIXEL_ZOO_CACHE/data, default
+    /// ~/.cache/pixel-zoo/data), where `eval` and `bench-compress` look last.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Sampling speed of each model on this machine: one forward pass of a batch, naive sampling
     /// (the network per value; estimated from timed steps), cached sampling (1 thread and all cores).
     Bench(BenchArgs),
@@ -111,7 +116,8 @@ pub struct SampleArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA).
+    /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA, else the data cache that
+    /// `zoo data fetch` fills).
     #[arg(long, env = "PIXEL_ZOO_DATA")]
     pub data_dir: Option<PathBuf>,
     /// Only the first N test images.
@@ -212,6 +218,44 @@ pub struct FetchArgs {
     pub url: Option<String>,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Download a data set's official archives (MNIST: the four IDX .gz files from torchvision's
+    /// mirrors; CIFAR-10: cifar-10-binary.tar.gz), check each against its published MD5, record
+    /// its sha256, and unpack it into the data cache. Nothing is kept unless all of it checked out.
+    Fetch(DataFetchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DataFetchArgs {
+    pub dataset: DataSetName,
+    /// Download the files from this base URL (a mirror; each file name is appended) instead of the
+    /// official ones. The published MD5s still apply.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Download again even if the data cache already holds the data set.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The data sets `zoo data fetch` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataSetName {
+    /// MNIST (60,000 + 10,000 images; the zoo binarizes or thresholds it).
+    Mnist,
+    /// CIFAR-10, binary version (50,000 + 10,000 images).
+    Cifar10,
+}
+
+impl DataSetName {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataSetName::Mnist => "mnist",
+            DataSetName::Cifar10 => "cifar10",
+        }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Model ids (default: every model whose weights are here).
@@ -255,7 +299,8 @@ pub struct DecompressArgs {
 pub struct BenchCompressArgs {
     /// Model ids (default: every model whose weights are here).
     pub ids: Vec<String>,
-    /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA).
+    /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA, else the data cache that
+    /// `zoo data fetch` fills).
     #[arg(long, env = "PIXEL_ZOO_DATA")]
     pub data_dir: Option<PathBuf>,
     /// The first N test images.

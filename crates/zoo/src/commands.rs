@@ -6,6 +6,7 @@ mod bench;
 mod bench_compress;
 mod complete;
 mod compress;
+mod data;
 mod decompress;
 mod eval;
 mod fetch;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::List(args) => list::run(&zoo, args),
         Command::Fetch(args) => fetch::run(&zoo, args),
+        Command::Data(command) => data::run(&zoo, command),
         Command::Bench(args) => bench::run(&zoo, device, args),
         Command::Import(args) => import::run(&zoo, args),
         Command::Compress(args) => compress::run(&zoo, device, args),

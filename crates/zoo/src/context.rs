@@ -186,9 +186,17 @@ pub fn png_name(name: &str) -> String {
 pub fn command_line_hint(e: &anyhow::Error) -> Option<String> {
     use pixel_zoo::compress::CompressError;
     use pixel_zoo::ZooError;
-    let data_dir = |e: &pixel_data::Error| {
-        matches!(e, pixel_data::Error::MissingData { .. })
-            .then(|| "--data-dir DIR or PIXEL_ZOO_DATA names the data directory".to_string())
+    let data_dir = |e: &pixel_data::Error| match e {
+        pixel_data::Error::MissingData { .. } => Some(
+            "--data-dir DIR or PIXEL_ZOO_DATA names the data directory; `zoo data fetch mnist|cifar10` puts the \
+             data sets in the zoo's data cache"
+                .to_string(),
+        ),
+        pixel_data::Error::NoData { dataset, .. } => Some(format!(
+            "run `zoo data fetch {dataset}`, or pass --data-dir DIR (or set PIXEL_ZOO_DATA) naming a directory \
+             that holds {dataset}/"
+        )),
+        _ => None,
     };
     for cause in e.chain() {
         if let Some(z) = cause.downcast_ref::<ZooError>() {
@@ -201,6 +209,9 @@ pub fn command_line_hint(e: &anyhow::Error) -> Option<String> {
                 ZooError::WeightsNotFound { id, upstream_format: Some(format), .. } => {
                     Some(format!("run `zoo import {format} FILE`, or `zoo fetch {id}` with network access"))
                 }
+                ZooError::NotPublished { .. } => {
+                    Some("pass the file with --weights, or run zoo from a clone of pixel-zoo (its weights/)".into())
+                }
                 ZooError::WeightsNotFound { id, upstream_format: None, .. } => {
                     Some(format!("run `zoo fetch {id}` with network access, or pass the file with --weights"))
                 }
@@ -209,6 +220,11 @@ pub fn command_line_hint(e: &anyhow::Error) -> Option<String> {
                         .into(),
                 ),
                 ZooError::Data(data) => data_dir(data),
+                ZooError::DataFetch { .. } => Some(
+                    "`zoo data fetch DATASET --url MIRROR` downloads from a mirror; or download the files \
+                     yourself, unpack them into DIR/mnist or DIR/cifar10, and pass --data-dir DIR"
+                        .into(),
+                ),
                 _ => None,
             };
         }

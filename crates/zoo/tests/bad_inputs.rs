@@ -15,6 +15,9 @@ use hub::{Fault, HubServer};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
+/// The commit the local hub answers with (tests/support/hub.rs), pinned in manifest-published.toml.
+const PINNED: &str = "0123456789abcdef0123456789abcdef01234567";
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -121,7 +124,7 @@ fn run_case(case: &Case, inputs: &Path, weights: &[u8]) -> Result<(), String> {
         cmd.env(k, fill(v));
     }
     let _server = case.hub.as_deref().map(|mode| {
-        let url = "/pixel-zoo/pixelcnn-mnist/resolve/main/pixelcnn-mnist.safetensors".to_string();
+        let url = format!("/pixel-zoo/pixelcnn-mnist/resolve/{PINNED}/pixelcnn-mnist.safetensors");
         let mut wrong = weights.to_vec();
         *wrong.last_mut().unwrap() ^= 1;
         let server = match mode {
@@ -132,6 +135,7 @@ fn run_case(case: &Case, inputs: &Path, weights: &[u8]) -> Result<(), String> {
             other => panic!("{}: unknown hub mode '{other}'", case.name),
         };
         cmd.env("HF_ENDPOINT", &server.endpoint)
+            .env("PIXEL_ZOO_MANIFEST", inputs.join("manifest-published.toml"))
             .env("HF_HUB_OFFLINE", "0")
             .env("PIXEL_ZOO_WEIGHTS_DIR", inputs.join("empty-dir"));
         server
@@ -269,6 +273,12 @@ block_kernel = 3
         entry.replace("weights = \"pixelcnn-mnist.safetensors\"", "weights = \"../../etc/passwd\"").as_bytes(),
     );
     put("manifest-sha.toml", entry.replace("sha256 = \"7479", "sha256 = \"xyz").as_bytes());
+    // The shipped manifest with pixelcnn-mnist's repository published (pinned to the commit the
+    // local hub answers with): what the download cases run against.
+    let shipped = std::fs::read_to_string(root().join("weights-manifest.toml")).unwrap();
+    let repo = "hf_repo = \"pixel-zoo/pixelcnn-mnist\"\n";
+    assert_eq!(shipped.matches(repo).count(), 1);
+    put("manifest-published.toml", shipped.replace(repo, &format!("{repo}hf_revision = \"{PINNED}\"\n")).as_bytes());
 
     // Images.
     let save = |name: &str, img: image::DynamicImage| img.save(dir.join(name)).unwrap();

@@ -24,8 +24,16 @@ fn zoo(args: &[&str]) -> Output {
 }
 
 fn zoo_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    zoo_without(args, env, &[])
+}
+
+/// `zoo_env` with the variables `unset` removed from the environment.
+fn zoo_without(args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zoo"));
     c.args(args).env_remove("RUST_LOG").env("HF_HUB_OFFLINE", "1");
+    for k in unset {
+        c.env_remove(k);
+    }
     for (k, v) in env {
         c.env(k, v);
     }
@@ -194,10 +202,18 @@ fn complete_keeps_the_top_rows() {
 #[test]
 fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly() {
     let bytes = std::fs::read(root().join("weights/pixelcnn-mnist.safetensors")).unwrap();
-    let manifest: toml::Table =
+    let mut manifest: toml::Table =
         toml::from_str(&std::fs::read_to_string(root().join("weights-manifest.toml")).unwrap()).unwrap();
-    let entry =
-        manifest["model"].as_array().unwrap().iter().find(|m| m["id"].as_str() == Some("pixelcnn-mnist")).unwrap();
+    // The shipped repositories are not published yet (no pinned revision): pin this one to the
+    // commit the local hub answers with, in a manifest of our own.
+    let models = manifest.get_mut("model").unwrap().as_array_mut().unwrap();
+    let entry = models.iter_mut().find(|m| m["id"].as_str() == Some("pixelcnn-mnist")).unwrap();
+    assert!(entry.get("hf_revision").is_none(), "published now: use the shipped revision here");
+    entry.as_table_mut().unwrap().insert("hf_revision".into(), "0123456789abcdef0123456789abcdef01234567".into());
+    let entry = entry.clone();
+    let (home, empty) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let pinned = home.path().join("manifest.toml");
+    std::fs::write(&pinned, toml::to_string(&manifest).unwrap()).unwrap();
     let url = format!(
         "/{}/resolve/{}/{}",
         entry["hf_repo"].as_str().unwrap(),
@@ -205,8 +221,8 @@ fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly
         entry["weights"].as_str().unwrap()
     );
     let server = hub::HubServer::start(HashMap::from([(url, bytes)]));
-    let (home, empty) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let env = [
+        ("PIXEL_ZOO_MANIFEST", pinned.to_str().unwrap()),
         ("HF_HOME", home.path().to_str().unwrap()),
         ("HF_ENDPOINT", server.endpoint.as_str()),
         ("HF_HUB_OFFLINE", "0"),
@@ -223,10 +239,126 @@ fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly
     let out = fresh.path().join("s.png");
     let err = fails(&zoo_env(
         &["sample", "pixelcnn-mnist", "-n", "1", "-o", out.to_str().unwrap()],
-        &[("HF_HOME", fresh.path().to_str().unwrap()), ("PIXEL_ZOO_WEIGHTS_DIR", empty.path().to_str().unwrap())],
+        &[
+            ("PIXEL_ZOO_MANIFEST", pinned.to_str().unwrap()),
+            ("HF_HOME", fresh.path().to_str().unwrap()),
+            ("PIXEL_ZOO_WEIGHTS_DIR", empty.path().to_str().unwrap()),
+        ],
     ));
     assert!(err.contains("HF_HUB_OFFLINE") && err.contains("zoo fetch pixelcnn-mnist"), "{err}");
     assert!(!out.exists());
+    // With the shipped manifest (no revision), the error says the repository is not published.
+    let err = fails(&zoo_env(
+        &["sample", "pixelcnn-mnist", "-n", "1", "-o", out.to_str().unwrap()],
+        &[("HF_HOME", fresh.path().to_str().unwrap()), ("PIXEL_ZOO_WEIGHTS_DIR", empty.path().to_str().unwrap())],
+    ));
+    assert!(err.contains("pixel-zoo/pixelcnn-mnist is not yet published") && err.contains("weights/"), "{err}");
+}
+
+#[test]
+fn eval_looks_in_the_data_cache_last_and_without_any_data_says_to_fetch_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("PIXEL_ZOO_CACHE", cache.path().to_str().unwrap())];
+    // No --data-dir, no PIXEL_ZOO_DATA, an empty cache.
+    let err = fails(&zoo_without(&["eval", "pixelcnn-mnist", "--limit", "2"], &env, &["PIXEL_ZOO_DATA"]));
+    assert!(err.contains("no mnist data") && err.contains(&cache.path().join("data").display().to_string()), "{err}");
+    assert!(err.contains("run `zoo data fetch mnist`"), "{err}");
+    let err = fails(&zoo_without(&["bench-compress", "pixelcnn-cifar10"], &env, &["PIXEL_ZOO_DATA"]));
+    assert!(err.contains("run `zoo data fetch cifar10`"), "{err}");
+
+    let Some(data) = data_dir() else { return };
+    // The cache as `zoo data fetch` leaves it (here: the test images only, gz as the readers take).
+    let mnist = cache.path().join("data/mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    for file in ["t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"] {
+        if data.join("mnist").join(file).is_file() {
+            std::fs::copy(data.join("mnist").join(file), mnist.join(file)).unwrap();
+        }
+    }
+    let args = ["eval", "pixelcnn-mnist", "--limit", "8", "--json"];
+    let out: serde_json::Value = serde_json::from_str(&ok(&zoo_without(&args, &env, &["PIXEL_ZOO_DATA"]))).unwrap();
+    assert_eq!(out["data_dir"].as_str().unwrap(), cache.path().join("data").to_str().unwrap());
+    assert_eq!((out["images"].as_u64(), out["test_file"].as_str()), (Some(8), Some("t10k-images-idx3-ubyte")));
+    // PIXEL_ZOO_DATA comes before the cache, --data-dir before both.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let with_env = [env[0], ("PIXEL_ZOO_DATA", elsewhere.path().to_str().unwrap())];
+    let err = fails(&zoo_env(&args, &with_env));
+    assert!(err.contains("t10k-images-idx3-ubyte") && err.contains("not found"), "{err}");
+    let mut flag = args.to_vec();
+    flag.extend(["--data-dir", data.to_str().unwrap()]);
+    let out: serde_json::Value = serde_json::from_str(&ok(&zoo_env(&flag, &with_env))).unwrap();
+    assert_eq!(out["data_dir"].as_str().unwrap(), data.to_str().unwrap());
+}
+
+#[test]
+fn eval_reads_the_whole_cifar10_test_batch_when_the_data_directory_has_it() {
+    let Some(data) = data_dir() else { return };
+    let args = |dir: &Path| {
+        let out = ok(&zoo(&["eval", "pixelcnn-cifar10", "--limit", "4", "--data-dir", dir.to_str().unwrap()]));
+        out.trim().to_string()
+    };
+    // What the data directory holds: the first 1,000 test images (test_batch_first1000.bin), or all.
+    let file = pixel_data::datasets::Dataset::Cifar10.test_file(&data);
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(args(&data).contains(&format!("on 4 cifar10 test images ({name})")), "{}", args(&data));
+    // A data directory with a 10,000-image test_batch.bin (here the first 1,000 ten times over).
+    let full = tempfile::tempdir().unwrap();
+    std::fs::create_dir(full.path().join("cifar10")).unwrap();
+    let mut first = std::fs::read(&file).unwrap_or_else(|_| {
+        let gz = std::fs::File::open(format!("{}.gz", file.display())).unwrap();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut out).unwrap();
+        out
+    });
+    first.truncate(1000 * 3073);
+    std::fs::write(full.path().join("cifar10/test_batch.bin"), first.repeat(10)).unwrap();
+    let out = args(full.path());
+    assert!(out.contains("on 4 cifar10 test images (test_batch.bin)"), "{out}");
+    // The same first images: the same figure.
+    let figure = |s: &str| s.split(" bits/dim").next().unwrap().to_string();
+    assert_eq!(figure(&out), figure(&args(&data)));
+}
+
+#[test]
+fn data_fetch_from_a_mirror_holds_it_to_the_published_md5_and_keeps_nothing() {
+    // A mirror serving MNIST files built here: not the official bytes, so their MD5s differ.
+    let files: HashMap<String, Vec<u8>> = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+        .iter()
+        .map(|n| (format!("/mnist/{n}"), format!("not {n}").into_bytes()))
+        .collect();
+    let server = hub::HubServer::start(files);
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("PIXEL_ZOO_CACHE", cache.path().to_str().unwrap())];
+    let url = format!("{}/mnist", server.endpoint);
+    let err = fails(&zoo_env(&["data", "fetch", "mnist", "--url", &url], &env));
+    assert!(err.contains("fetching mnist: train-images-idx3-ubyte.gz could not be downloaded: "), "{err}");
+    assert!(
+        err.contains("the published MD5 of train-images-idx3-ubyte.gz is f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        "{err}"
+    );
+    assert!(err.contains("--url MIRROR") && err.contains("--data-dir"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(cache.path()).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A 404 for CIFAR-10's archive: the same, with the URL tried.
+    let err = fails(&zoo_env(&["data", "fetch", "cifar10", "--url", &url], &env));
+    assert!(err.contains(&format!("{url}/cifar-10-binary.tar.gz: the server answered HTTP 404")), "{err}");
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+
+    // A data set already in the cache is not downloaded again without --force.
+    let mnist = cache.path().join("data/mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    for f in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    {
+        std::fs::write(mnist.join(f), b"").unwrap();
+    }
+    std::fs::write(mnist.join("fetched.json"), b"{}").unwrap();
+    let before = server.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let o = zoo_env(&["data", "fetch", "mnist", "--url", &url], &env);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already in"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), before);
+    fails(&zoo_env(&["data", "fetch", "mnist", "--url", &url, "--force"], &env));
+    assert!(mnist.join("fetched.json").is_file(), "a failed --force keeps what was there");
 }
 
 /// The models trained by the PyTorch reference and shipped in weights/.

@@ -22,7 +22,6 @@ use crate::context::{given_or_local_models, load, total_nll, CODING_THREADS};
 /// size in bits/dim beside the model's NLL, PNG and WebP, and encode / decode images per second.
 pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchCompressArgs) -> Result<()> {
     let BenchCompressArgs { ids, data_dir, limit, json: json_out } = args;
-    let data_dir = data_dir.context("no data directory: pass --data-dir DIR or set PIXEL_ZOO_DATA")?;
     if limit == 0 {
         bail!("--limit must be at least 1");
     }
@@ -34,7 +33,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchCompressArgs) -> Result<()> 
     for id in &ids {
         let entry = zoo.entry(id)?;
         let dataset = Dataset::from_name(&entry.dataset).context("manifest data set")?;
-        let mut data = dataset.load_test(&data_dir)?;
+        let mut data = dataset.load_test(&dataset.locate(data_dir.as_deref())?)?;
         data.truncate(limit);
         let m = load(zoo, &ModelArgs { id: id.clone(), weights: None }, device)?;
         let spec = m.spec();

@@ -15,9 +15,6 @@ use crate::context::{load, progress_bar, total_nll};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
     let EvalArgs { model, data_dir, limit, batch, json } = args;
-    let data_dir = data_dir.context(
-        "no data directory: pass --data-dir DIR or set PIXEL_ZOO_DATA to a directory holding mnist/ and cifar10/",
-    )?;
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -26,6 +23,10 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
     }
     let entry = zoo.entry(&model.id)?;
     let dataset = Dataset::from_name(&entry.dataset).context("manifest data set")?;
+    let data_dir = dataset.locate(data_dir.as_deref())?;
+    let test_file = dataset.test_file(&data_dir);
+    let test_file = test_file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    tracing::info!(data_dir = %data_dir.display(), %test_file, "test set");
     let mut images = dataset.load_test(&data_dir)?;
     if let Some(l) = limit {
         images.truncate(l);
@@ -65,7 +66,8 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
     });
     if json {
         let mut v = json!({
-            "id": entry.id, "dataset": entry.dataset, "images": images.n,
+            "id": entry.id, "dataset": entry.dataset, "images": images.n, "test_file": test_file,
+            "data_dir": data_dir,
             "nll_nats_per_image": nats, "bits_per_dim": bpd, "seconds": secs,
         });
         if let Some((small, up)) = parts {
@@ -76,12 +78,12 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if entry.dataset == "cifar10" {
         println!(
-            "{}: {bpd:.4} bits/dim ({nats:.1} nats/image) on {} {} test images, {secs:.1} s",
+            "{}: {bpd:.4} bits/dim ({nats:.1} nats/image) on {} {} test images ({test_file}), {secs:.1} s",
             entry.id, images.n, entry.dataset
         );
     } else {
         println!(
-            "{}: {nats:.3} nats/image ({bpd:.5} bits/dim) on {} {} test images, {secs:.1} s",
+            "{}: {nats:.3} nats/image ({bpd:.5} bits/dim) on {} {} test images ({test_file}), {secs:.1} s",
             entry.id, images.n, entry.dataset
         );
     }
