@@ -129,41 +129,38 @@ pub fn bits_per_dim(nats_per_image: f64, dims: usize) -> f64 {
     nats_per_image / (dims as f64 * LN_2)
 }
 
-/// The CPU kernel of [`Head::nll_per_image`] for the softmax head: logits `(b, c, levels, h, w)`
-/// and pixel values `(b, c, h, w)` (u32) → `(b,)`. One pass per colour plane: the running maximum
-/// and the sum of exponentials of every position together (the levels are `h·w` apart in memory),
-/// accumulated in f64.
+/// The CPU kernel of [`Head::nll_per_value`] for the softmax head: logits `(b, c, levels, h, w)`
+/// and pixel values `(b, c, h, w)` (u32) → `(b, c, h, w)`. One pass per colour plane: the running
+/// maximum and the sum of exponentials of every position together (the levels are `h·w` apart in
+/// memory), in f64.
 struct SoftmaxNll;
 
 impl SoftmaxNll {
-    fn nll<T: WithDType>(z: &[T], x: &[u32], (b, c, levels, hw): (usize, usize, usize, usize)) -> Result<Vec<T>> {
-        let mut out = Vec::with_capacity(b);
+    fn nll<T: WithDType>(z: &[T], x: &[u32], (planes, levels, hw): (usize, usize, usize)) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(planes * hw);
         let (mut max, mut sum) = (vec![0f64; hw], vec![0f64; hw]);
-        for n in 0..b {
-            let mut total = 0f64;
-            for ch in 0..c {
-                let plane = &z[(n * c + ch) * levels * hw..(n * c + ch + 1) * levels * hw];
-                max.copy_from_slice(&plane[..hw].iter().map(|v| v.to_f64()).collect::<Vec<_>>());
-                for level in plane.chunks_exact(hw).skip(1) {
-                    for (m, v) in max.iter_mut().zip(level) {
-                        *m = m.max(v.to_f64());
-                    }
-                }
-                sum.fill(0.0);
-                for level in plane.chunks_exact(hw) {
-                    for ((s, v), m) in sum.iter_mut().zip(level).zip(&max) {
-                        *s += (v.to_f64() - m).exp();
-                    }
-                }
-                let values = &x[(n * c + ch) * hw..(n * c + ch + 1) * hw];
-                for (p, &value) in values.iter().enumerate() {
-                    if value as usize >= levels {
-                        candle_core::bail!("pixel value {value} is not one of the {levels} levels");
-                    }
-                    total += sum[p].ln() + max[p] - plane[value as usize * hw + p].to_f64();
+        for k in 0..planes {
+            let plane = &z[k * levels * hw..(k + 1) * levels * hw];
+            for (m, v) in max.iter_mut().zip(&plane[..hw]) {
+                *m = v.to_f64();
+            }
+            for level in plane.chunks_exact(hw).skip(1) {
+                for (m, v) in max.iter_mut().zip(level) {
+                    *m = m.max(v.to_f64());
                 }
             }
-            out.push(T::from_f64(total));
+            sum.fill(0.0);
+            for level in plane.chunks_exact(hw) {
+                for ((s, v), m) in sum.iter_mut().zip(level).zip(&max) {
+                    *s += (v.to_f64() - m).exp();
+                }
+            }
+            for (p, &value) in x[k * hw..(k + 1) * hw].iter().enumerate() {
+                if value as usize >= levels {
+                    candle_core::bail!("pixel value {value} is not one of the {levels} levels");
+                }
+                out.push(T::from_f64(sum[p].ln() + max[p] - plane[value as usize * hw + p].to_f64()));
+            }
         }
         Ok(out)
     }
@@ -186,13 +183,13 @@ impl CustomOp2 for SoftmaxNll {
             candle_core::bail!("softmax-nll needs contiguous inputs");
         };
         let CpuStorage::U32(x) = s2 else { candle_core::bail!("softmax-nll: u32 pixel values, got {:?}", s2.dtype()) };
-        let shape = (*b, *c, *levels, h * w);
+        let shape = (b * c, *levels, h * w);
         let out = match s1 {
             CpuStorage::F32(z) => CpuStorage::F32(Self::nll(&z[s..e], &x[xs..xe], shape)?),
             CpuStorage::F64(z) => CpuStorage::F64(Self::nll(&z[s..e], &x[xs..xe], shape)?),
             other => candle_core::bail!("softmax-nll: f32 or f64 logits, got {:?}", other.dtype()),
         };
-        Ok((out, Shape::from(*b)))
+        Ok((out, Shape::from((*b, *c, *h, *w))))
     }
 }
 
@@ -273,12 +270,15 @@ mod tests {
         let (b, c, h, w) = (3, 3, 4, 5);
         let z = (Tensor::randn(0f32, 1.0, (b, c, 256, h, w), &dev)? * 20.0)?;
         let x = Tensor::rand(0f32, 256.0, (b, c, h, w), &dev)?.floor()?.to_dtype(DType::U8)?;
-        let fused = Head::Softmax256.nll_per_image(&z, &x)?.to_vec1::<f32>()?;
+        let fused = Head::Softmax256.nll_per_value(&z, &x)?;
+        assert_eq!(fused.dims(), &[b, c, h, w]);
         let logp = candle_nn::ops::log_softmax(&z.to_dtype(DType::F64)?, 2)?;
-        let want = logp.gather(&x.to_dtype(DType::U32)?.unsqueeze(2)?, 2)?.neg()?.reshape((b, ()))?.sum(1)?;
-        for (got, want) in fused.iter().zip(want.to_vec1::<f64>()?) {
-            assert!((*got as f64 - want).abs() < 1e-3, "{got} vs {want}");
+        let want = logp.gather(&x.to_dtype(DType::U32)?.unsqueeze(2)?, 2)?.squeeze(2)?.neg()?;
+        for (got, want) in fused.flatten_all()?.to_vec1::<f32>()?.iter().zip(want.flatten_all()?.to_vec1::<f64>()?) {
+            assert!((*got as f64 - want).abs() < 1e-5 * want.abs().max(1.0), "{got} vs {want}");
         }
+        let per_image = Head::Softmax256.nll_per_image(&z, &x)?;
+        assert_eq!(per_image.dims(), &[b]);
         let bad = Tensor::zeros((b, c, 1, h, w), DType::F32, &dev)?;
         assert!(Head::Softmax256.nll_per_image(&bad, &x).is_err(), "a value beyond the levels is an error");
         Ok(())
