@@ -11,6 +11,7 @@ use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixel_data::files::{read_image, reveal_frames, write_gif};
 use pixel_ops::sampler::{Given, Method};
+use pixel_ops::stepper::{in_parallel, thread_count};
 use pixel_zoo::{ImageSpec, LoadedModel, PixelModel, Zoo};
 
 use crate::cli::{Command, DeviceArg, ModelArgs};
@@ -27,6 +28,7 @@ pub fn set_threads_per_product(command: &Command) {
             | Command::Complete(_)
             | Command::Upscale(_)
             | Command::Bench(_)
+            | Command::Eval(_)
             | Command::Compress(_)
             | Command::Decompress(_)
             | Command::BenchCompress(_) => 1,
@@ -110,17 +112,42 @@ pub fn read_images(m: &LoadedModel, paths: &[PathBuf]) -> Result<Tensor> {
 }
 
 /// Σ −log p(x) in nats over images `pixels` (whole images of the model's size, row-major), in
-/// batches of `batch`; `done(b)` after each batch.
+/// batches of `batch`; `done(b)` after each batch. On the CPU each batch is split over the cores,
+/// one part per thread (the zoo runs each product on one thread for eval, see
+/// [`set_threads_per_product`]), as sampling is.
 pub fn total_nll(m: &LoadedModel, pixels: &[u8], batch: usize, done: &mut dyn FnMut(usize)) -> Result<f64> {
+    let sums = per_batch(m.as_ref(), pixels, batch, done, &|x: &Tensor| {
+        Ok(m.nll(x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>())
+    })?;
+    Ok(sums.into_iter().sum())
+}
+
+/// `f` of every batch of `batch` images of `pixels`, each batch split over the cores on the CPU:
+/// the results of every part, in order; `done(b)` after each batch.
+pub fn per_batch<T: Send>(
+    m: &dyn PixelModel,
+    pixels: &[u8],
+    batch: usize,
+    done: &mut dyn FnMut(usize),
+    f: &(dyn Fn(&Tensor) -> Result<T> + Sync),
+) -> Result<Vec<T>> {
     let spec = m.spec();
-    let mut total = 0f64;
-    for chunk in pixels.chunks(batch * spec.dims()) {
-        let b = chunk.len() / spec.dims();
-        let x = Tensor::from_slice(chunk, (b, spec.channels, spec.height, spec.width), m.device())?;
-        total += m.nll(&x)?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum::<f64>();
+    let dims = spec.dims();
+    let mut out = Vec::new();
+    for chunk in pixels.chunks(batch * dims) {
+        let b = chunk.len() / dims;
+        let threads = if m.device().is_cpu() { thread_count(0, b) } else { 1 };
+        let parts: Vec<&[u8]> = chunk.chunks(b.div_ceil(threads) * dims).collect();
+        let run = |part: &[u8]| -> Result<T> {
+            let x = Tensor::from_slice(part, (part.len() / dims, spec.channels, spec.height, spec.width), m.device())?;
+            f(&x)
+        };
+        for r in in_parallel(parts, |p| run(p), |_, p| run(p), || Err(anyhow::anyhow!("an eval thread panicked"))) {
+            out.push(r?);
+        }
         done(b);
     }
-    Ok(total)
+    Ok(out)
 }
 
 /// When each pixel of an image being drawn appears in the GIF of the drawing: `(h, w)` frame

@@ -11,7 +11,7 @@ use pixel_zoo::{MultiScaleModel, Tensor, Zoo};
 use serde_json::json;
 
 use crate::cli::{DeviceArg, EvalArgs};
-use crate::context::{load, progress_bar, total_nll};
+use crate::context::{load, per_batch, progress_bar, total_nll};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
     let EvalArgs { model, data_dir, limit, batch, json } = args;
@@ -98,16 +98,10 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
 /// Σ −log p(x[::f, ::f]) and Σ −log p(x | x[::f, ::f]) in nats over images `pixels` (whole images,
 /// row-major), in batches of `batch`, one pass each; `done(b)` after each batch.
 fn split_nll(m: &dyn MultiScaleModel, pixels: &[u8], batch: usize, done: &mut dyn FnMut(usize)) -> Result<(f64, f64)> {
-    let spec = m.spec();
-    let (mut small, mut up) = (0f64, 0f64);
     let sum = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?.iter().sum()) };
-    for chunk in pixels.chunks(batch * spec.dims()) {
-        let b = chunk.len() / spec.dims();
-        let x = Tensor::from_slice(chunk, (b, spec.channels, spec.height, spec.width), m.device())?;
-        let (s, u) = m.nll_split(&x)?;
-        small += sum(&s)?;
-        up += sum(&u)?;
-        done(b);
-    }
-    Ok((small, up))
+    let parts = per_batch(m, pixels, batch, done, &|x: &Tensor| {
+        let (s, u) = m.nll_split(x)?;
+        Ok((sum(&s)?, sum(&u)?))
+    })?;
+    Ok(parts.into_iter().fold((0.0, 0.0), |(a, b), (s, u)| (a + s, b + u)))
 }
