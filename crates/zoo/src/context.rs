@@ -142,7 +142,7 @@ pub fn per_batch<T: Send>(
             let x = Tensor::from_slice(part, (part.len() / dims, spec.channels, spec.height, spec.width), m.device())?;
             f(&x)
         };
-        for r in in_parallel(parts, |p| run(p), |_, p| run(p), || Err(anyhow::anyhow!("an eval thread panicked"))) {
+        for r in in_parallel(parts, run, |_, p| run(p), || Err(anyhow::anyhow!("an eval thread panicked"))) {
             out.push(r?);
         }
         done(b);
