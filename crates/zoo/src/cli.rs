@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use pixel_ops::sampler::{Method, SampleOptions};
 
 #[derive(Parser, Debug)]
 #[command(name = "zoo", version, about = "PixelRNN-family image models: sample, eval, score, complete, upscale, compress", long_about = None)]
@@ -88,6 +89,29 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// How the values are drawn: the options `sample`, `complete` and `upscale` share.
+#[derive(clap::Args, Debug)]
+pub struct DrawArgs {
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Logits are divided by this; 1 samples the model's distribution, below 1 gives sharper, more
+    /// likely images.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Run the network once per value instead of the cached sampler (the same images, slower:
+    /// the reference the cached path is tested against).
+    #[arg(long)]
+    pub naive: bool,
+}
+
+impl DrawArgs {
+    /// The sampler's options for `count` images (or completions of each given image).
+    pub fn options(&self, count: usize) -> SampleOptions {
+        let method = if self.naive { Method::Naive } else { Method::Cached };
+        SampleOptions { count, seed: self.seed, temperature: self.temperature, method, ..Default::default() }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct SampleArgs {
     #[command(flatten)]
@@ -95,15 +119,8 @@ pub struct SampleArgs {
     /// Number of images.
     #[arg(short = 'n', long = "count", default_value_t = 16)]
     pub count: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Logits are divided by this; 1 samples the model's distribution.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// Run the network once per value instead of the cached sampler (the same images, slower:
-    /// the reference the cached path is tested against).
-    #[arg(long)]
-    pub naive: bool,
+    #[command(flatten)]
+    pub draw: DrawArgs,
     #[arg(short, long, default_value = "samples.png")]
     pub output: PathBuf,
     /// Also write an animated GIF of the grid being drawn, value by value in the model's order
@@ -162,13 +179,8 @@ pub struct CompleteArgs {
     /// Completions.
     #[arg(short = 'n', long = "count", default_value_t = 4)]
     pub count: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// Run the network once per value instead of the cached sampler.
-    #[arg(long)]
-    pub naive: bool,
+    #[command(flatten)]
+    pub draw: DrawArgs,
     #[arg(short, long, default_value = "completions.png")]
     pub output: PathBuf,
     /// Also write an animated GIF of the completions being drawn (a frame per row).
@@ -191,14 +203,8 @@ pub struct UpscaleArgs {
     /// Upscalings.
     #[arg(short = 'n', long = "count", default_value_t = 4)]
     pub count: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Logits are divided by this; below 1 gives sharper, more likely images.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// Run the network once per value instead of the cached sampler.
-    #[arg(long)]
-    pub naive: bool,
+    #[command(flatten)]
+    pub draw: DrawArgs,
     #[arg(short, long, default_value = "upscaled.png")]
     pub output: PathBuf,
     /// Also write each upscaling as its own PNG in this directory (created if missing):

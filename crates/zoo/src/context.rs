@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixel_data::files::{read_image, reveal_frames, write_gif};
-use pixel_ops::sampler::{Given, Method};
+use pixel_ops::sampler::Given;
 use pixel_ops::stepper::{in_parallel, thread_count};
 use pixel_zoo::{ImageSpec, LoadedModel, PixelModel, Zoo};
 
@@ -72,15 +72,6 @@ pub fn given_or_local_models(zoo: &Zoo, ids: Vec<String>) -> Vec<String> {
         zoo.manifest.models.iter().filter(|e| zoo.resolver.locate(e).is_some()).map(|e| e.id.clone()).collect()
     } else {
         ids
-    }
-}
-
-/// The sampler `--naive` selects.
-pub fn sampling_method(naive: bool) -> Method {
-    if naive {
-        Method::Naive
-    } else {
-        Method::Cached
     }
 }
 

@@ -4,16 +4,14 @@
 use anyhow::{bail, Result};
 use candle_core::Device;
 use pixel_data::files::{grid, write_png};
-use pixel_ops::sampler::{complete, Given, SampleOptions};
+use pixel_ops::sampler::{complete, Given};
 use pixel_zoo::Zoo;
 
 use crate::cli::{CompleteArgs, DeviceArg};
-use crate::context::{
-    check_output, drawing_frames, load, progress_bar, read_images, sampling_method, write_drawing_gif,
-};
+use crate::context::{check_output, drawing_frames, load, progress_bar, read_images, write_drawing_gif};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
-    let CompleteArgs { model, image, keep_rows, count, seed, temperature, naive, output, gif } = args;
+    let CompleteArgs { model, image, keep_rows, count, draw, output, gif } = args;
     let m = load(zoo, &model, device)?;
     check_output(&output)?;
     if let Some(gif) = &gif {
@@ -24,7 +22,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
     if keep_rows > spec.height {
         bail!("--keep-rows {keep_rows} is beyond the image height {}; use 0..={}", spec.height, spec.height);
     }
-    let opts = SampleOptions { count, seed, temperature, method: sampling_method(naive), ..Default::default() };
+    let opts = draw.options(count);
     let bar = progress_bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
     let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
     bar.finish_and_clear();

@@ -5,16 +5,16 @@ use std::time::Instant;
 
 use anyhow::Result;
 use pixel_data::files::{grid, write_png};
-use pixel_ops::sampler::{sample, Given, SampleOptions};
+use pixel_ops::sampler::{sample, Given};
 use pixel_zoo::Zoo;
 
 use crate::cli::{DeviceArg, SampleArgs};
-use crate::context::{check_output, drawing_frames, load, progress_bar, sampling_method, write_drawing_gif};
+use crate::context::{check_output, drawing_frames, load, progress_bar, write_drawing_gif};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: SampleArgs) -> Result<()> {
-    let SampleArgs { model, count, seed, temperature, naive, output, gif } = args;
+    let SampleArgs { model, count, draw, output, gif } = args;
     let m = load(zoo, &model, device)?;
-    let opts = SampleOptions { count, seed, temperature, method: sampling_method(naive), ..Default::default() };
+    let opts = draw.options(count);
     check_output(&output)?;
     if let Some(gif) = &gif {
         check_output(gif)?;

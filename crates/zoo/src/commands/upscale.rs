@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use pixel_data::files::{grid, read_image, write_png};
 use pixel_ops::head::bits_per_dim;
-use pixel_ops::sampler::{upscale, Given, SampleOptions};
+use pixel_ops::sampler::{upscale, Given};
 use pixel_zoo::{ImageSpec, Tensor, Zoo};
 
 use crate::cli::{DeviceArg, UpscaleArgs};
-use crate::context::{check_output, drawing_frames, enlarge, load, progress_bar, sampling_method, write_drawing_gif};
+use crate::context::{check_output, drawing_frames, enlarge, load, progress_bar, write_drawing_gif};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
-    let UpscaleArgs { model, image, from_full, count, seed, temperature, naive, output, images, gif } = args;
+    let UpscaleArgs { model, image, from_full, count, draw, output, images, gif } = args;
     let entry = zoo.entry(&model.id)?;
     if entry.config.multiscale_factor().is_none() {
         bail!(
@@ -64,7 +64,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
     if inputs == 0 {
         bail!("give the low-resolution image with --image SMALL.png, or a full-size one with --from-full");
     }
-    let opts = SampleOptions { count, seed, temperature, method: sampling_method(naive), ..Default::default() };
+    let opts = draw.options(count);
     let small_t =
         Tensor::from_slice(&small, (inputs, small_spec.channels, small_spec.height, small_spec.width), m.device())?;
     let (reveal, frames) = drawing_frames(m.as_ref(), Given::Subsampled(f));
