@@ -43,7 +43,7 @@ use candle_core::{DType, Device};
 use constriction::stream::model::DefaultContiguousCategoricalEntropyModel;
 use constriction::stream::queue::{DefaultRangeDecoder, DefaultRangeEncoder};
 use constriction::stream::{Decode, Encode};
-use pixel_ops::stepper::{in_parallel, step_through, thread_count, Given, Method};
+use pixel_ops::stepper::{in_parallel, step_through, threads_on, Given, Method};
 use pixel_ops::{Head, ImageSpec, PixelModel};
 use sha2::{Digest, Sha256};
 
@@ -226,10 +226,10 @@ fn per_stream<T: Send>(
         .collect()
 }
 
-/// Stream count for `n` images on `threads` threads (0: one per core): one per thread, at most one
-/// per group, at most 255.
-fn stream_count(n: usize, threads: usize) -> usize {
-    thread_count(threads, n.div_ceil(GROUP).clamp(1, 255))
+/// Stream count for `n` images on `threads` threads (0: one per core) on `device`: one per thread,
+/// at most one per group, at most 255; one on a GPU ([`threads_on`]).
+fn stream_count(n: usize, threads: usize, device: &candle_core::Device) -> usize {
+    threads_on(device, threads, n.div_ceil(GROUP).clamp(1, 255))
 }
 
 /// Compresses `images` (each `(c, h, w)` as the model's spec) with `model` into one file's bytes.
@@ -271,7 +271,8 @@ pub fn compress(
     if images.is_empty() {
         return Err(CompressError::Invalid("no images to compress".into()));
     }
-    let groups = stream_groups(images.len(), stream_count(images.len(), threads));
+    check_exact_products(model)?;
+    let groups = stream_groups(images.len(), stream_count(images.len(), threads, model.device()));
     let streams = per_stream(&groups, &|_, runs| {
         let mut encoder = DefaultRangeEncoder::new();
         for range in runs {
@@ -436,6 +437,20 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, usize), CompressError> {
 }
 
 /// Checks that `model` is the one `header` was coded with (id, weights, image size, device).
+/// On CUDA, f32 matrix products must be full f32 (candle's default): with TF32 allowed
+/// (`candle_core::cuda::set_gemm_reduced_precision_f32(true)`), cuBLAS may pick kernels whose
+/// rounding differs between the encoder's and the decoder's runs.
+fn check_exact_products(model: &LoadedModel) -> Result<(), CompressError> {
+    if model.device().is_cuda() && candle_core::cuda::gemm_reduced_precision_f32() {
+        return Err(CompressError::Invalid(
+            "TF32 matrix products are switched on (candle_core::cuda::set_gemm_reduced_precision_f32); \
+             compression needs full f32 products: switch them off"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 pub fn check_model(header: &Header, model: &LoadedModel) -> Result<(), CompressError> {
     if header.model_id != model.entry.id {
         return Err(CompressError::WrongModel { file: header.model_id.clone(), given: model.entry.id.clone() });
@@ -470,6 +485,7 @@ pub fn decompress(
 ) -> Result<Vec<NamedImage>, CompressError> {
     let (header, offset) = read_header(bytes)?;
     check_model(&header, model)?;
+    check_exact_products(model)?;
     let s = model.spec();
     let groups = stream_groups(header.names.len(), header.streams.len());
     let mut starts = Vec::with_capacity(header.streams.len());

@@ -88,7 +88,8 @@ pub trait PixelModel: Send + Sync {
     /// Bits per dimension of each image: `x` `(b, c, h, w)` → `Vec` of b values.
     fn bits_per_dim(&self, x: &Tensor) -> Result<Vec<f64>> {
         let dims = self.spec().dims();
-        let nats = self.nll(x)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+        let nats =
+            self.nll(x)?.to_device(&candle_core::Device::Cpu)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
         Ok(nats.into_iter().map(|n| bits_per_dim(n, dims)).collect())
     }
 }

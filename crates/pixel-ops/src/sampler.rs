@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::PixelModel;
 pub use crate::stepper::Given;
 pub use crate::stepper::Method;
-use crate::stepper::{in_parallel, step_through, thread_count};
+use crate::stepper::{in_parallel, step_through, threads_on};
 
 /// How to sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,15 +168,20 @@ fn images_of(x: &Tensor, spec: &crate::ImageSpec, what: &str) -> Result<Vec<Vec<
     Ok(images)
 }
 
-/// The most images one part of a batch samples at once. A part's session caches grow with its
-/// images (about 1 MB per CIFAR-10 image for the PixelCNN), so a large batch is sampled in waves of
-/// parts of at most this many, one part per thread; the images do not depend on it.
+/// The most images one part of a batch samples at once on the CPU. A part's session caches grow with
+/// its images (about 1 MB per CIFAR-10 image for the PixelCNN), so a large batch is sampled in waves
+/// of parts of at most this many, one part per thread; the images do not depend on it.
 pub const PART_IMAGES: usize = 64;
+
+/// The most images one part samples at once on a GPU: one part at a time, as large as this, since
+/// each step launches the same kernels and copies the logits to the host once, whatever the number
+/// of images; 512 CIFAR-10 images hold about 0.5 GB of session caches (PixelCNN).
+pub const DEVICE_PART_IMAGES: usize = 512;
 
 /// Fills the pixels not `given` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).
 /// The batch is split into parts of at most [`PART_IMAGES`], sampled `opts.threads` at a time in
-/// parallel; image `i` draws from its own ChaCha8 stream (seed, stream `i`), so the images do not
-/// depend on the split.
+/// parallel (on a GPU: parts of at most [`DEVICE_PART_IMAGES`], one at a time); image `i` draws
+/// from its own ChaCha8 stream (seed, stream `i`), so the images do not depend on the split.
 fn generate(
     model: &dyn PixelModel,
     mut pixels: Vec<u8>,
@@ -186,8 +191,9 @@ fn generate(
 ) -> Result<Tensor> {
     let s = model.spec();
     let (n, dims) = (opts.count, s.dims());
-    let threads = thread_count(opts.threads, n);
-    let per_part = n.div_ceil(threads).min(PART_IMAGES);
+    let threads = threads_on(model.device(), opts.threads, n);
+    let most = if model.device().is_cpu() { PART_IMAGES } else { DEVICE_PART_IMAGES };
+    let per_part = n.div_ceil(threads).min(most);
     let mut parts: Vec<(usize, &mut [u8])> =
         pixels.chunks_mut(per_part * dims).enumerate().map(|(k, part)| (k * per_part, part)).collect();
     let waves = parts.len().div_ceil(threads);

@@ -3,7 +3,7 @@
 //! test harness all step through images this one way; batches are split over threads by
 //! [`in_parallel`].
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 
 use crate::model::PixelModel;
 
@@ -62,6 +62,10 @@ impl Given {
 /// holds then, and calls `visit(value, logits, pixels)`, which may write that value of every image
 /// before the next step (a sampler draws it, a decoder decodes it).
 ///
+/// On a GPU each step copies the images `(n, c, h, w)` u8 to the device and `visit` copies the
+/// logits `(n, levels)` back: the sampler draws on the host, image `i` from its own ChaCha8 stream,
+/// so that a seed gives the same images on every device, and the range coder runs on the host.
+///
 /// The `given` pixels' values are kept: `visit` is not called for them; a cached session still
 /// steps over them ([`crate::SamplingSession::skip`]: it must see every value from the first), the
 /// naive path leaves them out.
@@ -103,6 +107,17 @@ pub fn thread_count(threads: usize, parts: usize) -> usize {
         t => t,
     }
     .clamp(1, parts.max(1))
+}
+
+/// The number of threads to split `parts` items over for work on `device`: [`thread_count`] on the
+/// CPU, where each thread runs its own part of a batch; one on a GPU, which runs the whole batch in
+/// each launch (more host threads would only interleave their launches on the device's stream).
+pub fn threads_on(device: &Device, threads: usize, parts: usize) -> usize {
+    if device.is_cpu() {
+        thread_count(threads, parts)
+    } else {
+        1
+    }
 }
 
 /// Runs every item on a thread of its own and returns the results in order: the first on the

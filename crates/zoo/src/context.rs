@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixel_data::files::{read_image, reveal_frames, write_gif};
 use pixel_ops::sampler::Given;
-use pixel_ops::stepper::{in_parallel, thread_count};
+use pixel_ops::stepper::{in_parallel, threads_on};
 use pixel_zoo::{ImageSpec, LoadedModel, PixelModel, Zoo};
 
 use crate::cli::{Command, DeviceArg, ModelArgs};
@@ -127,7 +127,7 @@ pub fn per_batch<T: Send>(
     let mut out = Vec::new();
     for chunk in pixels.chunks(batch * dims) {
         let b = chunk.len() / dims;
-        let threads = if m.device().is_cpu() { thread_count(0, b) } else { 1 };
+        let threads = threads_on(m.device(), 0, b);
         let parts: Vec<&[u8]> = chunk.chunks(b.div_ceil(threads) * dims).collect();
         let run = |part: &[u8]| -> Result<T> {
             let x = Tensor::from_slice(part, (part.len() / dims, spec.channels, spec.height, spec.width), m.device())?;

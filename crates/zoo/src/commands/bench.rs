@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 use pixel_ops::sampler::{sample, Method, SampleOptions};
-use pixel_ops::stepper::{in_parallel, thread_count};
+use pixel_ops::stepper::{in_parallel, threads_on};
 use pixel_zoo::Zoo;
 use serde_json::json;
 
@@ -57,7 +57,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
         let x = Tensor::from_vec(px, (batch, s.channels, s.height, s.width), m.device())?;
         // The forward pass uses the cores as sampling does: the batch split over them, each part
         // on one thread (zoo runs candle's products single-threaded here, see main).
-        let part = batch.div_ceil(thread_count(0, batch));
+        let part = batch.div_ceil(threads_on(m.device(), 0, batch));
         let forward_split = || -> Result<()> {
             let parts: Vec<usize> = (0..batch).step_by(part).collect();
             let forward = |start: usize| -> Result<()> {
@@ -66,14 +66,16 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
             };
             in_parallel(parts, forward, |_, start| forward(start), || Err(anyhow::anyhow!("a thread panicked")))
                 .into_iter()
-                .collect()
+                .collect::<Result<()>>()?;
+            // A GPU runs the launches asynchronously: the pass is over when the device is idle.
+            Ok(m.device().synchronize()?)
         };
         forward_split()?; // warm-up
         let mut forward = (0..reps).map(|_| Ok(seconds(forward_split)?.0)).collect::<Result<Vec<f64>>>()?;
         forward.sort_by(f64::total_cmp);
         let forward = forward[reps / 2];
         if forward_only {
-            let threads = thread_count(0, batch);
+            let threads = threads_on(m.device(), 0, batch);
             if !json_out {
                 println!(
                     "{:<30} {:>8.1}ms   ({} threads, batch {batch}, median of {reps})",
@@ -90,7 +92,13 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
         let mut probe_costs = Vec::new();
         for &row in &probes {
             let mut t = (0..3)
-                .map(|_| Ok(seconds(|| Ok(m.step_logits(&x, row, s.width / 2, s.channels - 1)?))?.0))
+                .map(|_| {
+                    let step = || {
+                        m.step_logits(&x, row, s.width / 2, s.channels - 1)?;
+                        Ok(m.device().synchronize()?)
+                    };
+                    Ok(seconds(step)?.0)
+                })
                 .collect::<Result<Vec<f64>>>()?;
             t.sort_by(f64::total_cmp);
             probe_costs.push(t[1]);
@@ -115,7 +123,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchArgs) -> Result<()> {
             "naive_over_cached_one_thread": naive / cached_1,
             "cached_one_thread_s": cached_1, "cached_s": cached,
             "cached_over_forward": cached / forward,
-            "threads": std::thread::available_parallelism().map_or(1, |t| t.get()),
+            "threads": threads_on(m.device(), 0, batch),
         });
         if !json_out {
             println!(

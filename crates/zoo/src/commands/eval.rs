@@ -98,7 +98,9 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
 /// Σ −log p(x[::f, ::f]) and Σ −log p(x | x[::f, ::f]) in nats over images `pixels` (whole images,
 /// row-major), in batches of `batch`, one pass each; `done(b)` after each batch.
 fn split_nll(m: &dyn MultiScaleModel, pixels: &[u8], batch: usize, done: &mut dyn FnMut(usize)) -> Result<(f64, f64)> {
-    let sum = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?.iter().sum()) };
+    let sum = |t: &Tensor| -> Result<f64> {
+        Ok(t.to_device(&candle_core::Device::Cpu)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?.iter().sum())
+    };
     let parts = per_batch(m, pixels, batch, done, &|x: &Tensor| {
         let (s, u) = m.nll_split(x)?;
         Ok((sum(&s)?, sum(&u)?))

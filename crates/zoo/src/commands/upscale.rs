@@ -103,7 +103,9 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
         let x = Tensor::from_slice(&originals, (inputs, spec.channels, spec.height, spec.width), m.device())?;
         let (small_nats, up_nats) = multi.nll_split(&x)?;
         let (small_dims, up_dims) = multi.split_dims();
-        let as_f64 = |t: Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?) };
+        let as_f64 = |t: Tensor| -> Result<Vec<f64>> {
+            Ok(t.to_device(&candle_core::Device::Cpu)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?)
+        };
         for ((path, s), u) in from_full.iter().zip(as_f64(small_nats)?).zip(as_f64(up_nats)?) {
             println!(
                 "{}\tupscaling {:.4} bits/dim ({u:.1} nats over {up_dims} values)\tsmall image {:.4} bits/dim \
