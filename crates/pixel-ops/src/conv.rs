@@ -9,7 +9,7 @@
 //! the matrix product alone.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Result, Shape, Tensor, WithDType};
 use candle_nn::VarBuilder;
 
 use crate::mask::{gated_mask_values, MaskKind};
@@ -32,6 +32,18 @@ pub struct MaskedConv2d {
     /// groups: outputs of colour j read input colours ≤ j), so each block is a smaller product.
     /// One block of every input and output when the mask has no such structure.
     blocks: Vec<OutputBlock>,
+    /// The weights as host matrices for the CPU kernel ([`HostLayer`]); `None` off the CPU or
+    /// for dtypes other than f32 and f64.
+    host: Option<HostLayer>,
+}
+
+/// What a layer's whole-image pass folds in besides the product ([`MaskedConv2d::forward_fused`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fused<'a> {
+    /// ReLU on the input first.
+    pub relu_input: bool,
+    /// A map `(b, H, W, out)` added to the output (a residual connection).
+    pub residual: Option<&'a Tensor>,
 }
 
 /// Outputs `start..start + len` of a 1×1 layer, which read inputs `0..inputs` only.
@@ -109,11 +121,12 @@ impl MaskedConv2d {
             .index_select(&ids, 0)?
             .reshape((open.len() * in_ch, out_ch))?
             .contiguous()?;
-        let open_taps = open
+        let open_taps: Vec<(isize, isize)> = open
             .iter()
             .map(|&t| ((t / kw) as isize - (kh / 2) as isize, (t % kw) as isize - (kw / 2) as isize))
             .collect();
         let row_bias = bias.as_ref().map(|b| b.reshape((1, out_ch))).transpose()?;
+        let host = HostLayer::new(&open_taps, in_ch, &tap_matrix, row_bias.as_ref(), &runs)?;
         let blocks = runs
             .into_iter()
             .filter(|&(inputs, _, _)| inputs > 0 || (kh, kw) != (1, 1))
@@ -122,21 +135,38 @@ impl MaskedConv2d {
                 Ok(OutputBlock { inputs, start, len, weight_t: weight.t()?.contiguous()?, weight })
             })
             .collect::<Result<_>>()?;
-        Ok(Self { weight, matrix, row_bias, open_taps, tap_matrix, blocks })
+        Ok(Self { weight, matrix, row_bias, open_taps, tap_matrix, blocks, host })
     }
 
     /// A 1×1 layer from a channels-last map to a channels-first one: `(b, H, W, in)` →
     /// `(b, out, H, W)`, contiguous, written in that layout by the matrix products themselves (no
-    /// transpose). For the output stack's last layer, whose logits are wanted channels-first.
-    pub fn forward_1x1_to_channels_first(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, h, w, c) = x.dims4()?;
-        let out = self.tap_matrix.dim(1)?;
+    /// transpose); ReLU on the input first if `relu_input`. For the output stack's last layer,
+    /// whose logits are wanted channels-first.
+    pub fn forward_1x1_to_channels_first(&self, x: &Tensor, relu_input: bool) -> Result<Tensor> {
         if self.weight.dims()[2..] != [1, 1] {
             candle_core::bail!(
                 "forward_1x1_to_channels_first is for 1x1 layers, this one is {:?}",
                 &self.weight.dims()[2..]
             );
         }
+        if let Some(host) = self.host_for(x) {
+            let (b, h, w, _) = x.dims4()?;
+            let pass = HostPass { layer: host, relu_input, channels_first: true };
+            return x.contiguous()?.apply_op1_no_bwd(&pass)?.reshape((b, host.outputs, h, w));
+        }
+        let x = if relu_input { x.relu()? } else { x.clone() };
+        self.forward_1x1_to_channels_first_generic(&x)
+    }
+
+    /// The host kernel's weights, if `x` can go through it (on the CPU, in the weights' dtype).
+    fn host_for(&self, x: &Tensor) -> Option<&HostLayer> {
+        self.host.as_ref().filter(|_| x.device().is_cpu() && x.dtype() == self.weight.dtype())
+    }
+
+    /// [`MaskedConv2d::forward_1x1_to_channels_first`] from tensor operations, for every device.
+    fn forward_1x1_to_channels_first_generic(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, c) = x.dims4()?;
+        let out = self.tap_matrix.dim(1)?;
         let rows = x.contiguous()?.reshape((b, h * w, c))?;
         let parts = self
             .blocks
@@ -181,6 +211,32 @@ impl MaskedConv2d {
 
     /// The whole-image pass, channels-last: `(b, H, W, in)` → `(b, H, W, out)` (contiguous).
     pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, Fused::default())
+    }
+
+    /// The whole-image pass, channels-last, with what `fused` folds in: `residual + layer(relu?(x))`.
+    /// On the CPU one kernel ([`HostLayer`]): the input laid out once (ReLU on the way), the bias
+    /// and the residual taken into the products, which write straight into the output.
+    pub fn forward_fused(&self, x: &Tensor, fused: Fused) -> Result<Tensor> {
+        if let Some(host) = self.host_for(x) {
+            let pass = HostPass { layer: host, relu_input: fused.relu_input, channels_first: false };
+            let x = x.contiguous()?;
+            return match fused.residual {
+                Some(r) if r.dtype() == x.dtype() && r.device().is_cpu() => x.apply_op2_no_bwd(&r.contiguous()?, &pass),
+                Some(r) => r + x.apply_op1_no_bwd(&pass)?,
+                None => x.apply_op1_no_bwd(&pass),
+            };
+        }
+        let x = if fused.relu_input { x.relu()? } else { x.clone() };
+        let y = self.forward_channels_last_generic(&x)?;
+        match fused.residual {
+            Some(r) => r + y,
+            None => Ok(y),
+        }
+    }
+
+    /// [`MaskedConv2d::forward_channels_last`] from tensor operations, for every device.
+    fn forward_channels_last_generic(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, c) = x.dims4()?;
         let out = self.tap_matrix.dim(1)?;
         let y = if self.open_taps.is_empty() {
@@ -317,6 +373,244 @@ impl CustomOp1 for OpenTapColumns {
     }
 }
 
+/// A layer's weights for the CPU kernel [`HostPass`]: one matrix per output block, row-major
+/// `(1 + inputs, len)`, whose first row is the bias (it multiplies a column of ones laid before the
+/// inputs), so that each block is one product written straight into its place in the output.
+#[derive(Debug, Clone)]
+struct HostLayer {
+    /// The open taps, `(dy, dx)`; `[(0, 0)]` for a 1×1 layer.
+    taps: Vec<(isize, isize)>,
+    outputs: usize,
+    blocks: Vec<HostBlock>,
+}
+
+/// Outputs `start..start + len`, from the first `inputs` columns after the ones.
+#[derive(Debug, Clone)]
+struct HostBlock {
+    inputs: usize,
+    start: usize,
+    len: usize,
+    weight: HostMatrix,
+}
+
+#[derive(Debug, Clone)]
+enum HostMatrix {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl HostLayer {
+    /// From a layer's open taps, its `(taps·in, out)` tap matrix, `(1, out)` bias and the 1×1
+    /// output blocks `(inputs, start, len)` (a k×k layer is one block of every input and output).
+    /// `None` off the CPU, for other dtypes, and for a layer with no open tap.
+    fn new(
+        taps: &[(isize, isize)],
+        in_ch: usize,
+        tap_matrix: &Tensor,
+        bias: Option<&Tensor>,
+        runs: &[(usize, usize, usize)],
+    ) -> Result<Option<Self>> {
+        let dtype = tap_matrix.dtype();
+        if !tap_matrix.device().is_cpu() || !matches!(dtype, DType::F32 | DType::F64) || taps.is_empty() {
+            return Ok(None);
+        }
+        let (rows, outputs) = tap_matrix.dims2()?;
+        let bias = match bias {
+            Some(b) => b.clone(),
+            None => Tensor::zeros((1, outputs), dtype, tap_matrix.device())?,
+        };
+        let single = [(rows, 0, outputs)];
+        let runs = if taps == [(0, 0)] { runs } else { &single[..] };
+        debug_assert!(taps != [(0, 0)] || rows == in_ch);
+        let blocks = runs
+            .iter()
+            .map(|&(inputs, start, len)| {
+                let m = Tensor::cat(&[&bias, &tap_matrix.narrow(0, 0, inputs)?], 0)?.narrow(1, start, len)?;
+                let weight = match dtype {
+                    DType::F64 => HostMatrix::F64(m.flatten_all()?.to_vec1()?),
+                    _ => HostMatrix::F32(m.flatten_all()?.to_vec1()?),
+                };
+                Ok(HostBlock { inputs, start, len, weight })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(Self { taps: taps.to_vec(), outputs, blocks }))
+    }
+}
+
+/// A float the host kernel runs in: its weights in a [`HostMatrix`].
+trait HostFloat: WithDType + PartialOrd {
+    fn weights(m: &HostMatrix) -> Option<&[Self]>;
+}
+
+impl HostFloat for f32 {
+    fn weights(m: &HostMatrix) -> Option<&[f32]> {
+        match m {
+            HostMatrix::F32(v) => Some(v),
+            HostMatrix::F64(_) => None,
+        }
+    }
+}
+
+impl HostFloat for f64 {
+    fn weights(m: &HostMatrix) -> Option<&[f64]> {
+        match m {
+            HostMatrix::F64(v) => Some(v),
+            HostMatrix::F32(_) => None,
+        }
+    }
+}
+
+/// The CPU kernel of a layer's whole-image pass: `(b, H, W, in)` contiguous → `(b, H, W, out)`, or
+/// `(b, out, H·W)` when `channels_first`; as a two-input op, the second input `(b, H, W, out)` is
+/// added (a residual).
+struct HostPass<'a> {
+    layer: &'a HostLayer,
+    relu_input: bool,
+    channels_first: bool,
+}
+
+impl HostPass<'_> {
+    /// Each position's row of the product's left side: a one, then the open taps' inputs
+    /// side by side (zero outside the image), through ReLU if asked.
+    fn rows<T: HostFloat>(&self, x: &[T], (b, h, w, c): (usize, usize, usize, usize)) -> (Vec<T>, usize) {
+        let taps = &self.layer.taps;
+        let k = 1 + taps.len() * c;
+        let mut rows = vec![T::zero(); b * h * w * k];
+        let act = |v: T| if self.relu_input && v < T::zero() { T::zero() } else { v };
+        for row in rows.chunks_exact_mut(k) {
+            row[0] = T::one();
+        }
+        for n in 0..b {
+            for y in 0..h {
+                for (t, &(dy, dx)) in taps.iter().enumerate() {
+                    let yy = y as isize + dy;
+                    if yy < 0 || yy >= h as isize {
+                        continue;
+                    }
+                    let src_row = (n * h + yy as usize) * w;
+                    let first = (-dx).max(0) as usize;
+                    let end = (w as isize - dx).min(w as isize).max(0) as usize;
+                    for col in first..end {
+                        let src = (src_row + (col as isize + dx) as usize) * c;
+                        let dst = ((n * h + y) * w + col) * k + 1 + t * c;
+                        for (o, &v) in rows[dst..dst + c].iter_mut().zip(&x[src..src + c]) {
+                            *o = act(v);
+                        }
+                    }
+                }
+            }
+        }
+        (rows, k)
+    }
+
+    fn run<T: HostFloat>(&self, x: &[T], dims: (usize, usize, usize, usize), residual: Option<&[T]>) -> Result<Vec<T>> {
+        let (b, h, w, _) = dims;
+        let (hw, outputs) = (h * w, self.layer.outputs);
+        let (rows, k) = self.rows(x, dims);
+        let mut out = match residual {
+            Some(r) => r.to_vec(),
+            None => vec![T::zero(); b * hw * outputs],
+        };
+        let threads = candle_core::utils::get_num_threads();
+        let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        for block in &self.layer.blocks {
+            let Some(weight) = T::weights(&block.weight) else {
+                candle_core::bail!("host kernel: the weights' dtype is not the input's");
+            };
+            debug_assert_eq!(weight.len(), (1 + block.inputs) * block.len);
+            // (images, rows per product, destination offset per image, row and column strides)
+            let (images, m, per_image, dst_rs, dst_cs) = if self.channels_first {
+                (b, hw, outputs * hw, 1, hw as isize)
+            } else {
+                (1, b * hw, 0, outputs as isize, 1)
+            };
+            for n in 0..images {
+                // SAFETY: every index the product touches lies inside `out`, `rows` and `weight`:
+                // dst (m × len) from offset n·per_image + start·(hw or 1) with the strides above
+                // stays in image n's block of outputs; lhs rows n·m..(n+1)·m of k columns, of
+                // which the first 1 + inputs ≤ k are read; rhs (1 + inputs) × len, row-major.
+                unsafe {
+                    let dst_start = n * per_image + block.start * if self.channels_first { hw } else { 1 };
+                    gemm::gemm(
+                        m,
+                        block.len,
+                        1 + block.inputs,
+                        out.as_mut_ptr().add(dst_start),
+                        dst_cs,
+                        dst_rs,
+                        residual.is_some(),
+                        rows.as_ptr().add(n * m * k),
+                        1,
+                        k as isize,
+                        weight.as_ptr(),
+                        1,
+                        block.len as isize,
+                        T::one(),
+                        T::one(),
+                        false,
+                        false,
+                        false,
+                        parallelism,
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn output_shape(&self, (b, h, w, _): (usize, usize, usize, usize)) -> Shape {
+        match self.channels_first {
+            true => Shape::from((b, self.layer.outputs, h * w)),
+            false => Shape::from((b, h, w, self.layer.outputs)),
+        }
+    }
+}
+
+/// The contiguous slice of a CPU storage, or an error naming `op`.
+fn contiguous(layout: &Layout, op: &str) -> Result<(usize, usize)> {
+    layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{op} needs a contiguous input")))
+}
+
+impl CustomOp1 for HostPass<'_> {
+    fn name(&self) -> &'static str {
+        "masked-conv-host"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = layout.shape().dims4()?;
+        let name = CustomOp1::name(self);
+        let (s, e) = contiguous(layout, name)?;
+        let out = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(self.run(&v[s..e], dims, None)?),
+            CpuStorage::F64(v) => CpuStorage::F64(self.run(&v[s..e], dims, None)?),
+            other => candle_core::bail!("{name}: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, self.output_shape(dims)))
+    }
+}
+
+impl CustomOp2 for HostPass<'_> {
+    fn name(&self) -> &'static str {
+        "masked-conv-host-residual"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = l1.shape().dims4()?;
+        let shape = self.output_shape(dims);
+        let name = CustomOp2::name(self);
+        if self.channels_first || l2.shape() != &shape {
+            candle_core::bail!("{name}: the residual is {:?}, the output {:?}", l2.shape(), shape);
+        }
+        let ((a, b), (c, d)) = (contiguous(l1, name)?, contiguous(l2, name)?);
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(r)) => CpuStorage::F32(self.run(&x[a..b], dims, Some(&r[c..d]))?),
+            (CpuStorage::F64(x), CpuStorage::F64(r)) => CpuStorage::F64(self.run(&x[a..b], dims, Some(&r[c..d]))?),
+            (x, r) => candle_core::bail!("{name}: unsupported dtypes {:?}, {:?}", x.dtype(), r.dtype()),
+        };
+        Ok((out, shape))
+    }
+}
+
 /// Fetches `weight` `(out, in, kh, kw)` and `bias` `(out,)` under `vb` and masks the weight.
 pub fn masked_conv2d(
     kind: MaskKind,
@@ -366,6 +660,53 @@ mod tests {
         Ok(())
     }
 
+    /// The CPU kernel (ReLU, bias, residual and output blocks folded into the products) equals the
+    /// tensor operations it replaces, for every kernel shape the models use, in f64 and f32, in
+    /// both output layouts.
+    #[test]
+    fn the_host_kernel_equals_the_generic_pass() -> Result<()> {
+        let dev = Device::Cpu;
+        let cases = [
+            (Some((MaskKind::A, 3)), 3, 12, (7, 7), 1),
+            (Some((MaskKind::B, 3)), 6, 6, (3, 3), 1),
+            (Some((MaskKind::B, 1)), 4, 8, (1, 3), 4),
+            (Some((MaskKind::B, 3)), 6, 12, (1, 1), 1),
+            (Some((MaskKind::B, 3)), 7, 10, (1, 1), 1),
+            (Some((MaskKind::A, 3)), 6, 9, (1, 1), 1),
+            (Some((MaskKind::B, 3)), 6, 12, (1, 1), 4),
+            (None, 5, 4, (3, 3), 1),
+        ];
+        for dtype in [DType::F64, DType::F32] {
+            let tolerance = if dtype == DType::F64 { 1e-12 } else { 1e-4 };
+            for (mask, in_ch, out_ch, (kh, kw), gates) in cases {
+                let weight = Tensor::randn(0f64, 1.0, (out_ch, in_ch, kh, kw), &dev)?.to_dtype(dtype)?;
+                let bias = Tensor::randn(0f64, 1.0, out_ch, &dev)?.to_dtype(dtype)?;
+                let conv = MaskedConv2d::new_gated(weight, Some(bias), mask, gates)?;
+                assert!(conv.host.is_some(), "{mask:?} {kh}x{kw}: no host kernel");
+                let x = Tensor::randn(0f64, 1.0, (2, 6, 5, in_ch), &dev)?.to_dtype(dtype)?;
+                let residual = Tensor::randn(0f64, 1.0, (2, 6, 5, out_ch), &dev)?.to_dtype(dtype)?;
+                for (relu_input, residual) in [(false, None), (true, None), (true, Some(&residual))] {
+                    let got = conv.forward_fused(&x, Fused { relu_input, residual })?;
+                    let input = if relu_input { x.relu()? } else { x.clone() };
+                    let mut want = conv.forward_channels_last_generic(&input)?;
+                    if let Some(r) = residual {
+                        want = (r + want)?;
+                    }
+                    let case =
+                        format!("{dtype:?} {mask:?} {kh}x{kw} relu {relu_input} residual {}", residual.is_some());
+                    assert_eq!(got.dims(), want.dims(), "{case}");
+                    assert!(max_diff(&got, &want)? < tolerance, "{case}");
+                }
+                if (kh, kw) == (1, 1) {
+                    let got = conv.forward_1x1_to_channels_first(&x, true)?;
+                    let want = conv.forward_1x1_to_channels_first_generic(&x.relu()?)?;
+                    assert!(max_diff(&got, &want)? < tolerance, "{dtype:?} {mask:?} channels-first");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every kernel shape the models use, masked and not, against candle's own convolution of the
     /// masked weight (which computes every tap).
     #[test]
@@ -392,7 +733,7 @@ mod tests {
             let got = conv.forward(&x)?;
             assert!(max_diff(&got, &want)? < 1e-12, "{mask:?} {kh}x{kw}");
             if (kh, kw) == (1, 1) {
-                let channels_first = conv.forward_1x1_to_channels_first(&x.permute((0, 2, 3, 1))?)?;
+                let channels_first = conv.forward_1x1_to_channels_first(&x.permute((0, 2, 3, 1))?, false)?;
                 assert!(max_diff(&channels_first, &want)? < 1e-12, "{mask:?} 1x1 to channels-first");
                 let blocks = match (mask, gates) {
                     (Some((MaskKind::B, 3)), 1) => 3,

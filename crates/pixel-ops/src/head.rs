@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::conv::{masked_conv2d, MaskedConv2d};
+use crate::conv::{masked_conv2d, Fused, MaskedConv2d};
 use crate::mask::MaskKind;
 
 /// The distribution of one pixel value given its context.
@@ -221,9 +221,9 @@ impl OutputStack {
     /// The stack on a channels-last map: `x` `(b, h, w, in)` → logits `(b, colours, levels, h, w)`.
     pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, _) = x.dims4()?;
-        let y = self.hidden.forward_channels_last(&x.relu()?)?;
+        let y = self.hidden.forward_fused(x, Fused { relu_input: true, residual: None })?;
         // The last layer writes the logits channels-first directly: (b, colours·levels, h, w).
-        let y = self.logits.forward_1x1_to_channels_first(&y.relu()?)?;
+        let y = self.logits.forward_1x1_to_channels_first(&y, true)?;
         y.reshape((b, self.colours, self.head.levels(), h, w))
     }
 }

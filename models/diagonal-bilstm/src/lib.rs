@@ -29,7 +29,7 @@
 use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, per_position, Conditioning};
-use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, MaskedConv2d};
+use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_cell, lstm_update, tap_major, GATES};
 use pixel_ops::model::{record_at, starts_next_row};
@@ -307,7 +307,7 @@ impl DiagonalBiLstmLayer {
     /// (through the 1×1 convolution if the config has it).
     fn add_to_stream(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         match &self.residual {
-            Some(conv) => x + conv.forward_channels_last(y)?,
+            Some(conv) => conv.forward_fused(y, Fused { relu_input: false, residual: Some(x) }),
             None => x + y,
         }
     }

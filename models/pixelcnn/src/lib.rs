@@ -7,7 +7,7 @@
 
 use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
-use pixel_ops::conv::{masked_conv2d, MaskedConv2d};
+use pixel_ops::conv::{masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::{Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
@@ -69,10 +69,10 @@ impl ResidualBlock {
 impl ResidualBlock {
     /// Channels-last: `(b, H, W, 2h)` → `(b, H, W, 2h)`.
     pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.reduce.forward_channels_last(&x.relu()?)?;
-        let y = self.spatial.forward_channels_last(&y.relu()?)?;
-        let y = self.expand.forward_channels_last(&y.relu()?)?;
-        x + y
+        let relu = Fused { relu_input: true, residual: None };
+        let y = self.reduce.forward_fused(x, relu)?;
+        let y = self.spatial.forward_fused(&y, relu)?;
+        self.expand.forward_fused(&y, Fused { residual: Some(x), ..relu })
     }
 }
 

@@ -23,7 +23,7 @@
 use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, per_position, Conditioning};
-use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, open_tap_columns, MaskedConv2d};
+use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, open_tap_columns, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_cell, tap_major, GATES};
 use pixel_ops::model::{record_at, starts_next_row};
@@ -152,7 +152,7 @@ impl RowLstmLayer {
     /// Channels-last `(b, H, W, features)` → `(b, H, W, features)`, given the conditioning map if
     /// conditional.
     pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        x + self.residual.forward_channels_last(&self.scan(x, cond)?)?
+        self.residual.forward_fused(&self.scan(x, cond)?, Fused { relu_input: false, residual: Some(x) })
     }
 
     /// Channels-last `(b, H, W, features)` → `(b, H, W, features)` (an unconditional layer).
