@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the `zoo` binary with `--features cuda` on a machine with no GPU and no CUDA toolkit.
 #
-#   scripts/build-cuda.sh [--target-dir DIR] [--compute-cap CC] [--check]
+#   scripts/build-cuda.sh [--target-dir DIR] [--compute-cap CC] [--check] [--ptxas 'CC ...']
 #
 # What it does, in order:
 #   1. A virtual environment `.venv-cuda/` at the repository root (ignored by git) with NVIDIA's
@@ -19,8 +19,8 @@
 #      search path and reads the CUDA version from `nvcc --version`) and CUDA_COMPUTE_CAP set
 #      (candle-kernels' build asks nvidia-smi otherwise, and there is no GPU here).
 #   4. Prints the binary, its NEEDED libraries (readelf -d) and the PTX target and ISA version of
-#      candle's kernels, and writes zoo.gz beside the binary (about 16 MB of 60) for carrying it
-#      to a GPU machine.
+#      candle's kernels, checks with ptxas that the PTX assembles for sm_80, sm_89 and sm_90,
+#      and writes zoo.gz beside the binary (about 16 MB of 60) for carrying it to a GPU machine.
 #
 # Options:
 #   --target-dir DIR   cargo's target directory (default: target/cuda, so the binary is
@@ -32,6 +32,8 @@
 #                      $CUDA_COMPUTE_CAP). See "Compute capability" below.
 #   --check            `cargo check` instead of a build (type-checks the CUDA code paths; still
 #                      runs candle-kernels' build script, so nvcc compiles the kernels).
+#   --ptxas 'CC ...'   after the build, assemble candle's PTX with ptxas for each of these compute
+#                      capabilities, as the driver will at load time (default '80 89 90'; '' skips).
 #
 # CUDA version: 13.0, pinned. The GPU machines this is meant for run NVIDIA driver 580 (CUDA 13.0)
 # and PyTorch 2.11.0+cu130, whose pip CUDA libraries are exactly these: nvidia-cuda-runtime
@@ -67,11 +69,13 @@ say() { echo "build-cuda: $*"; }
 TARGET_DIR=target/cuda
 CC_CAP=${CUDA_COMPUTE_CAP:-80}
 MODE=build
+PTXAS_CAPS="80 89 90"
 while [ $# -gt 0 ]; do
   case "$1" in
     --target-dir) [ $# -ge 2 ] || die "--target-dir needs a directory"; TARGET_DIR=$2; shift 2 ;;
     --compute-cap) [ $# -ge 2 ] || die "--compute-cap needs a value (e.g. 80)"; CC_CAP=$2; shift 2 ;;
     --check) MODE=check; shift ;;
+    --ptxas) [ $# -ge 2 ] || die "--ptxas needs a list, e.g. '80 89 90' (or '' for none)"; PTXAS_CAPS=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -168,7 +172,7 @@ ln -sfn libcuda.so.1 "$LINK/lib/libcuda.so"
 # 3. The build.
 export PATH="$CU/bin:$PATH"            # nvcc, for cudarc's version check and candle-kernels
 export CUDA_HOME="$LINK"               # cudarc: link search path $CUDA_HOME/lib
-unset CUDA_PATH CUDA_ROOT CUDA_TOOLKIT_ROOT_DIR CUDNN_LIB NVCC
+unset CUDA_PATH CUDA_ROOT CUDA_TOOLKIT_ROOT_DIR CUDNN_LIB NVCC CUDARC_CUDA_VERSION  # nvcc decides
 export CUDA_COMPUTE_CAP="$CC_CAP"
 export CARGO_TARGET_DIR="$TARGET_DIR"
 say "cargo $MODE --release --locked -p zoo --features cuda (CUDA $NVCC_VERSION, compute capability $CC_CAP, target dir $TARGET_DIR)"
@@ -183,6 +187,19 @@ if [ -n "$ptx_dir" ] && ls "$ptx_dir"/*.ptx >/dev/null 2>&1; then
   for f in "$ptx_dir"/*.ptx; do
     printf '  %-14s %s, %s\n' "$(basename "$f")" "$(grep -m1 '^\.version' "$f")" "$(grep -m1 '^\.target' "$f")"
   done
+  # What the driver will do with them on each GPU, done here by ptxas (CUDA 13.0's, the same
+  # compiler generation as driver 580's JIT): every module must assemble for every compute
+  # capability named (about a minute for three).
+  if [ -n "$PTXAS_CAPS" ]; then
+    for cap in $PTXAS_CAPS; do
+      for f in "$ptx_dir"/*.ptx; do
+        "$CU/bin/ptxas" -arch="sm_$cap" -O3 "$f" -o "$LINK/ptxas-check.cubin" 2>"$LINK/ptxas-check.err" \
+          || die "ptxas -arch=sm_$cap $(basename "$f") failed: $(head -n 3 "$LINK/ptxas-check.err")"
+      done
+    done
+    rm -f "$LINK/ptxas-check.cubin" "$LINK/ptxas-check.err"
+    say "ptxas: all $(ls "$ptx_dir"/*.ptx | wc -l) PTX modules assemble for sm_${PTXAS_CAPS// /, sm_}"
+  fi
 fi
 if [ "$MODE" = build ]; then
   BIN=$TARGET_DIR/release/zoo
@@ -194,7 +211,9 @@ if [ "$MODE" = build ]; then
   fi
   # To carry to a GPU machine: a third of the size (most of the binary is candle's MoE/GGUF machine
   # code, which compresses well); scripts/gpu-check.sh --bin takes it as it is.
-  gzip -9 -c "$BIN" >"$BIN.gz.tmp" && mv "$BIN.gz.tmp" "$BIN.gz" || die "gzip of $BIN failed"
+  if [ ! "$BIN.gz" -nt "$BIN" ]; then
+    gzip -9 -c "$BIN" >"$BIN.gz.tmp" && mv "$BIN.gz.tmp" "$BIN.gz" || die "gzip of $BIN failed"
+  fi
   say "built $BIN ($(( $(stat -c %s "$BIN") / 1048576 )) MiB; gzipped for carrying: $BIN.gz, $(( $(stat -c %s "$BIN.gz") / 1048576 )) MiB)"
   say "run it where the NVIDIA driver and the CUDA 13 libraries are (scripts/gpu-check.sh finds PyTorch's)"
 fi
