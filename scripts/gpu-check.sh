@@ -3,7 +3,7 @@
 # and PyTorch's CUDA 13 libraries, and no Rust toolchain. Prints a table and exits non-zero if a
 # check failed (a skipped check does not fail the run).
 #
-#   scripts/gpu-check.sh [--bin ZOO] [--data-dir DIR] [--out DIR] [--python PY] [--budget S]
+#   scripts/gpu-check.sh [--bin ZOO] [--data-dir DIR] [--out DIR] [--python PY] [--budget S] [--device DEV]
 #
 #   --bin ZOO       the CUDA binary, or it gzipped (ZOO.gz, unpacked into a scratch directory)
 #                   (default $ZOO_BIN, else target/cuda/release/zoo in this repository, build-cuda.sh's
@@ -18,8 +18,11 @@
 #                   CUDA wheels) and that runs the comparisons (default $PYTHON, else
 #                   /opt/torch/.venv/bin/python3 if present, else python3). Standard library only;
 #                   numpy is used when present.
-#   --budget S      seconds for all the checks (default 450): each command gets what is left, the
-#                   checks after it are skipped once it is spent, so a run fits in 8 minutes
+#   --budget S      seconds for all the checks (default 450, so that a run fits in 8 minutes). Each
+#                   group has a share (logits 120, sample 150, compress 60, eval 150, bench what is
+#                   left; what a group leaves goes to the next). A command that runs past its own
+#                   limit fails (timed out); one stopped at the end of its group's share, and those
+#                   after it in the group, are skipped
 #   --device DEV    the device under test (default cuda). `--device cpu` runs every check with
 #                   the CPU on both sides: for testing this script on a machine without a GPU.
 #
@@ -34,10 +37,10 @@
 #             written as PNGs) on the device and on the CPU: max |Δ| over max(1, max |z|) must be
 #             under 1e-5, the float32 bound tests/shipped.rs holds the CPU to against the float64
 #             reference; each side's distance to that reference is shown too
-#   eval      `zoo eval --limit 1000` on the device and on the CPU: relative |ΔNLL| under 1e-5
+#   sample    `zoo sample -n 4` of each model on the device: the time, and that the PNG is written
 #   compress  `zoo compress` then `zoo decompress` of the reference images on the device: the
 #             decoded images are the originals
-#   sample    `zoo sample -n 4` of each model on the device: the time, and that the PNG is written
+#   eval      `zoo eval --limit 1000` on the device and on the CPU: relative |ΔNLL| under 1e-5
 #   bench     `zoo bench --forward-only --reps 3` on the device beside the CPU
 # The first command on the device also pays for compiling candle's PTX for this GPU (the driver
 # caches it in ~/.nv/ComputeCache), so its time is not a speed figure.
@@ -45,7 +48,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-die() { echo "gpu-check: error: $*" >&2; exit 2; }
+die() { echo "gpu-check: error: $*" >&2; [ -n "${LOG:-}" ] && echo "gpu-check: error: $*" >>"$LOG"; exit 2; }
 
 BIN=${ZOO_BIN:-$ROOT/target/cuda/release/zoo}
 [ -z "${ZOO_BIN:-}" ] && [ ! -e "$BIN" ] && [ -e "$BIN.gz" ] && BIN=$BIN.gz
@@ -115,12 +118,12 @@ export LD_LIBRARY_PATH="${LIBDIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 ldd "$BIN" >"$WORK/ldd.txt" 2>&1
 log "--- ldd $BIN"; cat "$WORK/ldd.txt" >>"$LOG"
+# Each library the binary needs, directly or through another one: "libX => /path (0x...)" or
+# "libX => not found" (ldd, not readelf: binutils may not be installed there).
 missing=0
-for lib in $(readelf -d "$BIN" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-  # "libX => /path (0x...)", "libX => not found", or for the loader "/lib64/ld-linux-x86-64.so.2 (0x...)".
-  line=$(grep -F "$lib" "$WORK/ldd.txt" | head -n 1)
-  path=$(echo "$line" | sed -n -e 's/.*=> \(\/[^ ]*\).*/\1/p' -e 's/^[[:space:]]*\(\/[^ ]*\) (0x.*/\1/p')
-  if [ -z "$path" ]; then
+while read -r lib arrow path _; do
+  [ "$arrow" = "=>" ] || continue
+  if [ "$path" = not ]; then
     missing=1
     case "$lib" in
       libcuda.so.*) why="no NVIDIA driver on this machine (libcuda.so.1 comes with the driver, not with PyTorch)" ;;
@@ -129,23 +132,19 @@ for lib in $(readelf -d "$BIN" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1
       *) why="not found by the dynamic loader" ;;
     esac
     say "gpu-check: error: $lib not found: $why"
-  else
-    say "  $lib => $path"
-    case "$lib:$path" in
-      libcuda.so.*:*/stubs/*|libcuda.so.*:*cuda-link*)
-        if [ "$DEV" = cuda ]; then
-          missing=1; say "gpu-check: error: $lib resolves to a link-time stub ($path), not the NVIDIA driver: no driver on this machine?"
-        else
-          say "  (a link-time stub: fine for --device cpu, which never calls the driver)"
-        fi ;;
-    esac
+    continue
   fi
-done
-# A library those need in turn (libcublasLt.so.13 for libcublas.so.13, ...).
-for lib in $(grep 'not found' "$WORK/ldd.txt" | awk '{ print $1 }'); do
-  readelf -d "$BIN" | grep -qF "[$lib]" && continue
-  missing=1; say "gpu-check: error: $lib (needed by one of the libraries above) not found"
-done
+  say "  $lib => $path"
+  case "$lib:$path" in
+    libcuda.so.*:*/stubs/*|libcuda.so.*:*cuda-link*)
+      if [ "$DEV" = cuda ]; then
+        missing=1; say "gpu-check: error: $lib resolves to a link-time stub ($path), not the NVIDIA driver: no driver on this machine?"
+      else
+        say "  (a link-time stub: fine for --device cpu, which never calls the driver)"
+      fi ;;
+  esac
+done <"$WORK/ldd.txt"
+grep -q '=>' "$WORK/ldd.txt" || { missing=1; say "gpu-check: error: ldd could not read $BIN: $(head -n 1 "$WORK/ldd.txt")"; }
 [ "$missing" = 0 ] || { say "gpu-check: the binary cannot be loaded here; nothing run (log: $LOG)"; exit 2; }
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv >"$OUTDIR/nvidia-smi.txt" 2>&1 || true
@@ -303,20 +302,26 @@ TAB=$'\t'
 FAILS=0
 # row CHECK MODEL DEVICE CPU RESULT DETAIL
 row() {
+  if [ "$5" = FAIL ] && [[ "$6" == *"of the time budget"* ]]; then set -- "$1" "$2" "$3" "$4" skip "$6"; fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$ROWS"
   printf '%-9s %-24s %-17s %-17s %-5s %s\n' "$@" | tee -a "$LOG"
   [ "$5" = FAIL ] && FAILS=$((FAILS + 1))
   return 0
 }
-left() { echo $((DEADLINE - $(date +%s))); }
+# Each group of checks has a share of the budget (phase SECONDS), so that one slow group cannot
+# starve the others; what a group leaves unused goes to the next ones.
+PHASE_END=$DEADLINE
+phase() { PHASE_END=$(( $(date +%s) + $1 )); [ "$PHASE_END" -gt "$DEADLINE" ] && PHASE_END=$DEADLINE; return 0; }
+left() { echo $((PHASE_END - $(date +%s))); }
 # run NAME CAP CMD...: runs CMD with its output in $WORK/NAME.out (and the log), for at most CAP
-# seconds or what is left of the budget; sets SECS (wall time) and RC (124: timed out; 125: not run,
-# the budget was spent).
+# seconds or what is left of its group's share of the budget; sets SECS (wall time), RC (124: timed
+# out; 125: not run, the share was spent) and CUT (1: the share, not CAP, limited it).
 run() {
   local name=$1 cap=$2; shift 2
   local t=$(left)
-  [ "$cap" -lt "$t" ] && t=$cap
-  if [ "$t" -lt 5 ]; then RC=125; SECS=0; log "--- $name: not run, the time budget is spent"; return; fi
+  CUT=1
+  [ "$cap" -lt "$t" ] && { t=$cap; CUT=0; }
+  if [ "$t" -lt 5 ]; then RC=125; SECS=0; log "--- $name: not run, its share of the time budget is spent"; return; fi
   log "--- $name (limit ${t}s): $*"
   local t0=$(date +%s.%N)
   timeout --kill-after=5 "$t" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
@@ -328,8 +333,8 @@ run() {
 # why: a short reason for a failed or skipped command.
 why() {
   case "$RC" in
-    124|137) echo "timed out" ;;
-    125) echo "skipped: time budget spent" ;;
+    124|137) if [ "$CUT" = 1 ]; then echo "stopped: its share of the time budget was spent"; else echo "timed out"; fi ;;
+    125) echo "skipped: its share of the time budget was spent" ;;
     *) { grep -m1 '^error' "$WORK/$1.err" || grep -v '^\s*$' "$WORK/$1.err" | tail -n 1; } | cut -c1-160 ;;
   esac
 }
@@ -349,6 +354,7 @@ fi
 IDS=$(cat "$WORK/ids" 2>/dev/null)
 
 # --- logits: the device against the CPU ------------------------------------------------------------
+phase 120
 DEV_OK=0
 for id in $IDS; do
   fx=$ROOT/tests/fixtures/$id.logits.safetensors
@@ -356,12 +362,12 @@ for id in $IDS; do
   mkdir -p "$WORK/img/$id"
   helper pngs "$fx" "$WORK/img/$id" >"$WORK/img/$id.list" 2>>"$LOG" || { row logits "$id" - - FAIL "could not write the images"; continue; }
   run "logits-$id-$DEV" 120 "$BIN" --device "$DEV" logits "$id" $(cat "$WORK/img/$id.list") -o "$WORK/$id.$DEV.safetensors"
-  drc=$RC; dsecs=$SECS
+  drc=$RC; dcut=$CUT; dsecs=$SECS
   [ "$drc" = 0 ] && DEV_OK=1
   run "logits-$id-cpu" 120 "$BIN" --device cpu logits "$id" $(cat "$WORK/img/$id.list") -o "$WORK/$id.cpu.safetensors"
-  crc=$RC; csecs=$SECS
-  if [ "$drc" != 0 ]; then RC=$drc; row logits "$id" "${dsecs}s" "${csecs}s" FAIL "$DEV: $(why "logits-$id-$DEV")"; continue; fi
-  if [ "$crc" != 0 ]; then RC=$crc; row logits "$id" "${dsecs}s" "${csecs}s" FAIL "cpu: $(why "logits-$id-cpu")"; continue; fi
+  crc=$RC; ccut=$CUT; csecs=$SECS
+  if [ "$drc" != 0 ]; then RC=$drc; CUT=$dcut; row logits "$id" "${dsecs}s" "${csecs}s" FAIL "$DEV: $(why "logits-$id-$DEV")"; continue; fi
+  if [ "$crc" != 0 ]; then RC=$crc; CUT=$ccut; row logits "$id" "${dsecs}s" "${csecs}s" FAIL "cpu: $(why "logits-$id-cpu")"; continue; fi
   helper cmp-logits "$WORK/$id.$DEV.safetensors" "$WORK/$id.cpu.safetensors" "$fx" >"$WORK/cmp-$id.json" 2>>"$LOG"
   log "compare $id: $(cat "$WORK/cmp-$id.json")"
   verdict=$("$PY" -c '
@@ -380,26 +386,22 @@ if [ -n "$IDS" ] && [ "$DEV_OK" = 0 ]; then
   IDS=""
 fi
 
-# --- eval --limit 1000: the device against the CPU -------------------------------------------------
+# --- sample on the device --------------------------------------------------------------------------
+phase 150
+mkdir -p "$WORK/samples"
 for id in $IDS; do
-  ds=$("$PY" -c 'import json,sys; print(next(r["dataset"] for r in json.load(open(sys.argv[1])) if r["id"] == sys.argv[2]))' "$WORK/listjson.out" "$id" 2>/dev/null)
-  sub=mnist; case "$ds" in cifar*) sub=cifar10 ;; esac
-  if [ -z "$DATA" ]; then row eval "$id" - - skip "skipped: no data (give --data-dir or PIXEL_ZOO_DATA)"; continue; fi
-  if [ ! -d "$DATA/$sub" ]; then row eval "$id" - - skip "skipped: no data ($DATA has no $sub/)"; continue; fi
-  run "eval-$id-$DEV" 150 "$BIN" --device "$DEV" eval "$id" --data-dir "$DATA" --limit 1000 --json
-  drc=$RC; dsecs=$SECS; dn=$(helper field "$WORK/eval-$id-$DEV.out" nll_nats_per_image)
-  run "eval-$id-cpu" 150 "$BIN" --device cpu eval "$id" --data-dir "$DATA" --limit 1000 --json
-  crc=$RC; csecs=$SECS; cn=$(helper field "$WORK/eval-$id-cpu.out" nll_nats_per_image)
-  if [ "$drc" != 0 ] || [ -z "$dn" ]; then RC=$drc; row eval "$id" "${dsecs}s" "${csecs}s" FAIL "$DEV: $(why "eval-$id-$DEV")"; continue; fi
-  if [ "$crc" != 0 ] || [ -z "$cn" ]; then RC=$crc; row eval "$id" "${dsecs}s" "${csecs}s" FAIL "cpu: $(why "eval-$id-cpu")"; continue; fi
-  verdict=$("$PY" -c '
-import sys
-d, c = float(sys.argv[1]), float(sys.argv[2]); rel = abs(d - c) / max(1.0, abs(c))
-print("%s\t%.4f vs %.4f nats/image, rel |d| %.1e (< 1e-5)" % ("ok" if rel < 1e-5 else "FAIL", d, c, rel))' "$dn" "$cn")
-  row eval "$id" "${dsecs}s" "${csecs}s" "${verdict%%$TAB*}" "${verdict#*$TAB}"
+  run "sample-$id" 60 "$BIN" --device "$DEV" sample "$id" -n 4 --seed 1 -o "$WORK/samples/$id.png"
+  if [ "$RC" != 0 ]; then row sample "$id" "${SECS}s" - FAIL "$(why "sample-$id")"; continue; fi
+  info=$(helper png-info "$WORK/samples/$id.png")
+  if [ "$info" = bad ]; then row sample "$id" "${SECS}s" - FAIL "no PNG written"; continue; fi
+  row sample "$id" "${SECS}s" - ok "4 images, samples/$id.png ${info/ /x}"
 done
+if ls "$WORK/samples/"*.png >/dev/null 2>&1; then
+  tar -C "$WORK" -cf "$OUTDIR/samples.tar" samples
+fi
 
 # --- compress / decompress on the device -----------------------------------------------------------
+phase 60
 for id in pixelcnn-mnist pixelcnn-cifar10; do
   case " $(echo $IDS) " in *" $id "*) ;; *) continue ;; esac
   [ -s "$WORK/img/$id.list" ] || continue
@@ -420,32 +422,40 @@ for id in pixelcnn-mnist pixelcnn-cifar10; do
   fi
 done
 
-# --- sample on the device --------------------------------------------------------------------------
-mkdir -p "$WORK/samples"
+# --- eval --limit 1000: the device against the CPU -------------------------------------------------
+phase 150
 for id in $IDS; do
-  run "sample-$id" 90 "$BIN" --device "$DEV" sample "$id" -n 4 --seed 1 -o "$WORK/samples/$id.png"
-  if [ "$RC" != 0 ]; then row sample "$id" "${SECS}s" - FAIL "$(why "sample-$id")"; continue; fi
-  info=$(helper png-info "$WORK/samples/$id.png")
-  if [ "$info" = bad ]; then row sample "$id" "${SECS}s" - FAIL "no PNG written"; continue; fi
-  row sample "$id" "${SECS}s" - ok "4 images, samples/$id.png ${info/ /x}"
+  ds=$("$PY" -c 'import json,sys; print(next(r["dataset"] for r in json.load(open(sys.argv[1])) if r["id"] == sys.argv[2]))' "$WORK/listjson.out" "$id" 2>/dev/null)
+  sub=mnist; case "$ds" in cifar*) sub=cifar10 ;; esac
+  if [ -z "$DATA" ]; then row eval "$id" - - skip "skipped: no data (give --data-dir or PIXEL_ZOO_DATA)"; continue; fi
+  if [ ! -d "$DATA/$sub" ]; then row eval "$id" - - skip "skipped: no data ($DATA has no $sub/)"; continue; fi
+  run "eval-$id-$DEV" 150 "$BIN" --device "$DEV" eval "$id" --data-dir "$DATA" --limit 1000 --json
+  drc=$RC; dcut=$CUT; dsecs=$SECS; dn=$(helper field "$WORK/eval-$id-$DEV.out" nll_nats_per_image)
+  run "eval-$id-cpu" 150 "$BIN" --device cpu eval "$id" --data-dir "$DATA" --limit 1000 --json
+  crc=$RC; ccut=$CUT; csecs=$SECS; cn=$(helper field "$WORK/eval-$id-cpu.out" nll_nats_per_image)
+  if [ "$drc" != 0 ] || [ -z "$dn" ]; then RC=$drc; CUT=$dcut; row eval "$id" "${dsecs}s" "${csecs}s" FAIL "$DEV: $(why "eval-$id-$DEV")"; continue; fi
+  if [ "$crc" != 0 ] || [ -z "$cn" ]; then RC=$crc; CUT=$ccut; row eval "$id" "${dsecs}s" "${csecs}s" FAIL "cpu: $(why "eval-$id-cpu")"; continue; fi
+  verdict=$("$PY" -c '
+import sys
+d, c = float(sys.argv[1]), float(sys.argv[2]); rel = abs(d - c) / max(1.0, abs(c))
+print("%s\t%.4f vs %.4f nats/image, rel |d| %.1e (< 1e-5)" % ("ok" if rel < 1e-5 else "FAIL", d, c, rel))' "$dn" "$cn")
+  row eval "$id" "${dsecs}s" "${csecs}s" "${verdict%%$TAB*}" "${verdict#*$TAB}"
 done
-if ls "$WORK/samples/"*.png >/dev/null 2>&1; then
-  tar -C "$WORK" -cf "$OUTDIR/samples.tar" samples
-fi
 
 # --- bench: the forward pass on the device beside the CPU ------------------------------------------
+phase "$BUDGET"
 if [ -n "$IDS" ]; then
-  run bench-dev 120 "$BIN" --device "$DEV" bench $IDS --forward-only --reps 3 --json
+  run bench-dev 60 "$BIN" --device "$DEV" bench $IDS --forward-only --reps 3 --json
   [ "$RC" = 0 ] || log "bench on $DEV: $(why bench-dev)"
-  brc=$RC
-  run bench-cpu 120 "$BIN" --device cpu bench $IDS --forward-only --reps 3 --json
+  brc=$RC; bcut=$CUT
+  run bench-cpu 60 "$BIN" --device cpu bench $IDS --forward-only --reps 3 --json
   [ "$RC" = 0 ] || log "bench on cpu: $(why bench-cpu)"
   helper bench "$WORK/bench-dev.out" >"$WORK/bench-dev.tsv"
   helper bench "$WORK/bench-cpu.out" >"$WORK/bench-cpu.tsv"
   for id in $IDS; do
     d=$(awk -v i="$id" '$1 == i { print $2 }' "$WORK/bench-dev.tsv")
     c=$(awk -v i="$id" '$1 == i { print $2 }' "$WORK/bench-cpu.tsv")
-    if [ -z "$d" ]; then RC=$brc; row bench "$id" - "${c:+${c}ms}" FAIL "$DEV: $(why bench-dev)"; continue; fi
+    if [ -z "$d" ]; then RC=$brc; CUT=$bcut; row bench "$id" - "${c:+${c}ms}" FAIL "$DEV: $(why bench-dev)"; continue; fi
     ratio=$(awk -v d="$d" -v c="$c" 'BEGIN { if (c != "" && d > 0) printf "%.1fx the CPU", c / d; else print "no CPU figure" }')
     row bench "$id" "${d}ms" "${c:+${c}ms}" ok "forward pass, batch 16, median of 3: $ratio"
   done
