@@ -87,7 +87,7 @@ rm -f "$LOG" "$SUMMARY" "$RESULTS" "$OUTDIR/samples.tar" "$OUTDIR/nvidia-smi.txt
 
 log() { echo "$*" >>"$LOG"; }
 say() { echo "$*"; log "$*"; }
-say "gpu-check: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), binary $BIN, device under test $DEV, budget ${BUDGET}s"
+say "gpu-check: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n), binary $BIN, device under test $DEV, budget ${BUDGET}s"
 
 # --- The environment: the binary, Python, the CUDA libraries. -------------------------------------
 [ -f "$BIN" ] || die "no binary at $BIN: build it with scripts/build-cuda.sh and carry it here, or give --bin"
@@ -145,7 +145,7 @@ while read -r lib arrow path _; do
   esac
 done <"$WORK/ldd.txt"
 grep -q '=>' "$WORK/ldd.txt" || { missing=1; say "gpu-check: error: ldd could not read $BIN: $(head -n 1 "$WORK/ldd.txt")"; }
-[ "$missing" = 0 ] || { say "gpu-check: the binary cannot be loaded here; nothing run (log: $LOG)"; exit 2; }
+[ "$missing" = 0 ] || { say "gpu-check: the libraries the binary needs are not all usable here; nothing run (log: $LOG)"; exit 2; }
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv >"$OUTDIR/nvidia-smi.txt" 2>&1 || true
   say "nvidia-smi: $(tail -n +2 "$OUTDIR/nvidia-smi.txt" | head -n 1)"
@@ -397,7 +397,7 @@ for id in $IDS; do
   row sample "$id" "${SECS}s" - ok "4 images, samples/$id.png ${info/ /x}"
 done
 if ls "$WORK/samples/"*.png >/dev/null 2>&1; then
-  tar -C "$WORK" -cf "$OUTDIR/samples.tar" samples
+  tar -C "$WORK" -cf "$OUTDIR/samples.tar" samples 2>>"$LOG" || log "no samples.tar: tar failed or is missing"
 fi
 
 # --- compress / decompress on the device -----------------------------------------------------------
