@@ -45,14 +45,23 @@ fn device(arg: DeviceArg) -> Result<Device> {
         DeviceArg::Cuda => Device::new_cuda(0)
             .context("--device cuda: build with `--features cuda` on a machine with an NVIDIA GPU")?,
         DeviceArg::Metal => Device::new_metal(0).context("--device metal: build with `--features metal` on a Mac")?,
+        // candle's `cuda_is_available()` / `metal_is_available()` only say what the build has: a
+        // GPU build on a machine without a usable GPU falls back to the CPU, and says why.
         DeviceArg::Auto => {
-            if candle_core::utils::cuda_is_available() {
-                Device::new_cuda(0)?
-            } else if candle_core::utils::metal_is_available() {
-                Device::new_metal(0)?
-            } else {
-                Device::Cpu
+            let tried = [
+                ("cuda", candle_core::utils::cuda_is_available(), Device::new_cuda as fn(usize) -> _),
+                ("metal", candle_core::utils::metal_is_available(), Device::new_metal),
+            ];
+            for (name, built, open) in tried {
+                if !built {
+                    continue;
+                }
+                match open(0) {
+                    Ok(device) => return Ok(device),
+                    Err(e) => tracing::warn!("--device auto: no {name} device ({e}); using the CPU"),
+                }
             }
+            Device::Cpu
         }
     })
 }
