@@ -229,9 +229,9 @@ pub fn command_line_hint(e: &anyhow::Error) -> Option<String> {
         if let Some(z) = cause.downcast_ref::<ZooError>() {
             return match z {
                 ZooError::UnknownModel { .. } => Some("`zoo list` shows every id".into()),
-                ZooError::ChecksumMismatch { id, .. } => {
-                    Some(format!("delete it and run `zoo fetch {id}`, or pass the right file with --weights"))
-                }
+                // The library's message already says what to do (delete it and fetch again, or
+                // give the right file): the tool names its commands for that instead.
+                ZooError::ChecksumMismatch { id, .. } => Some(format!("here: `zoo fetch {id}`, or --weights FILE")),
                 ZooError::BadWeights { id, .. } => Some(format!("`zoo fetch {id}` gets the manifest's file")),
                 ZooError::WeightsNotFound { id, upstream_format: Some(format), .. } => {
                     Some(format!("run `zoo import {format} FILE`, or `zoo fetch {id}` with network access"))
