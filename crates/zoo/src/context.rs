@@ -242,10 +242,9 @@ pub fn command_line_hint(e: &anyhow::Error) -> Option<String> {
                 ZooError::WeightsNotFound { id, upstream_format: None, .. } => {
                     Some(format!("run `zoo fetch {id}` with network access, or pass the file with --weights"))
                 }
-                ZooError::Download { .. } => Some(
-                    "pass the weights with --weights FILE (a third-party checkpoint: download it and run `zoo import`)"
-                        .into(),
-                ),
+                ZooError::Download { .. } => {
+                    Some("here: --weights FILE (a third-party checkpoint: download it and run `zoo import`)".into())
+                }
                 ZooError::Data(data) => data_dir(data),
                 ZooError::DataFetch { .. } => Some(
                     "`zoo data fetch DATASET --url MIRROR` downloads from a mirror; or download the files \
