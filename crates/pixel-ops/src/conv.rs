@@ -319,6 +319,33 @@ fn open_tap_columns_generic(x: &Tensor, taps: &[(isize, isize)]) -> Result<Tenso
     Tensor::cat(&shifted, 3)
 }
 
+/// Calls `copy(position, tap, source)` for every position of `b` images of `h`×`w` (numbered
+/// `(n·h + y)·w + x`) and every tap `(dy, dx)` of `taps` whose shifted input lies inside the image,
+/// `source` being that input's position; the others stay zero (the 'same' padding).
+fn for_each_tap_source(
+    taps: &[(isize, isize)],
+    (b, h, w): (usize, usize, usize),
+    mut copy: impl FnMut(usize, usize, usize),
+) {
+    for n in 0..b {
+        for y in 0..h {
+            for (t, &(dy, dx)) in taps.iter().enumerate() {
+                let yy = y as isize + dy;
+                if yy < 0 || yy >= h as isize {
+                    continue;
+                }
+                let src_row = (n * h + yy as usize) * w;
+                // Output columns whose shifted input column lies inside the image.
+                let first = (-dx).max(0) as usize;
+                let end = (w as isize - dx).min(w as isize).max(0) as usize;
+                for col in first..end {
+                    copy((n * h + y) * w + col, t, (src_row as isize + col as isize + dx) as usize);
+                }
+            }
+        }
+    }
+}
+
 /// The CPU kernel of [`open_tap_columns`].
 struct OpenTapColumns {
     taps: Vec<(isize, isize)>,
@@ -328,25 +355,10 @@ impl OpenTapColumns {
     fn columns<T: WithDType>(&self, x: &[T], (b, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
         let t = self.taps.len();
         let mut out = vec![T::zero(); b * h * w * t * c];
-        for n in 0..b {
-            for y in 0..h {
-                for (k, &(dy, dx)) in self.taps.iter().enumerate() {
-                    let yy = y as isize + dy;
-                    if yy < 0 || yy >= h as isize {
-                        continue;
-                    }
-                    let src_row = (n * h + yy as usize) * w;
-                    // Output columns whose shifted input column lies inside the image.
-                    let first = (-dx).max(0) as usize;
-                    let end = (w as isize - dx).min(w as isize).max(0) as usize;
-                    for col in first..end {
-                        let src = (src_row + (col as isize + dx) as usize) * c;
-                        let dst = (((n * h + y) * w + col) * t + k) * c;
-                        out[dst..dst + c].copy_from_slice(&x[src..src + c]);
-                    }
-                }
-            }
-        }
+        for_each_tap_source(&self.taps, (b, h, w), |at, k, src| {
+            let dst = (at * t + k) * c;
+            out[dst..dst + c].copy_from_slice(&x[src * c..(src + 1) * c]);
+        });
         out
     }
 }
@@ -480,26 +492,12 @@ impl HostPass<'_> {
         for row in rows.chunks_exact_mut(k) {
             row[0] = T::one();
         }
-        for n in 0..b {
-            for y in 0..h {
-                for (t, &(dy, dx)) in taps.iter().enumerate() {
-                    let yy = y as isize + dy;
-                    if yy < 0 || yy >= h as isize {
-                        continue;
-                    }
-                    let src_row = (n * h + yy as usize) * w;
-                    let first = (-dx).max(0) as usize;
-                    let end = (w as isize - dx).min(w as isize).max(0) as usize;
-                    for col in first..end {
-                        let src = (src_row + (col as isize + dx) as usize) * c;
-                        let dst = ((n * h + y) * w + col) * k + 1 + t * c;
-                        for (o, &v) in rows[dst..dst + c].iter_mut().zip(&x[src..src + c]) {
-                            *o = act(v);
-                        }
-                    }
-                }
+        for_each_tap_source(taps, (b, h, w), |at, t, src| {
+            let dst = at * k + 1 + t * c;
+            for (o, &v) in rows[dst..dst + c].iter_mut().zip(&x[src * c..(src + 1) * c]) {
+                *o = act(v);
             }
-        }
+        });
         (rows, k)
     }
 
