@@ -42,8 +42,9 @@
 //! `upsample.conv.{weight,bias}` `(c, c, 3, 3)`, `big.*` (with `….conditioning` per layer/direction).
 
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
-use candle_nn::{Conv2d, ConvTranspose2d, VarBuilder};
+use candle_nn::{ConvTranspose2d, VarBuilder};
 use diagonal_bilstm::DiagonalBiLstm;
+use pixel_ops::conv::{Fused, MaskedConv2d};
 use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, MultiScaleModel, PixelModel, SamplingSession};
 use pixelcnn::PixelCnn;
 use row_lstm::RowLstm;
@@ -137,24 +138,29 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct Upsampler {
     deconv: ConvTranspose2d,
-    conv: Conv2d,
+    /// The 3×3 convolution, unmasked: the zoo's convolution layer (channels-last, one CPU kernel
+    /// with the ReLUs folded in), not candle's `conv2d`, which is slow on the CPU.
+    conv: MaskedConv2d,
     head: Head,
 }
 
 impl Upsampler {
     pub fn new(colours: usize, features: usize, factor: usize, head: Head, vb: VarBuilder) -> Result<Self> {
         let deconv_cfg = candle_nn::ConvTranspose2dConfig { stride: factor, ..Default::default() };
-        let conv_cfg = candle_nn::Conv2dConfig { padding: 1, ..Default::default() };
+        let conv = vb.pp("conv");
+        let (weight, bias) = (conv.get((features, features, 3, 3), "weight")?, conv.get(features, "bias")?);
         Ok(Self {
             deconv: candle_nn::conv_transpose2d(colours, features, factor, deconv_cfg, vb.pp("deconv"))?,
-            conv: candle_nn::conv2d(features, features, 3, conv_cfg, vb.pp("conv"))?,
+            conv: MaskedConv2d::new(weight, Some(bias), None)?,
             head,
         })
     }
 
     pub fn forward(&self, small: &Tensor) -> Result<Tensor> {
         let x = InputEncoding::Centred.encode(self.head, small, self.deconv.weight().dtype())?;
-        self.conv.forward(&self.deconv.forward(&x)?.relu()?)?.relu()
+        let up = self.deconv.forward(&x)?.permute((0, 2, 3, 1))?;
+        let y = self.conv.forward_fused(&up, Fused { relu_input: true, residual: None })?.relu()?;
+        y.permute((0, 3, 1, 2))?.contiguous()
     }
 }
 
