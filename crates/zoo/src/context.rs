@@ -58,7 +58,12 @@ fn device(arg: DeviceArg) -> Result<Device> {
                 }
                 match open(0) {
                     Ok(device) => return Ok(device),
-                    Err(e) => tracing::warn!("--device auto: no {name} device ({e}); using the CPU"),
+                    Err(e) => {
+                        // candle's error may carry a backtrace (RUST_BACKTRACE): its first line says why.
+                        let why = e.to_string();
+                        let why = why.lines().next().unwrap_or_default();
+                        tracing::warn!("--device auto: no {name} device ({why}); using the CPU")
+                    }
                 }
             }
             Device::Cpu
