@@ -126,7 +126,7 @@ impl MaskedConv2d {
             .map(|&t| ((t / kw) as isize - (kh / 2) as isize, (t % kw) as isize - (kw / 2) as isize))
             .collect();
         let row_bias = bias.as_ref().map(|b| b.reshape((1, out_ch))).transpose()?;
-        let host = HostLayer::new(&open_taps, in_ch, &tap_matrix, row_bias.as_ref(), &runs)?;
+        let host = HostLayer::new(&open_taps, &tap_matrix, row_bias.as_ref(), &runs)?;
         let blocks = runs
             .into_iter()
             .filter(|&(inputs, _, _)| inputs > 0 || (kh, kw) != (1, 1))
@@ -417,7 +417,6 @@ impl HostLayer {
     /// `None` off the CPU, for other dtypes, and for a layer with no open tap.
     fn new(
         taps: &[(isize, isize)],
-        in_ch: usize,
         tap_matrix: &Tensor,
         bias: Option<&Tensor>,
         runs: &[(usize, usize, usize)],
@@ -433,7 +432,6 @@ impl HostLayer {
         };
         let single = [(rows, 0, outputs)];
         let runs = if taps == [(0, 0)] { runs } else { &single[..] };
-        debug_assert!(taps != [(0, 0)] || rows == in_ch);
         let blocks = runs
             .iter()
             .map(|&(inputs, start, len)| {
@@ -516,11 +514,12 @@ impl HostPass<'_> {
                 candle_core::bail!("host kernel: the weights' dtype is not the input's");
             };
             debug_assert_eq!(weight.len(), (1 + block.inputs) * block.len);
-            // (images, rows per product, destination offset per image, row and column strides)
-            let (images, m, per_image, dst_rs, dst_cs) = if self.channels_first {
-                (b, hw, outputs * hw, 1, hw as isize)
+            // (images, rows per product, destination offset per image and per output, row and
+            // column strides)
+            let (images, m, per_image, per_output, dst_rs, dst_cs) = if self.channels_first {
+                (b, hw, outputs * hw, hw, 1, hw as isize)
             } else {
-                (1, b * hw, 0, outputs as isize, 1)
+                (1, b * hw, 0, 1, outputs as isize, 1)
             };
             for n in 0..images {
                 // SAFETY: every index the product touches lies inside `out`, `rows` and `weight`:
@@ -528,7 +527,7 @@ impl HostPass<'_> {
                 // stays in image n's block of outputs; lhs rows n·m..(n+1)·m of k columns, of
                 // which the first 1 + inputs ≤ k are read; rhs (1 + inputs) × len, row-major.
                 unsafe {
-                    let dst_start = n * per_image + block.start * if self.channels_first { hw } else { 1 };
+                    let dst_start = n * per_image + block.start * per_output;
                     gemm::gemm(
                         m,
                         block.len,
