@@ -12,9 +12,16 @@ Per model, measured one after the other on this machine:
 - eval: the wall-clock of `zoo eval ID --limit N --batch B` (the process, including loading the
   weights and the data) against the same NLL loop in PyTorch (loading included), in images/s.
 
-Ratios > 1 mean the zoo is faster. A benchmark, not a test; the machines are shared and noisy, so
-compare figures from one run only.
+Each comparison is made in --rounds (forward, 7) and --eval-rounds (3) rounds, each round one
+measurement of each side, back to back (the side that goes first alternates); a round's ratio is
+PyTorch's time over the zoo's, and the figure reported is the median of the rounds' ratios, with
+their range. The machines are shared and noisy: a load that comes and goes hits both sides of a
+round alike, and the median over rounds discards the rounds it hit unevenly. The times reported
+are each side's median over the rounds.
+
+Ratios > 1 mean the zoo is faster. A benchmark, not a test.
 """
+import statistics
 import argparse
 import json
 import os
@@ -76,7 +83,9 @@ def main(argv=None):
     p.add_argument("--eval-images", type=int, default=1000, help="eval: test images (0 = skip eval)")
     p.add_argument("--eval-batch", type=int, default=50, help="eval: images per batch (zoo eval's default)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5, help="forward passes per measurement (their median)")
+    p.add_argument("--rounds", type=int, default=7, help="forward: rounds of one measurement per side")
+    p.add_argument("--eval-rounds", type=int, default=3, help="eval: rounds of one run per side")
     p.add_argument("--markdown", action="store_true", help="a Markdown table (for the README)")
     a = p.parse_args(argv)
     if not os.path.exists(a.zoo):
@@ -100,33 +109,62 @@ def main(argv=None):
         images = data[m["dataset"]]
         model, _ = load_model(path)
         x = torch.from_numpy(np.ascontiguousarray(images[: a.batch]))
-        # Interleaved, so that a change in the machine's load hits both sides alike.
-        zoo_ms = zoo_forward_ms(a.zoo, mid, a.batch, a.repeats, env)
-        times, _ = time_forward(model, x, 1, a.repeats)
-        torch_ms = 1000 * sorted(times)[len(times) // 2]
-        row = {"model": mid, "zoo_forward_ms": round(zoo_ms, 2), "torch_forward_ms": round(torch_ms, 2),
-               "forward_ratio": round(torch_ms / zoo_ms, 3)}
+        forward = []  # (zoo ms, torch ms) per round
+        for r in range(a.rounds):
+            def torch_side():
+                times, _ = time_forward(model, x, 1, a.repeats)
+                return 1000 * sorted(times)[len(times) // 2]
+            def zoo_side():
+                return zoo_forward_ms(a.zoo, mid, a.batch, a.repeats, env)
+            if r % 2 == 0:
+                z = zoo_side(); t = torch_side()
+            else:
+                t = torch_side(); z = zoo_side()
+            forward.append((z, t))
+        ratios = [t / z for z, t in forward]
+        row = {"model": mid, "rounds": a.rounds,
+               "zoo_forward_ms": round(statistics.median(z for z, _ in forward), 2),
+               "torch_forward_ms": round(statistics.median(t for _, t in forward), 2),
+               "forward_ratio": round(statistics.median(ratios), 3),
+               "forward_ratio_range": [round(min(ratios), 3), round(max(ratios), 3)]}
         if a.eval_images:
             n = min(a.eval_images, len(images))
-            zoo_s, zoo_json = zoo_eval(a.zoo, mid, n, a.eval_batch, env)
-            torch_s, torch_nll = torch_eval(path, images[:n], a.eval_batch)
-            row.update({"eval_images": n, "zoo_eval_img_s": round(n / zoo_s, 2), "torch_eval_img_s": round(n / torch_s, 2),
-                        "eval_ratio": round(torch_s / zoo_s, 3), "zoo_nll": round(zoo_json["nll_nats_per_image"], 4),
-                        "torch_nll": round(torch_nll, 4)})
+            evals = []  # (zoo s, torch s) per round
+            for r in range(a.eval_rounds):
+                if r % 2 == 0:
+                    zoo_s, zoo_json = zoo_eval(a.zoo, mid, n, a.eval_batch, env)
+                    torch_s, torch_nll = torch_eval(path, images[:n], a.eval_batch)
+                else:
+                    torch_s, torch_nll = torch_eval(path, images[:n], a.eval_batch)
+                    zoo_s, zoo_json = zoo_eval(a.zoo, mid, n, a.eval_batch, env)
+                evals.append((zoo_s, torch_s))
+            eratios = [t / z for z, t in evals]
+            row.update({"eval_images": n, "eval_rounds": a.eval_rounds,
+                        "zoo_eval_img_s": round(n / statistics.median(z for z, _ in evals), 1),
+                        "torch_eval_img_s": round(n / statistics.median(t for _, t in evals), 1),
+                        "eval_ratio": round(statistics.median(eratios), 3),
+                        "eval_ratio_range": [round(min(eratios), 3), round(max(eratios), 3)],
+                        "zoo_nll": round(zoo_json["nll_nats_per_image"], 4), "torch_nll": round(torch_nll, 4)})
         rows.append(row)
         if not a.markdown:
             print(json.dumps(row), flush=True)
-    head = (f"{cpu_model()}, {a.threads} threads, float32; forward: batch {a.batch}, median of {a.repeats}; "
-            f"eval: {a.eval_images} test images in batches of {a.eval_batch}, wall-clock with loading; "
+    head = (f"{cpu_model()}, {a.threads} threads, float32; forward: batch {a.batch}, median of {a.repeats} passes "
+            f"per measurement, {a.rounds} rounds; eval: {a.eval_images} test images in batches of {a.eval_batch}, "
+            f"wall-clock with loading, {a.eval_rounds} rounds; ratios: the median of the rounds' (range); "
             f"PyTorch {torch.__version__}")
     if a.markdown:
         print(head + "\n")
-        print("| model | forward zoo (ms) | forward PyTorch (ms) | zoo faster by | eval zoo (img/s) | eval PyTorch (img/s) | zoo faster by |")
+        print("| model | forward zoo (ms) | forward PyTorch (ms) | zoo faster by (range) | eval zoo (img/s) | eval PyTorch (img/s) | zoo faster by (range) |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
+
+        def ratio(r, key):
+            if key not in r:
+                return "–"
+            lo, hi = r[key + "_range"]
+            return f"{r[key]:.2f}× ({lo:.2f}–{hi:.2f})"
         for r in rows:
-            print(f"| `{r['model']}` | {r['zoo_forward_ms']:.1f} | {r['torch_forward_ms']:.1f} | {r['forward_ratio']:.2f}× | "
-                  f"{r.get('zoo_eval_img_s', '–')} | {r.get('torch_eval_img_s', '–')} | "
-                  f"{str(r['eval_ratio']) + '×' if 'eval_ratio' in r else '–'} |")
+            print(f"| `{r['model']}` | {r['zoo_forward_ms']:.1f} | {r['torch_forward_ms']:.1f} | {ratio(r, 'forward_ratio')} | "
+                  f"{r.get('zoo_eval_img_s', '–')} | {r.get('torch_eval_img_s', '–')} | {ratio(r, 'eval_ratio')} |")
     else:
         print(head)
 

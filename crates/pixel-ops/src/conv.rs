@@ -8,6 +8,8 @@
 //! position, and one matrix product with the open taps' weights gives every output. A 1×1 layer is
 //! the matrix product alone.
 
+use std::ops::Range;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Result, Shape, Tensor, WithDType};
 use candle_nn::VarBuilder;
@@ -44,6 +46,8 @@ pub struct Fused<'a> {
     pub relu_input: bool,
     /// A map `(b, H, W, out)` added to the output (a residual connection).
     pub residual: Option<&'a Tensor>,
+    /// ReLU on the output last (after the residual).
+    pub relu_output: bool,
 }
 
 /// Outputs `start..start + len` of a 1×1 layer, which read inputs `0..inputs` only.
@@ -151,7 +155,13 @@ impl MaskedConv2d {
         }
         if let Some(host) = self.host_for(x) {
             let (b, h, w, _) = x.dims4()?;
-            let pass = HostPass { layer: host, relu_input, channels_first: true };
+            let pass = HostPass {
+                layer: host,
+                relu_input,
+                relu_output: false,
+                channels_first: true,
+                chunk_values: HOST_CHUNK_VALUES,
+            };
             return x.contiguous()?.apply_op1_no_bwd(&pass)?.reshape((b, host.outputs, h, w));
         }
         let x = if relu_input { x.relu()? } else { x.clone() };
@@ -214,24 +224,44 @@ impl MaskedConv2d {
         self.forward_fused(x, Fused::default())
     }
 
-    /// The whole-image pass, channels-last, with what `fused` folds in: `residual + layer(relu?(x))`.
-    /// On the CPU one kernel ([`HostLayer`]): the input laid out once (ReLU on the way), the bias
-    /// and the residual taken into the products, which write straight into the output.
+    /// The whole-image pass, channels-last, with what `fused` folds in:
+    /// `relu?(residual + layer(relu?(x)))`. On the CPU one kernel ([`HostLayer`]): the input laid
+    /// out a chunk at a time (ReLU on the way) or, for a 1×1 layer without ReLU on its input,
+    /// read as it is; the bias and the residual taken into the products, which write straight into
+    /// the output; ReLU on the output while it is in the cache.
     pub fn forward_fused(&self, x: &Tensor, fused: Fused) -> Result<Tensor> {
         if let Some(host) = self.host_for(x) {
-            let pass = HostPass { layer: host, relu_input: fused.relu_input, channels_first: false };
+            let pass = HostPass {
+                layer: host,
+                relu_input: fused.relu_input,
+                relu_output: fused.relu_output,
+                channels_first: false,
+                chunk_values: HOST_CHUNK_VALUES,
+            };
             let x = x.contiguous()?;
             return match fused.residual {
                 Some(r) if r.dtype() == x.dtype() && r.device().is_cpu() => x.apply_op2_no_bwd(&r.contiguous()?, &pass),
-                Some(r) => r + x.apply_op1_no_bwd(&pass)?,
+                Some(r) => {
+                    let y = (r + x.apply_op1_no_bwd(&HostPass { relu_output: false, ..pass })?)?;
+                    if fused.relu_output {
+                        y.relu()
+                    } else {
+                        Ok(y)
+                    }
+                }
                 None => x.apply_op1_no_bwd(&pass),
             };
         }
         let x = if fused.relu_input { x.relu()? } else { x.clone() };
         let y = self.forward_channels_last_generic(&x)?;
-        match fused.residual {
-            Some(r) => r + y,
-            None => Ok(y),
+        let y = match fused.residual {
+            Some(r) => (r + y)?,
+            None => y,
+        };
+        if fused.relu_output {
+            y.relu()
+        } else {
+            Ok(y)
         }
     }
 
@@ -319,28 +349,38 @@ fn open_tap_columns_generic(x: &Tensor, taps: &[(isize, isize)]) -> Result<Tenso
     Tensor::cat(&shifted, 3)
 }
 
-/// Calls `copy(position, tap, source)` for every position of `b` images of `h`×`w` (numbered
-/// `(n·h + y)·w + x`) and every tap `(dy, dx)` of `taps` whose shifted input lies inside the image,
-/// `source` being that input's position; the others stay zero (the 'same' padding).
+/// Calls `copy(position, tap, source, len)` for every tap `(dy, dx)` of `taps` and every run of
+/// `len` positions from `position` within an image row, for image rows `rows` of images of
+/// `h`×`w` (image row `n·h + y`; positions numbered `(n·h + y)·w + x`): `source` is the position of
+/// the first one's shifted input (the run's are consecutive), or `None` where they lie outside
+/// the image (the 'same' padding: zeros).
 fn for_each_tap_source(
     taps: &[(isize, isize)],
-    (b, h, w): (usize, usize, usize),
-    mut copy: impl FnMut(usize, usize, usize),
+    (h, w): (usize, usize),
+    rows: Range<usize>,
+    mut copy: impl FnMut(usize, usize, Option<usize>, usize),
 ) {
-    for n in 0..b {
-        for y in 0..h {
-            for (t, &(dy, dx)) in taps.iter().enumerate() {
-                let yy = y as isize + dy;
-                if yy < 0 || yy >= h as isize {
-                    continue;
-                }
-                let src_row = (n * h + yy as usize) * w;
-                // Output columns whose shifted input column lies inside the image.
-                let first = (-dx).max(0) as usize;
-                let end = (w as isize - dx).min(w as isize).max(0) as usize;
-                for col in first..end {
-                    copy((n * h + y) * w + col, t, (src_row as isize + col as isize + dx) as usize);
-                }
+    for image_row in rows {
+        let (n, y) = (image_row / h, image_row % h);
+        let at = image_row * w;
+        for (t, &(dy, dx)) in taps.iter().enumerate() {
+            let yy = y as isize + dy;
+            if yy < 0 || yy >= h as isize {
+                copy(at, t, None, w);
+                continue;
+            }
+            // Output columns whose shifted input column lies inside the image.
+            let first = ((-dx).max(0) as usize).min(w);
+            let end = (w as isize - dx).clamp(first as isize, w as isize) as usize;
+            if first > 0 {
+                copy(at, t, None, first);
+            }
+            if end > first {
+                let src = (n * h + yy as usize) * w + (first as isize + dx) as usize;
+                copy(at + first, t, Some(src), end - first);
+            }
+            if end < w {
+                copy(at + end, t, None, w - end);
             }
         }
     }
@@ -355,9 +395,13 @@ impl OpenTapColumns {
     fn columns<T: WithDType>(&self, x: &[T], (b, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
         let t = self.taps.len();
         let mut out = vec![T::zero(); b * h * w * t * c];
-        for_each_tap_source(&self.taps, (b, h, w), |at, k, src| {
-            let dst = (at * t + k) * c;
-            out[dst..dst + c].copy_from_slice(&x[src * c..(src + 1) * c]);
+        for_each_tap_source(&self.taps, (h, w), 0..b * h, |at, k, src, len| {
+            if let Some(src) = src {
+                for i in 0..len {
+                    let dst = ((at + i) * t + k) * c;
+                    out[dst..dst + c].copy_from_slice(&x[(src + i) * c..(src + i + 1) * c]);
+                }
+            }
         });
         out
     }
@@ -388,12 +432,16 @@ impl CustomOp1 for OpenTapColumns {
 /// A layer's weights for the CPU kernel [`HostPass`]: one matrix per output block, row-major
 /// `(1 + inputs, len)`, whose first row is the bias (it multiplies a column of ones laid before the
 /// inputs), so that each block is one product written straight into its place in the output.
+/// A 1×1 layer that reads its input as it is multiplies the input itself, without the ones: its
+/// outputs start from `bias` and the products use the rows after the first.
 #[derive(Debug, Clone)]
 struct HostLayer {
     /// The open taps, `(dy, dx)`; `[(0, 0)]` for a 1×1 layer.
     taps: Vec<(isize, isize)>,
     outputs: usize,
     blocks: Vec<HostBlock>,
+    /// `(outputs,)`.
+    bias: HostMatrix,
 }
 
 /// Outputs `start..start + len`, from the first `inputs` columns after the ones.
@@ -430,20 +478,27 @@ impl HostLayer {
             Some(b) => b.clone(),
             None => Tensor::zeros((1, outputs), dtype, tap_matrix.device())?,
         };
+        let host = |t: &Tensor| -> Result<HostMatrix> {
+            Ok(match dtype {
+                DType::F64 => HostMatrix::F64(t.flatten_all()?.to_vec1()?),
+                _ => HostMatrix::F32(t.flatten_all()?.to_vec1()?),
+            })
+        };
         let single = [(rows, 0, outputs)];
         let runs = if taps == [(0, 0)] { runs } else { &single[..] };
+        // The kernel writes each output through exactly one block: they must tile the outputs.
+        let tiled = runs.iter().try_fold(0, |at, &(_, start, len)| (start == at).then_some(at + len));
+        if tiled != Some(outputs) {
+            candle_core::bail!("host kernel: output blocks {runs:?} do not tile the {outputs} outputs");
+        }
         let blocks = runs
             .iter()
             .map(|&(inputs, start, len)| {
                 let m = Tensor::cat(&[&bias, &tap_matrix.narrow(0, 0, inputs)?], 0)?.narrow(1, start, len)?;
-                let weight = match dtype {
-                    DType::F64 => HostMatrix::F64(m.flatten_all()?.to_vec1()?),
-                    _ => HostMatrix::F32(m.flatten_all()?.to_vec1()?),
-                };
-                Ok(HostBlock { inputs, start, len, weight })
+                Ok(HostBlock { inputs, start, len, weight: host(&m)? })
             })
             .collect::<Result<_>>()?;
-        Ok(Some(Self { taps: taps.to_vec(), outputs, blocks }))
+        Ok(Some(Self { taps: taps.to_vec(), outputs, blocks, bias: host(&bias)? }))
     }
 }
 
@@ -470,88 +525,187 @@ impl HostFloat for f64 {
     }
 }
 
+/// `len` values of `base` from `start`, uninitialised.
+///
+/// # Safety
+/// `base.add(start)..base.add(start + len)` lies inside one allocation, which nothing else
+/// borrows while the view lives.
+unsafe fn uninit<'a, T>(base: *mut T, start: usize, len: usize) -> &'a mut [std::mem::MaybeUninit<T>] {
+    std::slice::from_raw_parts_mut(base.add(start).cast(), len)
+}
+
+/// Values in one chunk of the host kernel's left side (of each product's rows and columns): about
+/// half a typical L2 cache in f32.
+const HOST_CHUNK_VALUES: usize = 256 * 1024;
+
 /// The CPU kernel of a layer's whole-image pass: `(b, H, W, in)` contiguous → `(b, H, W, out)`, or
 /// `(b, out, H·W)` when `channels_first`; as a two-input op, the second input `(b, H, W, out)` is
 /// added (a residual).
 struct HostPass<'a> {
     layer: &'a HostLayer,
     relu_input: bool,
+    /// ReLU on the output (after the residual); channels-last only.
+    relu_output: bool,
     channels_first: bool,
+    /// Values per chunk of the left side ([`HOST_CHUNK_VALUES`]); at least one image row.
+    chunk_values: usize,
 }
 
 impl HostPass<'_> {
-    /// Each position's row of the product's left side: a one, then the open taps' inputs
-    /// side by side (zero outside the image), through ReLU if asked.
-    fn rows<T: HostFloat>(&self, x: &[T], (b, h, w, c): (usize, usize, usize, usize)) -> (Vec<T>, usize) {
-        let taps = &self.layer.taps;
-        let k = 1 + taps.len() * c;
-        let mut rows = vec![T::zero(); b * h * w * k];
-        let act = |v: T| if self.relu_input && v < T::zero() { T::zero() } else { v };
-        for row in rows.chunks_exact_mut(k) {
-            row[0] = T::one();
-        }
-        for_each_tap_source(taps, (b, h, w), |at, t, src| {
-            let dst = at * k + 1 + t * c;
-            for (o, &v) in rows[dst..dst + c].iter_mut().zip(&x[src * c..(src + 1) * c]) {
-                *o = act(v);
-            }
-        });
-        (rows, k)
+    /// Whether the products read the input itself rather than rows laid out from it: for a 1×1
+    /// layer without ReLU on its input, when the outputs start from a residual or are no wider
+    /// than the input `c` (then they are first set to the bias, which the ones column of the laid
+    /// out rows would otherwise bring, at the cost of reading them back).
+    fn reads_input_directly(&self, c: usize, residual: bool) -> bool {
+        self.layer.taps == [(0, 0)] && !self.relu_input && (residual || self.layer.outputs <= c)
     }
 
+    /// Fills `lhs` with the product's left side for image rows `rows`: per position a one, then
+    /// the open taps' inputs side by side (zero outside the image), through ReLU if asked.
+    fn fill_rows<T: HostFloat>(&self, x: &[T], (h, w, c): (usize, usize, usize), rows: Range<usize>, lhs: &mut [T]) {
+        let k = 1 + self.layer.taps.len() * c;
+        let first = rows.start * w;
+        for row in lhs.chunks_exact_mut(k) {
+            row[0] = T::one();
+        }
+        let relu = |v: T| if self.relu_input && v < T::zero() { T::zero() } else { v };
+        for_each_tap_source(&self.layer.taps, (h, w), rows, |at, t, src, len| {
+            let dst = (at - first) * k + 1 + t * c;
+            for i in 0..len {
+                let d = &mut lhs[dst + i * k..dst + i * k + c];
+                match src {
+                    None => d.fill(T::zero()),
+                    Some(src) if c == 1 => d[0] = relu(x[src + i]),
+                    Some(src) => {
+                        let s = &x[(src + i) * c..(src + i + 1) * c];
+                        if self.relu_input {
+                            d.iter_mut().zip(s).for_each(|(o, &v)| *o = if v < T::zero() { T::zero() } else { v });
+                        } else {
+                            d.copy_from_slice(s);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// The pass, a chunk of image rows at a time: each chunk's left side is laid out and
+    /// multiplied while it is still in the cache (the whole image's would be `1 + taps·in` values
+    /// per position, several times the output). Each output value is written once: by the
+    /// products, or first the bias (or residual plus bias) that they add to; the output is not
+    /// zeroed first.
     fn run<T: HostFloat>(&self, x: &[T], dims: (usize, usize, usize, usize), residual: Option<&[T]>) -> Result<Vec<T>> {
-        let (b, h, w, _) = dims;
+        let (b, h, w, c) = dims;
         let (hw, outputs) = (h * w, self.layer.outputs);
-        let (rows, k) = self.rows(x, dims);
-        let mut out = match residual {
-            Some(r) => r.to_vec(),
-            None => vec![T::zero(); b * hw * outputs],
+        let total = b * hw * outputs;
+        let direct = self.reads_input_directly(c, residual.is_some());
+        let Some(bias) = T::weights(&self.layer.bias) else {
+            candle_core::bail!("host kernel: the weights' dtype is not the input's");
         };
+        // Columns of the left side and its row stride: the input itself, or the laid-out rows.
+        let k = if direct { c } else { 1 + self.layer.taps.len() * c };
+        // With a residual, the output starts as a copy of it; otherwise it is allocated and left
+        // uninitialised until the chunks below write it (its length is set at the end).
+        let mut out: Vec<T> = match residual {
+            Some(r) => r.to_vec(),
+            None => Vec::with_capacity(total),
+        };
+        let base = out.as_mut_ptr();
         let threads = candle_core::utils::get_num_threads();
         let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        for block in &self.layer.blocks {
-            let Some(weight) = T::weights(&block.weight) else {
-                candle_core::bail!("host kernel: the weights' dtype is not the input's");
-            };
-            debug_assert_eq!(weight.len(), (1 + block.inputs) * block.len);
-            // (images, rows per product, destination offset per image and per output, row and
-            // column strides)
-            let (images, m, per_image, per_output, dst_rs, dst_cs) = if self.channels_first {
-                (b, hw, outputs * hw, hw, 1, hw as isize)
-            } else {
-                (1, b * hw, 0, 1, outputs as isize, 1)
-            };
-            for n in 0..images {
-                // SAFETY: every index the product touches lies inside `out`, `rows` and `weight`:
-                // dst (m × len) from offset n·per_image + start·(hw or 1) with the strides above
-                // stays in image n's block of outputs; lhs rows n·m..(n+1)·m of k columns, of
-                // which the first 1 + inputs ≤ k are read; rhs (1 + inputs) × len, row-major.
-                unsafe {
-                    let dst_start = n * per_image + block.start * per_output;
-                    gemm::gemm(
-                        m,
-                        block.len,
-                        1 + block.inputs,
-                        out.as_mut_ptr().add(dst_start),
-                        dst_cs,
-                        dst_rs,
-                        residual.is_some(),
-                        rows.as_ptr().add(n * m * k),
-                        1,
-                        k as isize,
-                        weight.as_ptr(),
-                        1,
-                        block.len as isize,
-                        T::one(),
-                        T::one(),
-                        false,
-                        false,
-                        false,
-                        parallelism,
-                    );
+        let chunk_rows = (self.chunk_values / (w * k)).clamp(1, h.max(1));
+        let mut rows = vec![T::zero(); if direct { 0 } else { chunk_rows * w * k }];
+        for n in 0..b {
+            for y0 in (0..h).step_by(chunk_rows) {
+                let y1 = (y0 + chunk_rows).min(h);
+                let (first, m) = (n * hw + y0 * w, (y1 - y0) * w);
+                let lhs = if direct {
+                    &x[first * c..(first + m) * c]
+                } else {
+                    let rows = &mut rows[..m * k];
+                    self.fill_rows(x, (h, w, c), n * h + y0..n * h + y1, rows);
+                    &*rows
+                };
+                // Output o of the chunk's i-th position is at at + o·per_output + i·step.
+                let (at, per_output, step) = match self.channels_first {
+                    true => (n * outputs * hw + y0 * w, hw, 1),
+                    false => (first * outputs, 1, outputs),
+                };
+                if direct {
+                    // The products add to the bias (and the residual).
+                    // SAFETY: the views lie inside `out`'s allocation of `total` values (the
+                    // chunk's m positions of every output); values are only read where the
+                    // residual initialised them.
+                    unsafe {
+                        match (self.channels_first, residual.is_some()) {
+                            (false, false) => uninit(base, at, m * outputs)
+                                .chunks_exact_mut(outputs)
+                                .for_each(|o| o.iter_mut().zip(bias).for_each(|(v, &bo)| _ = v.write(bo))),
+                            (false, true) => std::slice::from_raw_parts_mut(base.add(at), m * outputs)
+                                .chunks_exact_mut(outputs)
+                                .for_each(|o| o.iter_mut().zip(bias).for_each(|(v, &bo)| *v += bo)),
+                            (true, false) => bias.iter().enumerate().for_each(|(o, &bo)| {
+                                uninit(base, at + o * hw, m).iter_mut().for_each(|v| _ = v.write(bo))
+                            }),
+                            (true, true) => candle_core::bail!("host kernel: no residual for channels-first outputs"),
+                        }
+                    }
+                }
+                for block in &self.layer.blocks {
+                    let Some(weight) = T::weights(&block.weight) else {
+                        candle_core::bail!("host kernel: the weights' dtype is not the input's");
+                    };
+                    debug_assert_eq!(weight.len(), (1 + block.inputs) * block.len);
+                    // Direct: the input's first `inputs` columns times the rows after the bias.
+                    let (depth, rhs) =
+                        if direct { (block.inputs, &weight[block.len..]) } else { (1 + block.inputs, weight) };
+                    if depth == 0 {
+                        continue;
+                    }
+                    // SAFETY: every index the product touches lies inside `out`'s allocation,
+                    // `lhs` and `rhs`: dst (m × len) from at + start·per_output with the strides
+                    // (step, per_output) holds outputs start..start + len of the chunk's m
+                    // positions; lhs m rows of k columns, of which the first depth ≤ k are read;
+                    // rhs depth × len, row-major. dst is read only if it was written (the bias
+                    // or the residual); otherwise the product overwrites it.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            block.len,
+                            depth,
+                            base.add(at + block.start * per_output),
+                            per_output as isize,
+                            step as isize,
+                            direct || residual.is_some(),
+                            lhs.as_ptr(),
+                            1,
+                            k as isize,
+                            rhs.as_ptr(),
+                            1,
+                            block.len as isize,
+                            T::one(),
+                            T::one(),
+                            false,
+                            false,
+                            false,
+                            parallelism,
+                        );
+                    }
+                }
+                if self.relu_output {
+                    debug_assert!(!self.channels_first);
+                    // SAFETY: the chunk's m·outputs values from `at` were all written above.
+                    let chunk = unsafe { std::slice::from_raw_parts_mut(base.add(at), m * outputs) };
+                    for v in chunk {
+                        *v = if *v < T::zero() { T::zero() } else { *v };
+                    }
                 }
             }
         }
+        // SAFETY: every chunk wrote all of its outputs: the blocks cover outputs 0..outputs
+        // (`HostLayer::new`), and a block that reads no input was given its bias above (direct)
+        // or by the ones column.
+        unsafe { out.set_len(total) };
         Ok(out)
     }
 
@@ -687,22 +841,50 @@ mod tests {
                 assert!(conv.host.is_some(), "{mask:?} {kh}x{kw}: no host kernel");
                 let x = Tensor::randn(0f64, 1.0, (2, 6, 5, in_ch), &dev)?.to_dtype(dtype)?;
                 let residual = Tensor::randn(0f64, 1.0, (2, 6, 5, out_ch), &dev)?.to_dtype(dtype)?;
-                for (relu_input, residual) in [(false, None), (true, None), (true, Some(&residual))] {
-                    let got = conv.forward_fused(&x, Fused { relu_input, residual })?;
+                for (relu_input, residual, relu_output) in [
+                    (false, None, false),
+                    (true, None, false),
+                    (true, Some(&residual), false),
+                    (false, Some(&residual), false),
+                    (true, None, true),
+                    (false, None, true),
+                    (false, Some(&residual), true),
+                ] {
+                    let fused = Fused { relu_input, residual, relu_output };
+                    let got = conv.forward_fused(&x, fused)?;
                     let input = if relu_input { x.relu()? } else { x.clone() };
                     let mut want = conv.forward_channels_last_generic(&input)?;
                     if let Some(r) = residual {
                         want = (r + want)?;
                     }
-                    let case =
-                        format!("{dtype:?} {mask:?} {kh}x{kw} relu {relu_input} residual {}", residual.is_some());
+                    if relu_output {
+                        want = want.relu()?;
+                    }
+                    let case = format!("{dtype:?} {mask:?} {kh}x{kw} {fused:?}");
                     assert_eq!(got.dims(), want.dims(), "{case}");
                     assert!(max_diff(&got, &want)? < tolerance, "{case}");
+                    // One image row per chunk gives the same.
+                    let pass = HostPass {
+                        layer: conv.host.as_ref().expect("host"),
+                        relu_input,
+                        relu_output,
+                        channels_first: false,
+                        chunk_values: 1,
+                    };
+                    let rows = match residual {
+                        Some(r) => x.apply_op2_no_bwd(r, &pass)?,
+                        None => x.apply_op1_no_bwd(&pass)?,
+                    };
+                    assert!(max_diff(&rows, &want)? < tolerance, "{case}, a row per chunk");
                 }
                 if (kh, kw) == (1, 1) {
-                    let got = conv.forward_1x1_to_channels_first(&x, true)?;
-                    let want = conv.forward_1x1_to_channels_first_generic(&x.relu()?)?;
-                    assert!(max_diff(&got, &want)? < tolerance, "{dtype:?} {mask:?} channels-first");
+                    for relu_input in [false, true] {
+                        let got = conv.forward_1x1_to_channels_first(&x, relu_input)?;
+                        let input = if relu_input { x.relu()? } else { x.clone() };
+                        let want = conv.forward_1x1_to_channels_first_generic(&input)?;
+                        let case = format!("{dtype:?} {mask:?} channels-first, relu {relu_input}");
+                        assert!(max_diff(&got, &want)? < tolerance, "{case}");
+                    }
                 }
             }
         }

@@ -221,9 +221,9 @@ impl OutputStack {
     /// The stack on a channels-last map: `x` `(b, h, w, in)` → logits `(b, colours, levels, h, w)`.
     pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, _) = x.dims4()?;
-        let y = self.hidden.forward_fused(x, Fused { relu_input: true, residual: None })?;
+        let y = self.hidden.forward_fused(x, Fused { relu_input: true, relu_output: true, residual: None })?;
         // The last layer writes the logits channels-first directly: (b, colours·levels, h, w).
-        let y = self.logits.forward_1x1_to_channels_first(&y, true)?;
+        let y = self.logits.forward_1x1_to_channels_first(&y, false)?;
         y.reshape((b, self.colours, self.head.levels(), h, w))
     }
 }

@@ -307,7 +307,7 @@ impl DiagonalBiLstmLayer {
     /// (through the 1×1 convolution if the config has it).
     fn add_to_stream(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         match &self.residual {
-            Some(conv) => conv.forward_fused(y, Fused { relu_input: false, residual: Some(x) }),
+            Some(conv) => conv.forward_fused(y, Fused { residual: Some(x), ..Fused::default() }),
             None => x + y,
         }
     }

@@ -159,7 +159,7 @@ impl Upsampler {
     pub fn forward(&self, small: &Tensor) -> Result<Tensor> {
         let x = InputEncoding::Centred.encode(self.head, small, self.deconv.weight().dtype())?;
         let up = self.deconv.forward(&x)?.permute((0, 2, 3, 1))?;
-        let y = self.conv.forward_fused(&up, Fused { relu_input: true, residual: None })?.relu()?;
+        let y = self.conv.forward_fused(&up, Fused { relu_input: true, relu_output: true, residual: None })?;
         y.permute((0, 3, 1, 2))?.contiguous()
     }
 }

@@ -69,10 +69,11 @@ impl ResidualBlock {
 impl ResidualBlock {
     /// Channels-last: `(b, H, W, 2h)` → `(b, H, W, 2h)`.
     pub fn forward_channels_last(&self, x: &Tensor) -> Result<Tensor> {
-        let relu = Fused { relu_input: true, residual: None };
-        let y = self.reduce.forward_fused(x, relu)?;
-        let y = self.spatial.forward_fused(&y, relu)?;
-        self.expand.forward_fused(&y, Fused { residual: Some(x), ..relu })
+        // Each ReLU is taken on the output of the layer before it, so that the spatial and expand
+        // layers read their inputs as they are.
+        let y = self.reduce.forward_fused(x, Fused { relu_input: true, relu_output: true, residual: None })?;
+        let y = self.spatial.forward_fused(&y, Fused { relu_output: true, ..Fused::default() })?;
+        self.expand.forward_fused(&y, Fused { residual: Some(x), ..Fused::default() })
     }
 }
 

@@ -152,7 +152,7 @@ impl RowLstmLayer {
     /// Channels-last `(b, H, W, features)` → `(b, H, W, features)`, given the conditioning map if
     /// conditional.
     pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        self.residual.forward_fused(&self.scan(x, cond)?, Fused { relu_input: false, residual: Some(x) })
+        self.residual.forward_fused(&self.scan(x, cond)?, Fused { residual: Some(x), ..Fused::default() })
     }
 
     /// Channels-last `(b, H, W, features)` → `(b, H, W, features)` (an unconditional layer).
