@@ -19,12 +19,16 @@
 //! differently). The file carries a checksum of all its pixels, so a mismatch or a corrupt file is
 //! an error, never a silently wrong image.
 //!
-//! # Container (version 1, all integers little-endian)
+//! Version 2 (2026-12-02) has version 1's layout; it marks that the CPU's LSTM cell computes its
+//! sigmoids with a vectorised exponential, which moves the recurrent models' logits by a few ulp,
+//! so version 1 files are refused with the advice to decode them with the build that wrote them.
+//!
+//! # Container (version 2, all integers little-endian)
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 4 | magic `PXZC` |
-//! | 1 | format version (1) |
+//! | 1 | format version (2) |
 //! | 1 | frequency precision in bits (24) |
 //! | 1 | images per coding group ([`GROUP`], 16) |
 //! | 1 | device class the file was coded on (0 = CPU, 1 = CUDA, 2 = Metal) |
@@ -52,7 +56,7 @@ use crate::registry::LoadedModel;
 /// The file's first bytes.
 pub const MAGIC: [u8; 4] = *b"PXZC";
 /// The container version this build writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Frequencies sum to 2^PRECISION (constriction's default categorical model).
 pub const PRECISION: u32 = 24;
 /// Images coded together in one batched session.
