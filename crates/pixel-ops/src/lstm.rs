@@ -74,7 +74,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // t's low bits hold n (t lies in [2^23, 2^24), where the float step is 1).
     let n = t.to_bits() as i32 - ROUND.to_bits() as i32;
