@@ -6,6 +6,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::conv::{Fused, MaskedConv2d};
 use crate::lstm::GATES;
 
 /// The 1×1 map of a conditioning map to `4h` pre-activations: `conditioning.weight` `(4h, c, 1, 1)`.
@@ -13,6 +14,8 @@ use crate::lstm::GATES;
 pub struct Conditioning {
     /// `(4h, c)`.
     weight: Tensor,
+    /// The same weight as a layer, for channels-last maps.
+    layer: MaskedConv2d,
 }
 
 impl Conditioning {
@@ -20,7 +23,7 @@ impl Conditioning {
     /// `conditioning.weight`.
     pub fn new(features: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         let weight = vb.pp("conditioning").get((GATES * hidden, features, 1, 1), "weight")?;
-        Ok(Self { weight: weight.flatten_from(1)? })
+        Ok(Self { weight: weight.flatten_from(1)?, layer: MaskedConv2d::new(weight, None, None)? })
     }
 
     /// Built only if the config asks for conditioning (`features` > 0).
@@ -37,6 +40,29 @@ impl Conditioning {
         let (b, c, h, w) = map.dims4()?;
         let flat = map.reshape((b, c, h * w))?;
         self.weight.broadcast_left(b)?.matmul(&flat)?.reshape((b, (), h, w))
+    }
+}
+
+/// A recurrent layer's input-to-state map of its input `x` `(b, H, W, features)` plus, for a
+/// conditional layer, the conditioning term of `map` `(b, c, H, W)`: `(b, H, W, 4h)`. The term is
+/// computed channels-last and taken into the input-to-state product as its residual (one kernel
+/// on the CPU, no separate sum). An error if the map and the layer disagree (as
+/// [`conditioning_term`]).
+pub fn input_to_state_given(
+    input_to_state: &MaskedConv2d,
+    conditioning: Option<&Conditioning>,
+    x: &Tensor,
+    map: Option<&Tensor>,
+) -> Result<Tensor> {
+    match (conditioning, map) {
+        (Some(c), Some(map)) => {
+            let term = c.layer.forward_channels_last(&map.permute((0, 2, 3, 1))?)?;
+            input_to_state.forward_fused(x, Fused { residual: Some(&term), ..Fused::default() })
+        }
+        _ => {
+            conditioning_term(conditioning, map)?;
+            input_to_state.forward_channels_last(x)
+        }
     }
 }
 

@@ -28,7 +28,9 @@
 
 use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
-use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, per_position, Conditioning};
+use pixel_ops::conditioning::{
+    add_conditioning, at_position, conditioning_term, input_to_state_given, per_position, Conditioning,
+};
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_cell, lstm_update, tap_major, GATES};
@@ -141,11 +143,7 @@ impl DiagonalLstm {
     /// The input-to-state map of layer input `x`, plus the conditioning term, channels-last:
     /// `(b, H, W, features)` → `(b, H, W, 4h)`.
     fn pre_activations(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        let z = self.input_to_state.forward_channels_last(x)?;
-        match self.conditioning_term(cond)? {
-            Some(term) => z + term.permute((0, 2, 3, 1))?,
-            None => Ok(z),
-        }
+        input_to_state_given(&self.input_to_state, self.conditioning.as_ref(), x, cond)
     }
 
     /// One step of the recurrence at `n` positions (position-major: a stretch of a diagonal of

@@ -22,7 +22,9 @@
 
 use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
-use pixel_ops::conditioning::{add_conditioning, at_position, conditioning_term, per_position, Conditioning};
+use pixel_ops::conditioning::{
+    add_conditioning, at_position, conditioning_term, input_to_state_given, per_position, Conditioning,
+};
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, open_tap_columns, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_cell, tap_major, GATES};
@@ -128,11 +130,7 @@ impl RowLstmLayer {
     pub fn scan(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let (b, rows, w, _) = x.dims4()?;
         let h = self.hidden;
-        let z = self.input_to_state.forward_channels_last(x)?;
-        let z = match self.conditioning_term(cond)? {
-            Some(term) => (z + term.permute((0, 2, 3, 1))?)?,
-            None => z,
-        };
+        let z = input_to_state_given(&self.input_to_state, self.conditioning.as_ref(), x, cond)?;
         // (H, b·W, 4h): row r is one contiguous block.
         let z = z.permute((1, 0, 2, 3))?.contiguous()?.reshape((rows, b * w, GATES * h))?;
         let radius = (self.state_kernel / 2) as isize;
