@@ -13,7 +13,8 @@
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
 //! - [`stepper`]: running any [`PixelModel`] value by value in its order (cached session or naive
 //!   step), and splitting a batch over threads;
-//! - [`sampler`]: sampling and completion for any [`PixelModel`].
+//! - [`sampler`]: sampling and completion for any [`PixelModel`];
+//! - [`vector_math`]: elementary functions that vectorise, for the CPU kernels.
 //!
 //! Data sets and image files are the `pixel-data` crate's.
 
@@ -30,6 +31,7 @@ pub mod skew;
 pub mod stepper;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vector_math;
 
 pub use error::{Error, Result};
 pub use head::{Head, InputEncoding};
