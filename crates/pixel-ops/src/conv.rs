@@ -438,10 +438,37 @@ impl CustomOp1 for OpenTapColumns {
 struct HostLayer {
     /// The open taps, `(dy, dx)`; `[(0, 0)]` for a 1×1 layer.
     taps: Vec<(isize, isize)>,
+    /// The same taps in runs along kernel rows.
+    tap_runs: Vec<TapRun>,
     outputs: usize,
     blocks: Vec<HostBlock>,
     /// `(outputs,)`.
     bias: HostMatrix,
+}
+
+/// Open taps `tap..tap + len` (in kernel order): `(dy, dx)`, `(dy, dx + 1)`, … of one kernel row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TapRun {
+    tap: usize,
+    dy: isize,
+    dx: isize,
+    len: usize,
+}
+
+impl TapRun {
+    /// The runs of `taps`, in order.
+    fn of(taps: &[(isize, isize)]) -> Vec<Self> {
+        let mut runs: Vec<Self> = Vec::new();
+        for (tap, &(dy, dx)) in taps.iter().enumerate() {
+            match runs.last_mut() {
+                Some(run) if run.dy == dy && run.dx + run.len as isize == dx && run.tap + run.len == tap => {
+                    run.len += 1
+                }
+                _ => runs.push(Self { tap, dy, dx, len: 1 }),
+            }
+        }
+        runs
+    }
 }
 
 /// Outputs `start..start + len`, from the first `inputs` columns after the ones.
@@ -498,7 +525,7 @@ impl HostLayer {
                 Ok(HostBlock { inputs, start, len, weight: host(&m)? })
             })
             .collect::<Result<_>>()?;
-        Ok(Some(Self { taps: taps.to_vec(), outputs, blocks, bias: host(&bias)? }))
+        Ok(Some(Self { taps: taps.to_vec(), tap_runs: TapRun::of(taps), outputs, blocks, bias: host(&bias)? }))
     }
 }
 
@@ -561,32 +588,52 @@ impl HostPass<'_> {
     }
 
     /// Fills `lhs` with the product's left side for image rows `rows`: per position a one, then
-    /// the open taps' inputs side by side (zero outside the image), through ReLU if asked.
+    /// the open taps' inputs side by side (zero outside the image), through ReLU if asked. The
+    /// taps of one kernel row next to each other read neighbouring inputs, which lie side by side
+    /// in the channels-last map as they do in `lhs`: away from the image's edges each such run of
+    /// taps is one copy.
     fn fill_rows<T: HostFloat>(&self, x: &[T], (h, w, c): (usize, usize, usize), rows: Range<usize>, lhs: &mut [T]) {
         let k = 1 + self.layer.taps.len() * c;
-        let first = rows.start * w;
+        let first = rows.start;
+        let copy = |d: &mut [T], s: &[T]| {
+            if self.relu_input {
+                d.iter_mut().zip(s).for_each(|(o, &v)| *o = if v < T::zero() { T::zero() } else { v });
+            } else {
+                d.copy_from_slice(s);
+            }
+        };
         for row in lhs.chunks_exact_mut(k) {
             row[0] = T::one();
         }
-        let relu = |v: T| if self.relu_input && v < T::zero() { T::zero() } else { v };
-        for_each_tap_source(&self.layer.taps, (h, w), rows, |at, t, src, len| {
-            let dst = (at - first) * k + 1 + t * c;
-            for i in 0..len {
-                let d = &mut lhs[dst + i * k..dst + i * k + c];
-                match src {
-                    None => d.fill(T::zero()),
-                    Some(src) if c == 1 => d[0] = relu(x[src + i]),
-                    Some(src) => {
-                        let s = &x[(src + i) * c..(src + i + 1) * c];
-                        if self.relu_input {
-                            d.iter_mut().zip(s).for_each(|(o, &v)| *o = if v < T::zero() { T::zero() } else { v });
+        for image_row in rows {
+            let (n, y) = (image_row / h, image_row % h);
+            let positions = &mut lhs[(image_row - first) * w * k..(image_row - first + 1) * w * k];
+            for &TapRun { tap, dy, dx, len } in &self.layer.tap_runs {
+                let columns = 1 + tap * c..1 + (tap + len) * c;
+                let yy = y as isize + dy;
+                if yy < 0 || yy >= h as isize {
+                    positions.chunks_exact_mut(k).for_each(|p| p[columns.clone()].fill(T::zero()));
+                    continue;
+                }
+                let source_row = &x[(n * h + yy as usize) * w * c..(n * h + yy as usize + 1) * w * c];
+                for (col, p) in positions.chunks_exact_mut(k).enumerate() {
+                    let start = col as isize + dx;
+                    let d = &mut p[columns.clone()];
+                    if start >= 0 && start + len as isize <= w as isize {
+                        copy(d, &source_row[start as usize * c..(start as usize + len) * c]);
+                        continue;
+                    }
+                    for (j, d) in d.chunks_exact_mut(c).enumerate() {
+                        let xx = start + j as isize;
+                        if xx < 0 || xx >= w as isize {
+                            d.fill(T::zero());
                         } else {
-                            d.copy_from_slice(s);
+                            copy(d, &source_row[xx as usize * c..(xx as usize + 1) * c]);
                         }
                     }
                 }
             }
-        });
+        }
     }
 
     /// The pass, a chunk of image rows at a time: each chunk's left side is laid out and
@@ -839,8 +886,8 @@ mod tests {
                 let bias = Tensor::randn(0f64, 1.0, out_ch, &dev)?.to_dtype(dtype)?;
                 let conv = MaskedConv2d::new_gated(weight, Some(bias), mask, gates)?;
                 assert!(conv.host.is_some(), "{mask:?} {kh}x{kw}: no host kernel");
-                let x = Tensor::randn(0f64, 1.0, (2, 6, 5, in_ch), &dev)?.to_dtype(dtype)?;
-                let residual = Tensor::randn(0f64, 1.0, (2, 6, 5, out_ch), &dev)?.to_dtype(dtype)?;
+                let x = Tensor::randn(0f64, 1.0, (2, 6, 9, in_ch), &dev)?.to_dtype(dtype)?;
+                let residual = Tensor::randn(0f64, 1.0, (2, 6, 9, out_ch), &dev)?.to_dtype(dtype)?;
                 for (relu_input, residual, relu_output) in [
                     (false, None, false),
                     (true, None, false),

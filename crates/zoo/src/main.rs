@@ -32,7 +32,33 @@ fn stop_quietly_on_a_closed_pipe() {
     }
 }
 
+/// glibc's malloc, left to itself, gives the memory at the top of its heap back to the system as
+/// soon as more than 128 KiB of it is free, and takes it back page fault by page fault. A forward
+/// pass allocates each layer's output (hundreds of KiB to a few MiB) and frees the one before, so
+/// it paid that round trip at every layer: `pixelcnn-mnist`, batch 8, one thread, 11.0 → 9.5 ms a
+/// pass. Here the heap keeps up to 256 MiB free at its top and grows 64 MiB at a time, and blocks
+/// up to 32 MiB come from it rather than from their own mappings. Memory in use at once does not
+/// change; freed memory stays with the process until it exits.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    // glibc's <malloc.h>.
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_TOP_PAD: i32 = -2;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only changes the allocator's parameters; called before any thread starts.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 256 << 20);
+        mallopt(M_TOP_PAD, 64 << 20);
+    }
+}
+
 fn main() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_freed_memory();
     #[cfg(unix)]
     stop_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
