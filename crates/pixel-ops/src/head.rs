@@ -133,7 +133,7 @@ pub fn bits_per_dim(nats_per_image: f64, dims: usize) -> f64 {
 /// The CPU kernel of [`Head::nll_per_value`] for the softmax head: logits `(b, c, levels, h, w)`
 /// and pixel values `(b, c, h, w)` (u32) → `(b, c, h, w)`. One pass per colour plane: the running
 /// maximum and the sum of exponentials of every position together (the levels are `h·w` apart in
-/// memory), in f64; for f32 logits, each exponential in f32 ([`exp_f32`], vectorised, within 2
+/// memory), in f64; for f32 logits, each exponential in f32 ([`exp_f32`], vectorised, within 1
 /// ulp) and their sum in f64.
 struct SoftmaxNll;
 

