@@ -10,7 +10,9 @@ Per model, measured one after the other on this machine:
   images, the batch split over the threads as the zoo's commands do) against `bench_forward`'s
   `torch.inference_mode` forward of the same batch with `--threads` intra-op threads;
 - eval: the wall-clock of `zoo eval ID --limit N --batch B` (the process, including loading the
-  weights and the data) against the same NLL loop in PyTorch (loading included), in images/s.
+  weights and the data) against the same NLL loop in PyTorch with the loading of its weights (the
+  test images are read once beforehand, off the clock: the comparison leans PyTorch's way by the
+  zoo's start-up and data reading, 0.06-0.09 s on these machines), in images/s.
 
 Each comparison is made in --rounds (forward, 7) and --eval-rounds (3) rounds, each round one
 measurement of each side, back to back (the side that goes first alternates); a round's ratio is
