@@ -350,37 +350,24 @@ fn open_tap_columns_generic(x: &Tensor, taps: &[(isize, isize)]) -> Result<Tenso
 }
 
 /// Calls `copy(position, tap, source, len)` for every tap `(dy, dx)` of `taps` and every run of
-/// `len` positions from `position` within an image row, for image rows `rows` of images of
-/// `h`×`w` (image row `n·h + y`; positions numbered `(n·h + y)·w + x`): `source` is the position of
-/// the first one's shifted input (the run's are consecutive), or `None` where they lie outside
-/// the image (the 'same' padding: zeros).
+/// `len` positions of an image row of `b` images of `h`×`w` (positions numbered `(n·h + y)·w + x`)
+/// whose shifted inputs lie inside the image: `source` is the position of the first one's input
+/// (the run's are consecutive). The others are left alone (the 'same' padding: zeros).
 fn for_each_tap_source(
     taps: &[(isize, isize)],
-    (h, w): (usize, usize),
-    rows: Range<usize>,
-    mut copy: impl FnMut(usize, usize, Option<usize>, usize),
+    (b, h, w): (usize, usize, usize),
+    mut copy: impl FnMut(usize, usize, usize, usize),
 ) {
-    for image_row in rows {
+    for image_row in 0..b * h {
         let (n, y) = (image_row / h, image_row % h);
-        let at = image_row * w;
         for (t, &(dy, dx)) in taps.iter().enumerate() {
             let yy = y as isize + dy;
-            if yy < 0 || yy >= h as isize {
-                copy(at, t, None, w);
-                continue;
-            }
             // Output columns whose shifted input column lies inside the image.
             let first = ((-dx).max(0) as usize).min(w);
             let end = (w as isize - dx).clamp(first as isize, w as isize) as usize;
-            if first > 0 {
-                copy(at, t, None, first);
-            }
-            if end > first {
+            if yy >= 0 && yy < h as isize && end > first {
                 let src = (n * h + yy as usize) * w + (first as isize + dx) as usize;
-                copy(at + first, t, Some(src), end - first);
-            }
-            if end < w {
-                copy(at + end, t, None, w - end);
+                copy(image_row * w + first, t, src, end - first);
             }
         }
     }
@@ -395,12 +382,10 @@ impl OpenTapColumns {
     fn columns<T: WithDType>(&self, x: &[T], (b, h, w, c): (usize, usize, usize, usize)) -> Vec<T> {
         let t = self.taps.len();
         let mut out = vec![T::zero(); b * h * w * t * c];
-        for_each_tap_source(&self.taps, (h, w), 0..b * h, |at, k, src, len| {
-            if let Some(src) = src {
-                for i in 0..len {
-                    let dst = ((at + i) * t + k) * c;
-                    out[dst..dst + c].copy_from_slice(&x[(src + i) * c..(src + i + 1) * c]);
-                }
+        for_each_tap_source(&self.taps, (b, h, w), |at, k, src, len| {
+            for i in 0..len {
+                let dst = ((at + i) * t + k) * c;
+                out[dst..dst + c].copy_from_slice(&x[(src + i) * c..(src + i + 1) * c]);
             }
         });
         out
