@@ -3,7 +3,7 @@
 //! of an LSTM, added to its input-to-state map. Unmasked, because the map depends only on what
 //! the network is given (the small image), never on the pixels it predicts.
 
-use candle_core::{Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::conv::{Fused, MaskedConv2d};
@@ -12,9 +12,7 @@ use crate::lstm::GATES;
 /// The 1×1 map of a conditioning map to `4h` pre-activations: `conditioning.weight` `(4h, c, 1, 1)`.
 #[derive(Debug, Clone)]
 pub struct Conditioning {
-    /// `(4h, c)`.
-    weight: Tensor,
-    /// The same weight as a layer, for channels-last maps.
+    /// The unmasked 1×1 layer, `(4h, c, 1, 1)`, no bias.
     layer: MaskedConv2d,
 }
 
@@ -23,7 +21,7 @@ impl Conditioning {
     /// `conditioning.weight`.
     pub fn new(features: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         let weight = vb.pp("conditioning").get((GATES * hidden, features, 1, 1), "weight")?;
-        Ok(Self { weight: weight.flatten_from(1)?, layer: MaskedConv2d::new(weight, None, None)? })
+        Ok(Self { layer: MaskedConv2d::new(weight, None, None)? })
     }
 
     /// Built only if the config asks for conditioning (`features` > 0).
@@ -37,9 +35,7 @@ impl Conditioning {
 
     /// `(b, c, H, W)` → `(b, 4h, H, W)`.
     pub fn forward(&self, map: &Tensor) -> Result<Tensor> {
-        let (b, c, h, w) = map.dims4()?;
-        let flat = map.reshape((b, c, h * w))?;
-        self.weight.broadcast_left(b)?.matmul(&flat)?.reshape((b, (), h, w))
+        self.layer.forward(map)
     }
 }
 

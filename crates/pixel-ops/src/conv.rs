@@ -155,13 +155,7 @@ impl MaskedConv2d {
         }
         if let Some(host) = self.host_for(x) {
             let (b, h, w, _) = x.dims4()?;
-            let pass = HostPass {
-                layer: host,
-                relu_input,
-                relu_output: false,
-                channels_first: true,
-                chunk_values: HOST_CHUNK_VALUES,
-            };
+            let pass = HostPass::new(host, relu_input, false, true);
             return x.contiguous()?.apply_op1_no_bwd(&pass)?.reshape((b, host.outputs, h, w));
         }
         let x = if relu_input { x.relu()? } else { x.clone() };
@@ -231,13 +225,7 @@ impl MaskedConv2d {
     /// the output; ReLU on the output while it is in the cache.
     pub fn forward_fused(&self, x: &Tensor, fused: Fused) -> Result<Tensor> {
         if let Some(host) = self.host_for(x) {
-            let pass = HostPass {
-                layer: host,
-                relu_input: fused.relu_input,
-                relu_output: fused.relu_output,
-                channels_first: false,
-                chunk_values: HOST_CHUNK_VALUES,
-            };
+            let pass = HostPass::new(host, fused.relu_input, fused.relu_output, false);
             let x = x.contiguous()?;
             return match fused.residual {
                 Some(r) if r.dtype() == x.dtype() && r.device().is_cpu() => x.apply_op2_no_bwd(&r.contiguous()?, &pass),
@@ -563,7 +551,11 @@ struct HostPass<'a> {
     chunk_values: usize,
 }
 
-impl HostPass<'_> {
+impl<'a> HostPass<'a> {
+    fn new(layer: &'a HostLayer, relu_input: bool, relu_output: bool, channels_first: bool) -> Self {
+        Self { layer, relu_input, relu_output, channels_first, chunk_values: HOST_CHUNK_VALUES }
+    }
+
     /// Whether the products read the input itself rather than rows laid out from it: for a 1×1
     /// layer without ReLU on its input, when the outputs start from a residual or are no wider
     /// than the input `c` (then they are first set to the bias, which the ones column of the laid

@@ -137,64 +137,57 @@ pub fn bits_per_dim(nats_per_image: f64, dims: usize) -> f64 {
 /// ulp) and their sum in f64.
 struct SoftmaxNll;
 
+/// A float the softmax NLL kernel reads: e^(v − max) for a logit `v` at or below the maximum.
+trait SoftmaxFloat: WithDType + num_traits::Float {
+    fn exp_below_max(v: Self, max: Self) -> f64;
+}
+
+impl SoftmaxFloat for f64 {
+    #[inline(always)]
+    fn exp_below_max(v: f64, max: f64) -> f64 {
+        (v - max).exp()
+    }
+}
+
+impl SoftmaxFloat for f32 {
+    /// In f32 ([`exp_f32`], vectorised), summed in f64.
+    #[inline(always)]
+    fn exp_below_max(v: f32, max: f32) -> f64 {
+        exp_f32(v - max) as f64
+    }
+}
+
 impl SoftmaxNll {
-    /// f32 logits: the maxima in f32 (exact), e^(z − max) in f32, the sums and the rest in f64.
-    fn nll_f32(z: &[f32], x: &[u32], (planes, levels, hw): (usize, usize, usize)) -> Result<Vec<f32>> {
+    /// The maxima in the logits' type (exact), the sums and the rest in f64; built for AVX2 when
+    /// the CPU has it ([`with_avx2`]).
+    fn nll<T: SoftmaxFloat>(z: &[T], x: &[u32], (planes, levels, hw): (usize, usize, usize)) -> Result<Vec<T>> {
         with_avx2(|| {
             let mut out = Vec::with_capacity(planes * hw);
-            let (mut max, mut sum) = (vec![0f32; hw], vec![0f64; hw]);
+            let (mut max, mut sum) = (vec![T::zero(); hw], vec![0f64; hw]);
             for k in 0..planes {
                 let plane = &z[k * levels * hw..(k + 1) * levels * hw];
                 max.copy_from_slice(&plane[..hw]);
                 for level in plane.chunks_exact(hw).skip(1) {
                     for (m, &v) in max.iter_mut().zip(level) {
-                        *m = if v > *m { v } else { *m };
+                        *m = num_traits::Float::max(*m, v);
                     }
                 }
                 sum.fill(0.0);
                 for level in plane.chunks_exact(hw) {
                     for ((s, &v), &m) in sum.iter_mut().zip(level).zip(&max) {
-                        *s += exp_f32(v - m) as f64;
+                        *s += T::exp_below_max(v, m);
                     }
                 }
                 for (p, &value) in x[k * hw..(k + 1) * hw].iter().enumerate() {
                     if value as usize >= levels {
                         candle_core::bail!("pixel value {value} is not one of the {levels} levels");
                     }
-                    out.push((sum[p].ln() + max[p] as f64 - plane[value as usize * hw + p] as f64) as f32);
+                    let nll = sum[p].ln() + max[p].to_f64() - plane[value as usize * hw + p].to_f64();
+                    out.push(<T as WithDType>::from_f64(nll));
                 }
             }
             Ok(out)
         })
-    }
-
-    fn nll<T: WithDType>(z: &[T], x: &[u32], (planes, levels, hw): (usize, usize, usize)) -> Result<Vec<T>> {
-        let mut out = Vec::with_capacity(planes * hw);
-        let (mut max, mut sum) = (vec![0f64; hw], vec![0f64; hw]);
-        for k in 0..planes {
-            let plane = &z[k * levels * hw..(k + 1) * levels * hw];
-            for (m, v) in max.iter_mut().zip(&plane[..hw]) {
-                *m = v.to_f64();
-            }
-            for level in plane.chunks_exact(hw).skip(1) {
-                for (m, v) in max.iter_mut().zip(level) {
-                    *m = m.max(v.to_f64());
-                }
-            }
-            sum.fill(0.0);
-            for level in plane.chunks_exact(hw) {
-                for ((s, v), m) in sum.iter_mut().zip(level).zip(&max) {
-                    *s += (v.to_f64() - m).exp();
-                }
-            }
-            for (p, &value) in x[k * hw..(k + 1) * hw].iter().enumerate() {
-                if value as usize >= levels {
-                    candle_core::bail!("pixel value {value} is not one of the {levels} levels");
-                }
-                out.push(T::from_f64(sum[p].ln() + max[p] - plane[value as usize * hw + p].to_f64()));
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -217,7 +210,7 @@ impl CustomOp2 for SoftmaxNll {
         let CpuStorage::U32(x) = s2 else { candle_core::bail!("softmax-nll: u32 pixel values, got {:?}", s2.dtype()) };
         let shape = (b * c, *levels, h * w);
         let out = match s1 {
-            CpuStorage::F32(z) => CpuStorage::F32(Self::nll_f32(&z[s..e], &x[xs..xe], shape)?),
+            CpuStorage::F32(z) => CpuStorage::F32(Self::nll(&z[s..e], &x[xs..xe], shape)?),
             CpuStorage::F64(z) => CpuStorage::F64(Self::nll(&z[s..e], &x[xs..xe], shape)?),
             other => candle_core::bail!("softmax-nll: f32 or f64 logits, got {:?}", other.dtype()),
         };
