@@ -22,8 +22,11 @@
 //! Version 2 (2026-12-02) has version 1's layout; it marks that the CPU's LSTM cell computes its
 //! sigmoids with a vectorised exponential, which moves the recurrent models' logits by a few ulp,
 //! so version 1 files are refused with the advice to decode them with the build that wrote them.
+//! Version 3 (2026-12-02, later) has the same layout again; it marks that the cached sessions'
+//! products at one position (every layer's, and the LSTMs' state-to-state products) are computed
+//! row by row (`pixel_ops::row_product`), which moves every model's logits by a few ulp.
 //!
-//! # Container (version 2, all integers little-endian)
+//! # Container (version 3, all integers little-endian)
 //!
 //! | bytes | field |
 //! |---|---|
@@ -56,7 +59,7 @@ use crate::registry::LoadedModel;
 /// The file's first bytes.
 pub const MAGIC: [u8; 4] = *b"PXZC";
 /// The container version this build writes and reads.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Frequencies sum to 2^PRECISION (constriction's default categorical model).
 pub const PRECISION: u32 = 24;
 /// Images coded together in one batched session.

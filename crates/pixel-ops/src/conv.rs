@@ -15,6 +15,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Resul
 use candle_nn::VarBuilder;
 
 use crate::mask::{gated_mask_values, MaskKind};
+use crate::row_product::RowProduct;
 
 /// A convolution with an optional causal mask already applied to its weight.
 #[derive(Debug, Clone)]
@@ -22,8 +23,9 @@ pub struct MaskedConv2d {
     /// `(out, in, kh, kw)`, masked.
     weight: Tensor,
     /// The weight as an `(in·kh·kw, out)` matrix and the bias as `(1, out)`: the layer at one
-    /// position ([`MaskedConv2d::forward_at`]) is one matrix product.
-    matrix: Tensor,
+    /// position ([`MaskedConv2d::forward_at`]) is one matrix product, row by row (the same bits for
+    /// an image whatever the other images of the batch).
+    matrix: RowProduct,
     row_bias: Option<Tensor>,
     /// The taps the mask leaves open, as `(dy, dx)` offsets from the centre, in kernel order.
     open_taps: Vec<(isize, isize)>,
@@ -139,7 +141,7 @@ impl MaskedConv2d {
                 Ok(OutputBlock { inputs, start, len, weight_t: weight.t()?.contiguous()?, weight })
             })
             .collect::<Result<_>>()?;
-        Ok(Self { weight, matrix, row_bias, open_taps, tap_matrix, blocks, host })
+        Ok(Self { weight, matrix: RowProduct::new(&matrix)?, row_bias, open_taps, tap_matrix, blocks, host })
     }
 
     /// A 1×1 layer from a channels-last map to a channels-first one: `(b, H, W, in)` →
@@ -287,7 +289,7 @@ impl MaskedConv2d {
     /// samplers.
     pub fn forward_at(&self, window: &Tensor) -> Result<Tensor> {
         let b = window.dim(0)?;
-        let y = window.reshape((b, ()))?.matmul(&self.matrix)?;
+        let y = self.matrix.forward(&window.reshape((b, ()))?)?;
         match &self.row_bias {
             Some(bias) => y.broadcast_add(bias),
             None => Ok(y),

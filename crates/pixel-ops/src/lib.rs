@@ -26,6 +26,7 @@ pub mod input;
 pub mod lstm;
 pub mod mask;
 pub mod model;
+pub mod row_product;
 pub mod sampler;
 pub mod skew;
 pub mod stepper;

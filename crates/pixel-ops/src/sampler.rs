@@ -181,7 +181,9 @@ pub const DEVICE_PART_IMAGES: usize = 512;
 /// Fills the pixels not `given` of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`).
 /// The batch is split into parts of at most [`PART_IMAGES`], sampled `opts.threads` at a time in
 /// parallel (on a GPU: parts of at most [`DEVICE_PART_IMAGES`], one at a time); image `i` draws
-/// from its own ChaCha8 stream (seed, stream `i`), so the images do not depend on the split.
+/// from its own ChaCha8 stream (seed, stream `i`), and the cached sessions compute an image's logits
+/// to the same bits whatever the other images of its part ([`crate::row_product`]), so the images
+/// do not depend on the split.
 fn generate(
     model: &dyn PixelModel,
     mut pixels: Vec<u8>,

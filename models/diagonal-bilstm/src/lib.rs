@@ -35,6 +35,7 @@ use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_cell, lstm_update, tap_major, GATES};
 use pixel_ops::model::{record_at, starts_next_row};
+use pixel_ops::row_product::RowProduct;
 use pixel_ops::skew::{mirror, shift_down, skew, unskew};
 use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
@@ -120,8 +121,9 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct DiagonalLstm {
     input_to_state: MaskedConv2d,
-    /// `(4h, 2h)`, see [`pixel_ops::lstm::tap_major`].
-    state_to_state: Tensor,
+    /// `(2h, 4h)`: the transpose of [`pixel_ops::lstm::tap_major`]'s matrix, applied row by row
+    /// (an image's states do not depend on the other images of the batch).
+    state_to_state: RowProduct,
     /// `(1,)`, if the config has a scalar state bias.
     state_bias: Option<Tensor>,
     conditioning: Option<Conditioning>,
@@ -137,7 +139,8 @@ impl DiagonalLstm {
             StateBias::Scalar => Some(vb.get(1, "state_bias")?),
         };
         let conditioning = Conditioning::optional(cfg.conditioning, h, vb.clone())?;
-        Ok(Self { input_to_state, state_to_state: tap_major(&kernel)?, state_bias, conditioning })
+        let state_to_state = RowProduct::new(&tap_major(&kernel)?.t()?)?;
+        Ok(Self { input_to_state, state_to_state, state_bias, conditioning })
     }
 
     /// The input-to-state map of layer input `x`, plus the conditioning term, channels-last:
@@ -153,7 +156,7 @@ impl DiagonalLstm {
     /// side by side, and `cell` `(n, h)` the cell state of the pixel before. Returns the new
     /// `(h, c)`, each `(n, h)`.
     pub fn step(&self, input_to_state: &Tensor, neighbours: &Tensor, cell: &Tensor) -> Result<(Tensor, Tensor)> {
-        let recurrent = neighbours.matmul(&self.state_to_state.t()?)?;
+        let recurrent = self.state_to_state.forward(neighbours)?;
         match &self.state_bias {
             None => lstm_cell(input_to_state, &recurrent, cell),
             // (z + recurrent) + bias: the order of the earlier sessions, so compressed files decode.
@@ -196,7 +199,7 @@ impl DiagonalLstm {
         for t in 0..rows.saturating_sub(1) {
             // Row r reads row r−1 and row r of the previous column, as in the full scan.
             let above = h.pad_with_zeros(0, 1, 0)?.narrow(0, 0, rows)?;
-            let a = Tensor::cat(&[&above, &h], 1)?.matmul(&self.state_to_state.t()?)?.broadcast_add(bias)?;
+            let a = self.state_to_state.forward(&Tensor::cat(&[&above, &h], 1)?)?.broadcast_add(bias)?;
             (h, c) = lstm_update(&a, &c, 1)?;
             // Column t is padding for rows r > t; row t+1's image starts at column t+1.
             let row = t + 1;

@@ -29,6 +29,7 @@ use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, open_tap_columns, Fuse
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_cell, tap_major, GATES};
 use pixel_ops::model::{record_at, starts_next_row};
+use pixel_ops::row_product::RowProduct;
 use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
@@ -90,8 +91,9 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct RowLstmLayer {
     input_to_state: MaskedConv2d,
-    /// `(4h, k·h)`, see [`pixel_ops::lstm::tap_major`].
-    state_to_state: Tensor,
+    /// `(k·h, 4h)`: the transpose of [`pixel_ops::lstm::tap_major`]'s matrix, applied row by row
+    /// (an image's states do not depend on the other images of the batch).
+    state_to_state: RowProduct,
     state_kernel: usize,
     residual: MaskedConv2d,
     conditioning: Option<Conditioning>,
@@ -107,7 +109,7 @@ impl RowLstmLayer {
         let kernel = vb.get((GATES * h, h, 1, state_width), "state_to_state")?.squeeze(2)?;
         Ok(Self {
             input_to_state,
-            state_to_state: tap_major(&kernel)?,
+            state_to_state: RowProduct::new(&tap_major(&kernel)?.t()?)?,
             state_kernel: state_width,
             residual: masked_conv2d(MaskKind::B, h, f, (1, 1), c, vb.pp("residual"))?,
             conditioning: Conditioning::optional(cfg.conditioning, h, vb.clone())?,
@@ -121,7 +123,7 @@ impl RowLstmLayer {
     /// states of the row above centred on each position, in tap order (zero outside the image),
     /// and `cell` `(n, h)` the cell state right above. Returns the new `(h, c)`, each `(n, h)`.
     pub fn step(&self, input_to_state: &Tensor, above: &Tensor, cell: &Tensor) -> Result<(Tensor, Tensor)> {
-        lstm_cell(input_to_state, &above.matmul(&self.state_to_state.t()?)?, cell)
+        lstm_cell(input_to_state, &self.state_to_state.forward(above)?, cell)
     }
 
     /// The hidden states of every position, channels-last: `(b, H, W, features)` → `(b, H, W, h)`;
