@@ -3,12 +3,15 @@
     python -m pixelzoo_ref.export_run --id diagonal-bilstm-cifar10 [--train-dir DIR] [--weights-dir ../weights]
 
 Copies the run's `model.safetensors` (the best-validation EMA weights, float32) to
-`WEIGHTS_DIR/ID.safetensors` and its `curves.csv` to `DOCS_DIR/curves/ID.csv`, and prints the
+`WEIGHTS_DIR/ID.safetensors`, adds its `curves.csv` rows to `DOCS_DIR/curves/ID.csv` (those at image
+counts the committed curves do not have yet), and prints the
 `[model.training]` table for weights-manifest.toml (every leg: command, hardware, start and end,
 images, seconds) and the new sha256. The test figure is measured afterwards by the zoo
 (`zoo eval ID --json`) and goes into `[model.metrics]`; this script never reads test images.
+`update_manifest` writes the record and that figure into the manifest.
 """
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -19,6 +22,27 @@ from safetensors import safe_open
 
 def toml_str(s):
     return json.dumps(str(s), ensure_ascii=False)
+
+
+def merge_curves(run_csv, docs_csv):
+    """The committed curves plus the run's rows at image counts they do not have yet, in order of
+    images: a fine-tune's run holds only its own legs' rows, and a resumed run repeats earlier ones."""
+    def rows(path):
+        if not os.path.exists(path):
+            return None, []
+        with open(path, newline="") as f:
+            r = list(csv.reader(f))
+        return r[0], r[1:]
+    header, committed = rows(docs_csv)
+    run_header, new = rows(run_csv)
+    if header is not None and header != run_header:
+        raise SystemExit(f"{docs_csv} has columns {header}, the run's curves {run_header}: merge them by hand")
+    at = run_header.index("images")
+    seen = {int(r[at]) for r in committed}
+    merged = committed + [r for r in new if int(r[at]) not in seen]
+    merged.sort(key=lambda r: int(r[at]))
+    with open(docs_csv, "w", newline="") as f:
+        csv.writer(f).writerows([run_header] + merged)
 
 
 def main():
@@ -42,7 +66,7 @@ def main():
     if not a.dry_run:
         os.makedirs(os.path.join(a.docs_dir, "curves"), exist_ok=True)
         shutil.copyfile(src, os.path.join(a.weights_dir, f"{a.id}.safetensors"))
-        shutil.copyfile(os.path.join(run, "curves.csv"), os.path.join(a.docs_dir, "curves", f"{a.id}.csv"))
+        merge_curves(os.path.join(run, "curves.csv"), os.path.join(a.docs_dir, "curves", f"{a.id}.csv"))
     print(f"sha256 = {toml_str(digest)}")
     print("\n[model.training]")
     print('trainer = "reference/pixelzoo_ref/train.py"')
