@@ -21,7 +21,6 @@ The figures are on each run's validation subset, so they are close to, not equal
 import argparse
 import csv
 import glob
-import math
 import os
 
 import numpy as np
