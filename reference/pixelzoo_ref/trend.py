@@ -19,25 +19,12 @@ in the shipped recipe), not a promise: a bigger model, a new schedule or more da
 The figures are on each run's validation subset, so they are close to, not equal to, the test figures.
 """
 import argparse
-import csv
 import glob
 import os
 
 import numpy as np
 
-from .plot_curves import DATASETS, DOCS, dataset_of
-
-
-def read_points(path, column):
-    """(images, valid, train_seconds) rows with a validation value, in file order."""
-    rows = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            value = row.get(column, "")
-            if value in ("", None):
-                continue
-            rows.append((float(row["images"]), float(value), float(row["train_seconds"])))
-    return rows
+from .plot_curves import DATASETS, DOCS, dataset_of, read_curve
 
 
 C_GRID = np.linspace(0.02, 3.0, 600)
@@ -78,6 +65,7 @@ def images_to_reach(fit, target):
 
 
 def describe(model_id, rows, start_fraction, target=None):
+    """rows: (images, valid, train_seconds) of the validation points, in file order."""
     images = np.array([r[0] for r in rows])
     values = np.array([r[1] for r in rows])
     seconds = np.array([r[2] for r in rows])
@@ -162,7 +150,8 @@ def main(argv=None):
             print(f"{model_id}: unknown data set; pass --dataset {model_id}=mnist|cifar10")
             continue
         column, _, _ = DATASETS[dataset]
-        rows = read_points(path, column)
+        images, hours, values = read_curve(path, column)
+        rows = [(n, v, h * 3600.0) for n, h, v in zip(images, hours, values)]
         if not rows:
             print(f"{model_id}: no validation points in {path}")
             continue
