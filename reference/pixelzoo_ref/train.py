@@ -46,6 +46,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import signal
 import sys
 import time
@@ -442,7 +443,7 @@ def run(args, ranks, rng, device, argv):
     del start
 
     launcher = "torchrun -m" if ranks.distributed else "python -m"
-    leg = {"command": f"{launcher} pixelzoo_ref.train " + " ".join(sys.argv[1:] if argv is None else argv),
+    leg = {"command": f"{launcher} pixelzoo_ref.train " + shlex.join(sys.argv[1:] if argv is None else argv),
            "hardware": args.hardware or host_description(torch.get_num_threads()),
            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "start_step": step, "start_images": images, "start_seconds": round(train_seconds, 1),
