@@ -42,7 +42,7 @@ def merge_curves(run_csv, docs_csv):
     merged = committed + [r for r in new if int(r[at]) not in seen]
     merged.sort(key=lambda r: int(r[at]))
     with open(docs_csv, "w", newline="") as f:
-        csv.writer(f).writerows([run_header] + merged)
+        csv.writer(f, lineterminator="\n").writerows([run_header] + merged)
 
 
 def main():
