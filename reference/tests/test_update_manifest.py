@@ -98,6 +98,8 @@ def test_export_adds_only_the_runs_new_curve_rows(tmp_path):
     (tmp_path / "docs.csv").write_text(head + ",100,50,,,,90,,0\r\n1000,200,90,1e-3,89,,88,,1\r\n", newline="")
     (tmp_path / "run.csv").write_text(head + "1000,200,90,1e-3,89,,88,,1\r\n1000,300,150,5e-4,87,,86,,2\r\n", newline="")
     merge_curves(str(tmp_path / "run.csv"), str(tmp_path / "docs.csv"))
-    rows = (tmp_path / "docs.csv").read_bytes().decode().split("\r\n")
+    text = (tmp_path / "docs.csv").read_bytes().decode()
+    assert "\r" not in text  # committed curves use LF, whatever line ends the run's CSV had
+    rows = text.split("\n")
     assert [r.split(",")[1] for r in rows[1:] if r] == ["100", "200", "300"]
     assert rows[0] + "\r\n" == head
