@@ -36,7 +36,7 @@ import torch
 
 from . import data as D
 from .bench_forward import ROOT, load_model, manifest_models, time_forward, trained_ids
-from .layers import nll_per_image
+from .nets.layers import nll_per_image
 
 
 def cpu_model():

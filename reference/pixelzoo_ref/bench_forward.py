@@ -3,7 +3,7 @@
     cd reference && PYTHONPATH=. python -m pixelzoo_ref.bench_forward                  # the 8 trained models
     python -m pixelzoo_ref.bench_forward --models pixelcnn-mnist row-lstm-cifar10 --threads 1 --json
 
-For each model: ../weights/ID.safetensors loaded into models.build(config) (config from the file's
+For each model: ../weights/ID.safetensors loaded into nets.build(config) (config from the file's
 metadata, which the manifest's equals; the weights are stored already masked, and the modules mask
 them again, which changes nothing), then the forward pass (all logits of a batch, as `zoo eval`
 computes them) on `--batch` (16) real test images: binarized MNIST test images statically binarized
@@ -26,8 +26,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from . import data as D
-from .layers import nll_per_image
-from .models import build
+from .nets import build
+from .nets.layers import nll_per_image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))

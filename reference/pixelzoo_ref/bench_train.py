@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import data as D
-from .models import build
+from .nets import build
 from .train import training_step
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -24,8 +24,8 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from . import data as D
-from .layers import nll_per_image
-from .models import build
+from .nets import build
+from .nets.layers import nll_per_image
 
 _ROW = dict(input_to_state_kernel=3, state_to_state_kernel=3)
 RANDOM = {

@@ -192,7 +192,7 @@ def preset_config(name):
 
 
 def parameter_count(cfg):
-    from .models import build
+    from .nets import build
     return sum(t.numel() for t in build(cfg).parameters())
 
 
@@ -214,12 +214,12 @@ def manifest_models():
 def check_shipped(verbose=True):
     """Every trained manifest model has a shipped-<id> preset whose train.config_from(args, shape)
     equals the manifest's config, and the weights' metadata config; the weights load into
-    models.build(config) with strict=True. Returns the list of problems (empty = all good)."""
+    nets.build(config) with strict=True. Returns the list of problems (empty = all good)."""
     import torch  # noqa: F401  (models need it; imported here so the listing stays importable)
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from .models import build
+    from .nets import build
     from .train import parse
 
     problems = []

@@ -58,8 +58,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import data as D
-from .layers import nll_per_image
-from .models import build
+from .nets import build
+from .nets.layers import nll_per_image
 
 
 def parse(argv=None):

@@ -4,13 +4,13 @@ a dependency, and the outputs do depend on the input.
 
 The order: pixels in raster order, colours R, G, B within a pixel; for the multi-scale model the
 pixels of the small image (rows and columns that are multiples of the factor) first, in raster
-order, then the others in raster order (multiscale.py). The models are the small random-weight
+order, then the others in raster order (nets/multiscale.py). The models are the small random-weight
 fixture configs (fixtures.RANDOM), in float64, so an absent dependency gives an exact zero."""
 import pytest
 import torch
 
 from pixelzoo_ref.fixtures import RANDOM
-from pixelzoo_ref.models import build
+from pixelzoo_ref.nets import build
 
 HEADS = {cfg["head"] for cfg in RANDOM.values()}
 ARCHS = {arch for arch, _ in RANDOM}

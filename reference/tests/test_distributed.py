@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixelzoo_ref.models import build
+from pixelzoo_ref.nets import build
 
 REFERENCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, HALF, SEED = 6, 3, 5

@@ -2,7 +2,7 @@
 pixel-ops' mask module (crates/pixel-ops/src/mask.rs)."""
 import torch
 
-from pixelzoo_ref.layers import MaskedConv2d, build_mask, colour_group, gate_colour_group
+from pixelzoo_ref.nets.layers import MaskedConv2d, build_mask, colour_group, gate_colour_group
 
 
 def spatial(kind, kh, kw):
