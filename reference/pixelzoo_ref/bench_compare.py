@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from . import data as D
-from .bench_forward import ROOT, load_model, manifest_models, time_forward, trained_ids
+from . import nets, repo
+from .bench_forward import time_forward
 from .nets.layers import nll_per_image
 
 
@@ -66,7 +67,7 @@ def zoo_eval(zoo, mid, n, batch, env):
 
 def torch_eval(path, images, batch):
     t0 = time.perf_counter()
-    model, cfg = load_model(path)
+    model, cfg = nets.load(path)
     total = 0.0
     with torch.inference_mode():
         for start in range(0, len(images), batch):
@@ -78,9 +79,9 @@ def torch_eval(path, images, batch):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=None)
-    p.add_argument("--zoo", default=os.path.join(ROOT, "target", "release", "zoo"))
-    p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", os.path.join(ROOT, "..", "shared", "data")))
-    p.add_argument("--weights-dir", default=os.path.join(ROOT, "weights"))
+    p.add_argument("--zoo", default=os.path.join(repo.ROOT, "target", "release", "zoo"))
+    p.add_argument("--data-dir", default=repo.data_dir())
+    p.add_argument("--weights-dir", default=repo.WEIGHTS_DIR)
     p.add_argument("--batch", type=int, default=16, help="forward pass: images per batch")
     p.add_argument("--eval-images", type=int, default=1000, help="eval: test images (0 = skip eval)")
     p.add_argument("--eval-batch", type=int, default=50, help="eval: images per batch (zoo eval's default)")
@@ -99,8 +100,8 @@ def main(argv=None):
     # compare at the machine's core count only.
     if a.threads != os.cpu_count():
         p.error(f"--threads {a.threads}: the zoo uses all {os.cpu_count()} cores; compare at --threads {os.cpu_count()}")
-    models = manifest_models()
-    ids = a.models or trained_ids(models)
+    models = repo.models()
+    ids = a.models or list(repo.trained())
     data = {}
     rows = []
     for mid in ids:
@@ -109,7 +110,7 @@ def main(argv=None):
         if m["dataset"] not in data:
             data[m["dataset"]] = D.load(m["dataset"], a.data_dir, "test")
         images = data[m["dataset"]]
-        model, _ = load_model(path)
+        model, _ = nets.load(path)
         x = torch.from_numpy(np.ascontiguousarray(images[: a.batch]))
         forward = []  # (zoo ms, torch ms) per round
         for r in range(a.rounds):

@@ -18,38 +18,13 @@ import os
 import platform
 import statistics
 import time
-import tomllib
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 
 from . import data as D
-from .nets import build
+from . import nets, repo
 from .nets.layers import nll_per_image
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-MANIFEST = os.path.join(ROOT, "weights-manifest.toml")
-
-
-def manifest_models():
-    with open(MANIFEST, "rb") as f:
-        return {m["id"]: m for m in tomllib.load(f)["model"]}
-
-
-def trained_ids(models):
-    """The models trained by this reference (the third-party checkpoint has no hf_repo)."""
-    return [mid for mid, m in models.items() if "hf_repo" in m]
-
-
-def load_model(path):
-    with safe_open(path, "pt") as f:
-        cfg = json.loads(f.metadata()["config"])
-    model = build(cfg)
-    model.load_state_dict(load_file(path), strict=True)
-    return model.eval(), cfg
 
 
 def time_forward(model, x, warmup, repeats):
@@ -67,8 +42,8 @@ def time_forward(model, x, warmup, repeats):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=None, help="model ids (default: the trained ones in the manifest)")
-    p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", os.path.join(ROOT, "..", "shared", "data")))
-    p.add_argument("--weights-dir", default=os.path.join(ROOT, "weights"))
+    p.add_argument("--data-dir", default=repo.data_dir())
+    p.add_argument("--weights-dir", default=repo.WEIGHTS_DIR)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=1)
@@ -77,8 +52,8 @@ def main(argv=None):
     a = p.parse_args(argv)
 
     torch.set_num_threads(a.threads)
-    models = manifest_models()
-    ids = a.models or trained_ids(models)
+    models = repo.models()
+    ids = a.models or list(repo.trained())
     for mid in ids:
         if mid not in models:
             p.error(f"unknown model {mid}; the manifest has {', '.join(models)}")
@@ -96,7 +71,7 @@ def main(argv=None):
         if dataset not in data:
             data[dataset] = D.load(dataset, a.data_dir, "test")
         x = torch.from_numpy(np.ascontiguousarray(data[dataset][: a.batch]))
-        model, cfg = load_model(path)
+        model, cfg = nets.load(path)
         times, logits = time_forward(model, x, a.warmup, a.repeats)
         nll = nll_per_image(logits.float(), x, cfg["head"]).mean().item()
         ms, ms_min = 1000 * statistics.median(times), 1000 * min(times)

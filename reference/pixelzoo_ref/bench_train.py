@@ -14,36 +14,19 @@ import json
 import os
 import statistics
 import time
-import tomllib
 
 import numpy as np
 import torch
 
 from . import data as D
-from .nets import build
+from . import nets, repo
 from .train import training_step
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-MANIFEST = os.path.join(HERE, "..", "..", "weights-manifest.toml")
-
-
-def shipped_configs():
-    with open(MANIFEST, "rb") as f:
-        manifest = tomllib.load(f)
-    out = {}
-    for m in manifest["model"]:
-        if "hf_repo" not in m:  # the third-party checkpoint is not trained here
-            continue
-        cfg = dict(m["config"])
-        cfg["architecture"] = m["architecture"]
-        out[m["id"]] = (m["dataset"], cfg)
-    return out
 
 
 def time_steps(cfg, images, batch, threads, precision, compiled, steps, warmup, repeats, seed=0):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = build(cfg)
+    model = nets.build(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     forward = torch.compile(model) if compiled else model
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -66,7 +49,7 @@ def time_steps(cfg, images, batch, threads, precision, compiled, steps, warmup, 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", "../../shared/data"))
+    p.add_argument("--data-dir", default=repo.data_dir())
     p.add_argument("--models", nargs="*", default=None, help="shipped ids (default: all)")
     p.add_argument("--config", action="append", default=[], help="NAME=DATASET:JSON config to time besides")
     p.add_argument("--batch", nargs="+", type=int, default=[16])
@@ -79,7 +62,7 @@ def main():
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
-    configs = shipped_configs()
+    configs = {mid: (m["dataset"], repo.config_of(m)) for mid, m in repo.trained().items()}
     if args.models is not None:
         configs = {k: configs[k] for k in args.models}
     for spec in args.config:

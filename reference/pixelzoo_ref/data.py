@@ -1,5 +1,8 @@
 """Data sets: MNIST IDX and CIFAR-10 binary batches (gz or raw), binarized MNIST.
 
+Three data sets, in two families of images: `mnist-binarized` and `mnist-thresholded` (binary
+1 x 28 x 28 images), `cifar10` (8-bit 3 x 32 x 32 images).
+
 Binarized MNIST is a *static* binarization, identical to the zoo's (pixel-ops `data` module):
 pixel k of a file (k = image_index * 784 + row * 28 + col) is 1 iff
     (splitmix64(seed + (k + 1) * 0x9E3779B97F4A7C15) >> 11) * 255 < intensity << 53
@@ -11,9 +14,17 @@ import os
 
 import numpy as np
 
+DATASETS = ("mnist-binarized", "mnist-thresholded", "cifar10")
+SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 SEED_TRAIN = 2016
 SEED_TEST = 2017
+
+
+def family(dataset):
+    """The images a data set holds: "mnist" or "cifar10" (the keys of SHAPES)."""
+    return "mnist" if dataset.startswith("mnist") else dataset
 
 
 def _open(path):

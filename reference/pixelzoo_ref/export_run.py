@@ -11,52 +11,27 @@ images, seconds) and the new sha256. The test figure is measured afterwards by t
 `update_manifest` writes the record and that figure into the manifest.
 """
 import argparse
-import csv
 import hashlib
 import json
 import os
 import shutil
 
-from safetensors import safe_open
-
-
-def toml_str(s):
-    return json.dumps(str(s), ensure_ascii=False)
-
-
-def merge_curves(run_csv, docs_csv):
-    """The committed curves plus the run's rows at image counts they do not have yet, in order of
-    images: a fine-tune's run holds only its own legs' rows, and a resumed run repeats earlier ones."""
-    def rows(path):
-        if not os.path.exists(path):
-            return None, []
-        with open(path, newline="") as f:
-            r = list(csv.reader(f))
-        return r[0], r[1:]
-    header, committed = rows(docs_csv)
-    run_header, new = rows(run_csv)
-    if header is not None and header != run_header:
-        raise SystemExit(f"{docs_csv} has columns {header}, the run's curves {run_header}: merge them by hand")
-    at = run_header.index("images")
-    seen = {int(r[at]) for r in committed}
-    merged = committed + [r for r in new if int(r[at]) not in seen]
-    merged.sort(key=lambda r: int(r[at]))
-    with open(docs_csv, "w", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows([run_header] + merged)
+from . import nets, repo
+from .curves import merge_curves
+from .repo import leg_lines, toml_str
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--id", required=True)
-    p.add_argument("--train-dir", default=os.environ.get("PIXEL_ZOO_TRAIN_DIR", os.path.expanduser("~/.cache/pixel-zoo/train")))
-    p.add_argument("--weights-dir", default="../weights")
-    p.add_argument("--docs-dir", default="../docs")
+    p.add_argument("--train-dir", default=repo.train_dir())
+    p.add_argument("--weights-dir", default=repo.WEIGHTS_DIR)
+    p.add_argument("--docs-dir", default=repo.DOCS_DIR)
     p.add_argument("--dry-run", action="store_true", help="print the record, copy nothing")
     a = p.parse_args()
     run = os.path.join(a.train_dir, a.id)
     src = os.path.join(run, "model.safetensors")
-    with safe_open(src, "pt") as f:
-        meta = f.metadata()
+    meta = nets.read_metadata(src)
     legs = json.loads(meta.get("legs", "[]"))
     images, seconds = int(meta["images"]), float(meta["train_seconds"])
     dims = 3072 if json.loads(meta["config"])["channels"] == 3 else 784
@@ -86,10 +61,7 @@ def main():
     print(f"curves = {toml_str('docs/curves/' + a.id + '.csv')}")
     for leg in legs:
         print("\n[[model.training.legs]]")
-        for k in ("from", "command", "hardware", "started", "ended", "start_images", "end_images", "start_seconds", "end_seconds"):
-            if k in leg:
-                v = leg[k]
-                print(f"{k} = {v if isinstance(v, (int, float)) else toml_str(v)}")
+        print("\n".join(leg_lines(leg)))
 
 
 if __name__ == "__main__":

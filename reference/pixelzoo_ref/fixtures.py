@@ -15,16 +15,14 @@ Logits and NLL are computed in float64 from the float32 weights, so they are the
 weights define; float32 implementations (the zoo's and this one's) differ from them by rounding only.
 """
 import argparse
-import json
 import os
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-from safetensors import safe_open
+from safetensors.torch import save_file
 
 from . import data as D
-from .nets import build
+from . import nets, repo
 from .nets.layers import nll_per_image
 
 _ROW = dict(input_to_state_kernel=3, state_to_state_kernel=3)
@@ -70,16 +68,14 @@ RANDOM = {
 def random_fixture(arch, name, cfg, out, seed):
     torch.manual_seed(seed)
     cfg = dict(architecture=arch, **cfg)
-    model = build(cfg)
+    model = nets.build(cfg)
     with torch.no_grad():  # larger than default init, so every layer matters to the logits
         for pname, p in model.named_parameters():
             p.mul_(3.0)
             if pname.endswith("state_bias"):  # initialised to 0: make it matter too
                 p.uniform_(-1.0, 1.0)
-    params = {k: v.detach().contiguous() for k, v in model.named_parameters()}
     stem = f"{arch}-random-{name}"
-    save_file(params, os.path.join(out, f"{stem}.safetensors"),
-              metadata={"format": "pixel-zoo", "config": json.dumps(cfg, sort_keys=True)})
+    nets.save(model, cfg, os.path.join(out, f"{stem}.safetensors"), masked=False)
     hi = 256 if cfg["head"] == "softmax256" else 2
     x = torch.randint(0, hi, (3, cfg["channels"], cfg["height"], cfg["width"]), dtype=torch.uint8)
     model = model.double()
@@ -100,11 +96,8 @@ def write_random(out, only=()):
 
 
 def shipped_fixture(path, model_id, data_dir, out, n=8):
-    with safe_open(path, "pt") as f:
-        cfg = json.loads(f.metadata()["config"])
-    model = build(cfg).double()
-    model.load_state_dict({k: v.double() for k, v in load_file(path).items()})
-    model.eval()
+    model, cfg = nets.load(path)
+    model = model.double()
     dataset = "cifar10" if cfg["channels"] == 3 else ("mnist-binarized" if "lasagne" not in model_id else "mnist-thresholded")
     x = torch.from_numpy(np.ascontiguousarray(D.load(dataset, data_dir, "test")[:n]))
     with torch.no_grad():
@@ -117,9 +110,9 @@ def shipped_fixture(path, model_id, data_dir, out, n=8):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", "../../shared/data"))
-    p.add_argument("--weights-dir", default="../weights")
-    p.add_argument("--out", default="../tests/fixtures")
+    p.add_argument("--data-dir", default=repo.data_dir())
+    p.add_argument("--weights-dir", default=repo.WEIGHTS_DIR)
+    p.add_argument("--out", default=repo.FIXTURES_DIR)
     p.add_argument("--only", default="", help="comma-separated architectures / model ids (default: all)")
     a = p.parse_args()
     only = set(filter(None, a.only.split(",")))

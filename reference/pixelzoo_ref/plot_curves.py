@@ -12,9 +12,7 @@ validation value are skipped. The validation figures are on each run's validatio
 (`--valid-limit`), so they are close to, not equal to, the test figures in the manifest.
 """
 import argparse
-import csv
 import glob
-import math
 import os
 
 import matplotlib
@@ -22,43 +20,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DOCS = os.path.normpath(os.path.join(HERE, "..", "..", "docs"))
-
-DATASETS = {
-    "mnist": ("valid_nll", "validation NLL (nats/image)", "binarized MNIST"),
-    "cifar10": ("valid_bpd", "validation NLL (bits/dim)", "CIFAR-10"),
-}
-
-
-def dataset_of(model_id, overrides):
-    if model_id in overrides:
-        return overrides[model_id]
-    for key in ("cifar10", "mnist"):
-        if key in model_id:
-            return key
-    return None
-
-
-def read_curve(path, column):
-    """(images, hours, value) of the rows with a validation value, in file order."""
-    images, hours, values = [], [], []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                v = float(row.get(column) or "nan")
-            except ValueError:
-                continue
-            if math.isnan(v):
-                continue
-            images.append(float(row["images"]))
-            hours.append(float(row["train_seconds"]) / 3600.0)
-            values.append(v)
-    return images, hours, values
-
+from . import repo  # noqa: E402
+from .curves import FIGURES, dataset_of, read_curve  # noqa: E402
 
 def plot(curves, dataset, out_path, width_px, height_px, ymax=None, dpi=100):
-    column, ylabel, title = DATASETS[dataset]
+    column, ylabel, title = FIGURES[dataset]
     fig, (ax_img, ax_hours) = plt.subplots(1, 2, figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     for model_id, path in sorted(curves):
         images, hours, values = read_curve(path, column)
@@ -87,8 +53,8 @@ def plot(curves, dataset, out_path, width_px, height_px, ymax=None, dpi=100):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--curves-dir", default=os.path.join(DOCS, "curves"))
-    p.add_argument("--out-dir", default=DOCS)
+    p.add_argument("--curves-dir", default=repo.CURVES_DIR)
+    p.add_argument("--out-dir", default=repo.DOCS_DIR)
     p.add_argument("--dataset", action="append", default=[], metavar="ID=mnist|cifar10",
                    help="the data set of a curve whose id does not say it")
     p.add_argument("--ymax", action="append", default=[], metavar="mnist|cifar10=VALUE",
@@ -98,14 +64,14 @@ def main(argv=None):
     a = p.parse_args(argv)
     overrides = dict(s.split("=", 1) for s in a.dataset)
     ymax = {k: float(v) for k, v in (s.split("=", 1) for s in a.ymax)}
-    by_dataset = {k: [] for k in DATASETS}
+    by_dataset = {k: [] for k in FIGURES}
     files = sorted(glob.glob(os.path.join(a.curves_dir, "*.csv")))
     if not files:
         raise SystemExit(f"no *.csv in {a.curves_dir}")
     for path in files:
         model_id = os.path.splitext(os.path.basename(path))[0]
         ds = dataset_of(model_id, overrides)
-        if ds not in DATASETS:
+        if ds not in FIGURES:
             print(f"{path}: data set unknown (give --dataset {model_id}=mnist|cifar10), left out")
             continue
         by_dataset[ds].append((model_id, path))

@@ -1,7 +1,7 @@
 """Named model configurations for `train.py --preset NAME`.
 
     python -m pixelzoo_ref.presets            # list the presets with their parameter counts
-    python -m pixelzoo_ref.presets --check    # shipped-*: train.config_from(...) == weights-manifest.toml
+    python -m pixelzoo_ref.presets --check    # shipped-*: config_from(...) == weights-manifest.toml
 
 Two families:
 
@@ -22,23 +22,12 @@ import argparse
 import json
 import os
 import sys
-import tomllib
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MANIFEST = os.path.join(HERE, "..", "..", "weights-manifest.toml")
-WEIGHTS_DIR = os.path.join(HERE, "..", "..", "weights")
+from safetensors.torch import load_file
 
-# train.py argument names (args.<dest>) that a preset may set.
-SIZE_ARGS = ("hidden", "features", "layers", "output_features", "input_kernel", "block_kernel",
-             "input_to_state_kernel", "state_to_state_kernel",
-             "big_arch", "small_arch", "small_hidden", "small_features", "small_layers",
-             "small_output_features", "upsampling_features", "factor")
-
-SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-
-
-def family(dataset):
-    return "mnist" if dataset.startswith("mnist") else dataset
+from . import nets, repo
+from .config import DEFAULTS, config_from
+from .data import SHAPES, family
 
 
 def _pixelcnn(hidden, layers, output_features, input_kernel=7, block_kernel=3):
@@ -142,27 +131,14 @@ def get(name):
     return PRESETS[name]
 
 
-_DEFAULTS = None
-
-
-def train_defaults():
-    """train.py's default argument values (parsed from an otherwise empty command line)."""
-    global _DEFAULTS
-    if _DEFAULTS is None:
-        from .train import parse
-        _DEFAULTS = vars(parse(["--out", os.devnull, "--dataset", "cifar10"]))
-    return _DEFAULTS
-
-
 def apply_preset(args, name):
     """Set args.arch, the size arguments and (when not given) args.dataset from preset `name`."""
     p = get(name)
-    defaults = train_defaults()
     wanted = dict(p["args"], arch=p["arch"])
     conflicts = []
     for key, value in wanted.items():
-        have = getattr(args, key, defaults.get(key))
-        if have != value and have != defaults.get(key):
+        have = getattr(args, key, DEFAULTS.get(key))
+        if have != value and have != DEFAULTS.get(key):
             conflicts.append(f"--{key.replace('_', '-')} {have} (the preset has {value})")
     if conflicts:
         raise PresetError(f"preset {name}: {'; '.join(conflicts)}; leave these flags out or drop --preset")
@@ -176,65 +152,37 @@ def apply_preset(args, name):
     return args
 
 
-def preset_args(name, **overrides):
-    """A train.py argument namespace for a preset (defaults elsewhere), e.g. for config_from."""
-    ns = argparse.Namespace(**train_defaults())
-    ns.dataset = None
-    for k, v in overrides.items():
-        setattr(ns, k, v)
-    return apply_preset(ns, name)
+def preset_args(name):
+    """The architecture and size arguments of a preset (config.DEFAULTS elsewhere) and its data
+    set, as an argument namespace for config_from."""
+    return apply_preset(argparse.Namespace(**DEFAULTS, dataset=None), name)
 
 
 def preset_config(name):
-    from .train import config_from
-    p = get(name)
-    return config_from(preset_args(name), SHAPES[family(p["dataset"])])
+    args = preset_args(name)
+    return config_from(args, SHAPES[family(args.dataset)])
 
 
 def parameter_count(cfg):
-    from .nets import build
-    return sum(t.numel() for t in build(cfg).parameters())
-
-
-def manifest_models():
-    """Trained models of the manifest (the third-party checkpoint, without hf_repo, is left out):
-    id -> (dataset, config with its architecture)."""
-    with open(MANIFEST, "rb") as f:
-        manifest = tomllib.load(f)
-    out = {}
-    for m in manifest["model"]:
-        if "hf_repo" not in m:
-            continue
-        cfg = json.loads(json.dumps(m["config"]))
-        cfg["architecture"] = m["architecture"]
-        out[m["id"]] = (m["dataset"], cfg)
-    return out
+    return sum(t.numel() for t in nets.build(cfg).parameters())
 
 
 def check_shipped(verbose=True):
-    """Every trained manifest model has a shipped-<id> preset whose train.config_from(args, shape)
-    equals the manifest's config, and the weights' metadata config; the weights load into
-    nets.build(config) with strict=True. Returns the list of problems (empty = all good)."""
-    import torch  # noqa: F401  (models need it; imported here so the listing stays importable)
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from .nets import build
-    from .train import parse
-
+    """Every trained manifest model has a shipped-<id> preset whose config (config_from of its
+    arguments) equals the manifest's config and the weights' metadata config; the weights load
+    into nets.build(config) with strict=True. Returns the list of problems (empty = all good)."""
     problems = []
-    models = manifest_models()
+    models = repo.trained()
     shipped = {n[len("shipped-"):] for n in PRESETS if n.startswith("shipped-")}
     for missing in sorted(set(models) - shipped):
         problems.append(f"{missing}: in the manifest but no shipped-{missing} preset")
     for extra in sorted(shipped - set(models)):
         problems.append(f"shipped-{extra}: no trained model {extra} in the manifest")
     for model_id in sorted(set(models) & shipped):
-        dataset, want = models[model_id]
+        entry = models[model_id]
+        dataset, want = entry["dataset"], repo.config_of(entry)
         name = f"shipped-{model_id}"
-        # through train.py's own command line, as `--preset` is used
-        args = parse(["--out", os.devnull, "--preset", name])
-        from .train import config_from
+        args = preset_args(name)
         got = config_from(args, SHAPES[family(dataset)])
         ok = True
         if args.dataset != dataset:
@@ -244,16 +192,15 @@ def check_shipped(verbose=True):
             problems.append(f"{name}: config_from gives {json.dumps(got, sort_keys=True)}, "
                             f"manifest has {json.dumps(want, sort_keys=True)}")
             ok = False
-        path = os.path.join(WEIGHTS_DIR, f"{model_id}.safetensors")
+        path = os.path.join(repo.WEIGHTS_DIR, entry["weights"])
         weights_note = "no weights file"
         if os.path.exists(path):
-            with safe_open(path, "pt") as f:
-                meta_cfg = json.loads((f.metadata() or {}).get("config", "null"))
+            meta_cfg = json.loads(nets.read_metadata(path).get("config", "null"))
             if meta_cfg != got:
                 problems.append(f"{name}: the weights' metadata config {json.dumps(meta_cfg, sort_keys=True)} "
                                 f"differs from config_from's")
                 ok = False
-            model = build(got)
+            model = nets.build(got)
             try:
                 model.load_state_dict(load_file(path), strict=True)
                 weights_note = f"weights load ({sum(t.numel() for t in model.parameters())} parameters)"

@@ -32,15 +32,13 @@ import shutil
 import struct
 import sys
 import tempfile
-import tomllib
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(HERE, "..", "..")
-MANIFEST = os.path.join(ROOT, "weights-manifest.toml")
-WEIGHTS_DIR = os.path.join(ROOT, "weights")
-SAMPLES_DIR = os.path.join(ROOT, "docs", "samples")
+from . import repo
+from .config import NAMES
+from .data import family
+
 REPOSITORY = "https://github.com/pixel-zoo/pixel-zoo"
 
 # The hub's data set ids (the canonical repositories of the torchvision sources the zoo reads).
@@ -49,12 +47,6 @@ DATASET_NAMES = {
     "mnist-binarized": "Binarized MNIST (static binarization, seed 2017 for the test set)",
     "mnist-thresholded": "Thresholded MNIST (intensity >= 128)",
     "cifar10": "CIFAR-10",
-}
-ARCHITECTURE_NAMES = {
-    "pixelcnn": "PixelCNN",
-    "row-lstm": "Row LSTM PixelRNN",
-    "diagonal-bilstm": "Diagonal BiLSTM PixelRNN",
-    "multiscale": "Multi-scale PixelRNN",
 }
 # Every card carries these; the architecture adds its own (pixelcnn, or pixelrnn and its name).
 COMMON_TAGS = ["autoregressive", "image-generation", "candle", "safetensors"]
@@ -123,18 +115,13 @@ here holds the same). Masks are applied when the weights are loaded, not stored 
 """
 
 
-def load_manifest(path=MANIFEST):
-    with open(path, "rb") as f:
-        return tomllib.load(f)["model"]
-
-
-def entry_of(model_id, models):
-    for m in models:
-        if m["id"] == model_id:
-            if "hf_repo" not in m:
-                raise SystemExit(f"{model_id}: a third-party checkpoint (no hf_repo): the zoo does not publish it")
-            return m
-    raise SystemExit(f"unknown model id '{model_id}' (known: {', '.join(m['id'] for m in models)})")
+def entry_of(model_id, manifest=repo.MANIFEST):
+    models = repo.models(manifest)
+    if model_id not in models:
+        raise SystemExit(f"unknown model id '{model_id}' (known: {', '.join(models)})")
+    if "hf_repo" not in models[model_id]:
+        raise SystemExit(f"{model_id}: a third-party checkpoint (no hf_repo): the zoo does not publish it")
+    return models[model_id]
 
 
 def sha256_of(path):
@@ -159,10 +146,6 @@ def parameter_count(path):
             count *= d
         total += count
     return total
-
-
-def family(dataset):
-    return "mnist" if dataset.startswith("mnist") else dataset
 
 
 def tags_of(architecture):
@@ -243,7 +226,7 @@ def card_for(entry, params):
     paper = entry.get("paper")
     m = entry["metrics"]
     what = (
-        f"A {ARCHITECTURE_NAMES[arch]} (van den Oord, Kalchbrenner, Kavukcuoglu, *Pixel Recurrent Neural "
+        f"A {NAMES[arch]} (van den Oord, Kalchbrenner, Kavukcuoglu, *Pixel Recurrent Neural "
         f"Networks*, ICML 2016) trained on {DATASET_NAMES[dataset]}: an autoregressive model of "
         f"{cfg.get('height')}x{cfg.get('width')} images with {cfg.get('channels', 1)} channel(s) that gives the exact "
         f"likelihood of an image and draws new ones value by value. {params:,} parameters; the config is in "
@@ -309,10 +292,10 @@ def config_json(entry, params):
     }
 
 
-def write_repository(model_id, out, manifest=MANIFEST, weights_dir=WEIGHTS_DIR, samples_dir=SAMPLES_DIR):
+def write_repository(model_id, out, manifest=repo.MANIFEST, weights_dir=repo.WEIGHTS_DIR, samples_dir=repo.SAMPLES_DIR):
     """Writes the hub repository of `model_id` into `out` (which must not exist, or be empty); returns
     the ModelCard, as read back from out/README.md."""
-    entry = entry_of(model_id, load_manifest(manifest))
+    entry = entry_of(model_id, manifest)
     weights = os.path.join(weights_dir, entry["weights"])
     actual = sha256_of(weights)
     if actual != entry["sha256"]:
@@ -375,7 +358,7 @@ def main(argv=None):
         card.validate(repo_type="model")
         print("model card: accepted by the hub's validator")
     if args.push:
-        repo_id = args.repo or entry_of(args.id, load_manifest())["hf_repo"]
+        repo_id = args.repo or entry_of(args.id)["hf_repo"]
         commit = push(args.out, repo_id, private=args.private)
         print(f"uploaded to https://huggingface.co/{repo_id} at commit {commit}")
         print(f"pin it in weights-manifest.toml, in the entry of {args.id}:  hf_revision = \"{commit}\"")

@@ -54,12 +54,14 @@ import time
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from . import data as D
-from .nets import build
+from . import nets, repo
+from .config import add_arguments, config_from
+from .curves import COLUMNS
 from .nets.layers import nll_per_image
+from .presets import apply_preset
 
 
 def parse(argv=None):
@@ -67,30 +69,10 @@ def parse(argv=None):
     p.add_argument("--id", default=None, help="run name; the state directory is $PIXEL_ZOO_TRAIN_DIR/ID "
                                               "(default ~/.cache/pixel-zoo/train/ID)")
     p.add_argument("--out", default=None, help="state directory (overrides --id's)")
-    p.add_argument("--arch", default="pixelcnn", choices=["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale"])
     p.add_argument("--preset", default=None, help="a named config from presets.py (sets the architecture and sizes)")
-    p.add_argument("--big-arch", default="row-lstm", choices=["row-lstm", "diagonal-bilstm"],
-                   help="multiscale: the conditional (big) stage; it takes --hidden, --features, --layers, ...")
-    p.add_argument("--small-arch", default="row-lstm", choices=["pixelcnn", "row-lstm", "diagonal-bilstm"],
-                   help="multiscale: the unconditional (small) stage")
-    p.add_argument("--small-hidden", type=int, default=16)
-    p.add_argument("--small-features", type=int, default=0, help="0 = 2 x --small-hidden")
-    p.add_argument("--small-layers", type=int, default=2)
-    p.add_argument("--small-output-features", type=int, default=32)
-    p.add_argument("--upsampling-features", type=int, default=16,
-                   help="multiscale: features c of the upsampled c x n x n conditioning map")
-    p.add_argument("--factor", type=int, default=2, help="multiscale: n / s")
-    p.add_argument("--dataset", default=None, choices=["mnist-binarized", "mnist-thresholded", "cifar10"],
+    p.add_argument("--dataset", default=None, choices=D.DATASETS,
                    help="required unless --preset gives it")
-    p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", "../../shared/data"))
-    p.add_argument("--hidden", type=int, default=16, help="h: PixelCNN's residual stream has 2h features; LSTM state size")
-    p.add_argument("--features", type=int, default=0, help="LSTM models: residual stream width (0 = 2h)")
-    p.add_argument("--layers", type=int, default=5)
-    p.add_argument("--output-features", type=int, default=32)
-    p.add_argument("--input-kernel", type=int, default=7)
-    p.add_argument("--block-kernel", type=int, default=3, help="PixelCNN: kernel of the residual blocks")
-    p.add_argument("--input-to-state-kernel", type=int, default=3, help="Row LSTM: k of the 1 x k input-to-state conv")
-    p.add_argument("--state-to-state-kernel", type=int, default=3, help="Row LSTM: k of the state-to-state conv")
+    p.add_argument("--data-dir", default=repo.data_dir())
     p.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"])
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--schedule", default="cosine", choices=["cosine", "constant", "half-life"])
@@ -120,16 +102,15 @@ def parse(argv=None):
     p.add_argument("--hardware", default=None, help="what this leg runs on, for the record")
     p.add_argument("--dist-timeout", type=float, default=60.0,
                    help="torchrun: minutes a rank waits for the others (rank 0 validates meanwhile)")
+    add_arguments(p)
     args = p.parse_args(argv)
     if args.steps is None:
         args.steps = 10000 if args.schedule == "cosine" else 2**62
     if args.out is None:
         if args.id is None:
             p.error("give --id (state in ~/.cache/pixel-zoo/train/ID) or --out DIR")
-        root = os.environ.get("PIXEL_ZOO_TRAIN_DIR", os.path.expanduser("~/.cache/pixel-zoo/train"))
-        args.out = os.path.join(root, args.id)
+        args.out = os.path.join(repo.train_dir(), args.id)
     if args.preset:
-        from .presets import apply_preset
         try:
             apply_preset(args, args.preset)
         except ValueError as e:
@@ -137,42 +118,6 @@ def parse(argv=None):
     if args.dataset is None:
         p.error("give --dataset (or a --preset, which implies one)")
     return args
-
-
-def config_from(args, shape):
-    c, h, w = shape
-    if args.arch == "multiscale":
-        f = args.factor
-        big = stage_config(args, args.big_arch, shape, args.hidden, args.features, args.layers, args.output_features)
-        big["conditioning"] = args.upsampling_features
-        small = stage_config(args, args.small_arch, (c, h // f, w // f), args.small_hidden, args.small_features,
-                             args.small_layers, args.small_output_features)
-        return {"architecture": "multiscale", "channels": int(c), "height": int(h), "width": int(w),
-                "head": big["head"], "factor": f, "small": small, "big": big}
-    return stage_config(args, args.arch, shape, args.hidden, args.features, args.layers, args.output_features)
-
-
-def stage_config(args, arch, shape, hidden, features, layers, output_features):
-    c, h, w = shape
-    cfg = {
-        "architecture": arch,
-        "channels": int(c),
-        "height": int(h),
-        "width": int(w),
-        "head": "bernoulli" if args.dataset.startswith("mnist") else "softmax256",
-        "hidden": hidden,
-        "layers": layers,
-        "output_features": output_features,
-        "input_kernel": args.input_kernel,
-    }
-    if arch == "pixelcnn":
-        cfg["block_kernel"] = args.block_kernel
-        return cfg
-    cfg["features"] = features or 2 * hidden
-    if arch == "row-lstm":
-        cfg["input_to_state_kernel"] = args.input_to_state_kernel
-        cfg["state_to_state_kernel"] = args.state_to_state_kernel
-    return cfg
 
 
 @torch.no_grad()
@@ -185,21 +130,6 @@ def evaluate(model, x, head, device, batch=100):
         total += nll_per_image(model(xb).float(), xb, head).sum().item()
     model.train(was_training)
     return total / len(x)
-
-
-def export(model, cfg, path, extra):
-    tensors = {}
-    for name, p in model.named_parameters():
-        mod = model.get_submodule(name.rsplit(".", 1)[0])
-        t = p.detach()
-        if name.endswith("weight") and hasattr(mod, "mask"):
-            t = t * mod.mask  # store the masked values; the zoo applies the mask again at load
-        tensors[name] = t.cpu().contiguous().float()
-    meta = {"format": "pixel-zoo", "config": json.dumps(cfg, sort_keys=True)}
-    meta.update({k: str(v) for k, v in extra.items()})
-    tmp = path + ".tmp"
-    save_file(tensors, tmp, metadata=meta)
-    os.replace(tmp, path)
 
 
 def training_step(model, forward, opt, xb, head, autocast):
@@ -267,8 +197,7 @@ def learning_rate(args, step, images, seconds, leg_step):
 
 def init_weights_record(path):
     """Images and seconds behind exported weights (their metadata), for a fine-tune's record."""
-    with safe_open(path, "pt") as f:
-        meta = f.metadata() or {}
+    meta = nets.read_metadata(path)
     images = int(meta.get("images", 0)) or int(meta.get("step", 0)) * int(meta.get("batch", 0))
     seconds = float(meta.get("train_seconds", 0.0))
     legs = json.loads(meta["legs"]) if "legs" in meta else []
@@ -400,7 +329,7 @@ def run(args, ranks, rng, device, argv):
         valid = valid[: args.valid_limit]
     cfg = config_from(args, train.shape[1:])
     dims = int(np.prod(train.shape[1:]))
-    model = build(cfg).to(device)
+    model = nets.build(cfg).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     opt_cls = torch.optim.Adam if args.optimizer == "adam" else torch.optim.RMSprop
     opt = opt_cls(model.parameters(), lr=args.lr)
@@ -462,8 +391,7 @@ def run(args, ranks, rng, device, argv):
         csv_file = open(csv_path, "w" if new_csv else "a", newline="")
         writer = csv.writer(csv_file)
         if new_csv:
-            writer.writerow(["step", "images", "train_seconds", "lr", "train_nll", "train_bpd", "valid_nll", "valid_bpd",
-                             "leg"])
+            writer.writerow(COLUMNS)
         print(f"config {json.dumps(cfg)}; {n_params} parameters; {len(train)} train, {len(valid)} valid images; "
               f"state in {args.out}" + (f"; {ranks.world} ranks of {args.batch // ranks.world} images" if
                                         ranks.distributed else ""), flush=True)
@@ -506,12 +434,12 @@ def run(args, ranks, rng, device, argv):
         if improved:
             best = v
             record_leg()
-            export(model, cfg, os.path.join(args.out, "model.safetensors"),
-                   {"seed": args.seed, "step": step, "images": images, "valid_nll": f"{v:.4f}",
-                    "valid_images": len(valid), "train_seconds": f"{train_seconds:.0f}", "dataset": args.dataset,
-                    "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule, "batch": args.batch,
-                    "ema": args.ema, "dynamic_binarization": dynamic, "precision": args.precision,
-                    "legs": json.dumps(legs)})
+            nets.save(model, cfg, os.path.join(args.out, "model.safetensors"),
+                      {"seed": args.seed, "step": step, "images": images, "valid_nll": f"{v:.4f}",
+                       "valid_images": len(valid), "train_seconds": f"{train_seconds:.0f}", "dataset": args.dataset,
+                       "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule, "batch": args.batch,
+                       "ema": args.ema, "dynamic_binarization": dynamic, "precision": args.precision,
+                       "legs": json.dumps(legs)})
         if ema is not None:
             ema.swap(model)
         writer.writerow([step, images, f"{train_seconds:.1f}", f"{opt.param_groups[0]['lr']:.3e}",

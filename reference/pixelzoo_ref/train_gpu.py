@@ -36,12 +36,9 @@ import subprocess
 import sys
 import time
 
-from safetensors import safe_open
-
+from . import nets, repo
 from . import presets as P
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REFERENCE = os.path.dirname(HERE)
+from .data import family
 
 # Batch sizes for a large GPU (the paper used 16 on one GPU for MNIST and CIFAR-10). The recurrent
 # models advance one row / diagonal at a time, so their speed is bounded by kernel launches and
@@ -56,8 +53,8 @@ def parse(argv=None):
                    help="seconds of training in all, split evenly over the models")
     p.add_argument("--presets", "--models", nargs="+", default=P.PAPER_CIFAR10 + P.PAPER_MNIST,
                    help="preset names (default: the CIFAR-10 paper presets, then the MNIST ones)")
-    p.add_argument("--data-dir", default=os.environ.get("PIXEL_ZOO_DATA", os.path.normpath(os.path.join(REFERENCE, "..", "..", "shared", "data"))))
-    p.add_argument("--train-dir", default=os.environ.get("PIXEL_ZOO_TRAIN_DIR", os.path.expanduser("~/.cache/pixel-zoo/train")),
+    p.add_argument("--data-dir", default=repo.data_dir())
+    p.add_argument("--train-dir", default=repo.train_dir(),
                    help="state directories go in TRAIN_DIR/NAME")
     p.add_argument("--export-dir", default=None, help="where NAME.safetensors copies go (default TRAIN_DIR/export)")
     p.add_argument("--device", default="cuda")
@@ -106,7 +103,7 @@ def gpu_description(device):
 
 def train_command(args, name, budget, hardware):
     dataset = P.get(name)["dataset"]
-    batch = args.batch or GPU_BATCH[P.family(dataset)] * args.gpus
+    batch = args.batch or GPU_BATCH[family(dataset)] * args.gpus
     launch = [sys.executable]
     if args.gpus > 1:
         launch += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.gpus)]
@@ -132,8 +129,7 @@ def export_copy(args, name):
     src = os.path.join(args.train_dir, name, "model.safetensors")
     if not os.path.exists(src):
         return None, f"{src} missing (no validation ran?)"
-    with safe_open(src, "pt") as f:
-        meta = f.metadata() or {}
+    meta = nets.read_metadata(src)
     want = P.preset_config(name)
     if "config" not in meta:
         return None, f"{src}: no config in the metadata"
@@ -152,7 +148,7 @@ def main(argv=None):
     share = args.time_budget / n
     hardware = gpu_description(args.device) if not args.dry_run else None
     env = dict(os.environ)
-    env["PYTHONPATH"] = REFERENCE + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = repo.REFERENCE + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     print(f"train_gpu: {n} model(s), {share:.0f} s of training each, on {args.device}"
           f"{' (' + hardware + ')' if hardware else ''}; state in {args.train_dir}, exports to {args.export_dir}",
           flush=True)
@@ -178,7 +174,7 @@ def main(argv=None):
         if args.dry_run:
             continue
         t0 = time.time()
-        child["proc"] = subprocess.Popen(cmd, cwd=REFERENCE, env=env)
+        child["proc"] = subprocess.Popen(cmd, cwd=repo.REFERENCE, env=env)
         rc = child["proc"].wait()
         child["proc"] = None
         wall = time.time() - t0

@@ -24,7 +24,8 @@ import os
 
 import numpy as np
 
-from .plot_curves import DATASETS, DOCS, dataset_of, read_curve
+from . import repo
+from .curves import FIGURES, dataset_of, read_curve
 
 
 C_GRID = np.linspace(0.02, 3.0, 600)
@@ -129,7 +130,7 @@ def find_curves(curves_dir):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--curves-dir", default=os.path.join(DOCS, "curves"))
+    p.add_argument("--curves-dir", default=repo.CURVES_DIR)
     p.add_argument("--from", dest="start", type=float, default=0.4,
                    help="fit the points from this fraction of the run's images onward (default 0.4)")
     p.add_argument("--target", action="append", default=[], metavar="ID=VALUE",
@@ -149,7 +150,7 @@ def main(argv=None):
         if dataset is None:
             print(f"{model_id}: unknown data set; pass --dataset {model_id}=mnist|cifar10")
             continue
-        column, _, _ = DATASETS[dataset]
+        column, _, _ = FIGURES[dataset]
         images, hours, values = read_curve(path, column)
         rows = [(n, v, h * 3600.0) for n, h, v in zip(images, hours, values)]
         if not rows:

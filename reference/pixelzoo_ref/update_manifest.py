@@ -16,7 +16,8 @@ import json
 import re
 import tomllib
 
-from .export_run import toml_str
+from . import repo
+from .repo import leg_lines, toml_str
 
 
 def model_block(lines, model_id):
@@ -69,7 +70,7 @@ def main():
     p.add_argument("--record", required=True, help="export_run's output")
     p.add_argument("--eval", required=True, help="`zoo eval ID --json` output")
     p.add_argument("--hardware", help="hardware line for the record's new legs")
-    p.add_argument("--manifest", default="../weights-manifest.toml")
+    p.add_argument("--manifest", default=repo.MANIFEST)
     a = p.parse_args()
 
     record_text = open(a.record).read()
@@ -90,29 +91,26 @@ def main():
         set_key(metrics[1], "test_bits_per_dim", f"{ev['bits_per_dim']:.5f}")
     set_key(metrics[1], "test_images", str(ev["images"]))
 
+    ti = next(i for i, t in enumerate(tabs) if t[0] == "[model.training]")
+    kept = [t for t in tabs if t[0] == "[[model.training.legs]]"]
+    kept_legs = [tomllib.loads("\n".join(t[1])) for t in kept]
+
     # The [model.training] table: the record's own lines (up to its first leg).
     rec_lines = record_text.split("\n")
     t0 = rec_lines.index("[model.training]")
     t1 = next((i for i, l in enumerate(rec_lines) if l == "[[model.training.legs]]"), len(rec_lines))
-    training_body = [l for l in rec_lines[t0 + 1:t1] if l.strip()] + [""]
-    ti = next(i for i, t in enumerate(tabs) if t[0] == "[model.training]")
-    tabs[ti][1] = training_body
+    tabs[ti][1] = [l for l in rec_lines[t0 + 1:t1] if l.strip()] + [""]
 
-    kept = [t for t in tabs if t[0] == "[[model.training.legs]]"]
-    last_end = max((tomllib.loads("\n".join(t[1]))["end_images"] for t in kept), default=0)
-    kept_starts = {tomllib.loads("\n".join(t[1])).get("started") for t in kept}
+    # The record's legs after the kept ones (those it shares with them start before their end).
+    last_end = max((leg["end_images"] for leg in kept_legs), default=0)
+    kept_starts = {leg.get("started") for leg in kept_legs}
     new_legs = []
     for leg in record.get("model", {}).get("training", {}).get("legs", []):
         if leg.get("start_images", 0) < last_end or leg.get("started") in kept_starts:
             continue
         if a.hardware:
             leg["hardware"] = a.hardware
-        body = []
-        for k in ("from", "command", "hardware", "started", "ended", "start_images", "end_images", "start_seconds", "end_seconds"):
-            if k in leg:
-                v = leg[k]
-                body.append(f"{k} = {v if isinstance(v, (int, float)) else toml_str(v)}")
-        new_legs.append(["[[model.training.legs]]", body + [""]])
+        new_legs.append(["[[model.training.legs]]", leg_lines(leg) + [""]])
     if not new_legs:
         raise SystemExit("the record has no leg after the manifest's last one; nothing to add")
     if kept and kept[-1][1] and kept[-1][1][-1].strip():

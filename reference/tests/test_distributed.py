@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from pixelzoo_ref.nets import build
+from pixelzoo_ref.repo import REFERENCE
 
-REFERENCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, HALF, SEED = 6, 3, 5
 COMMON = ["--dataset", "mnist-binarized", "--dynamic-binarization", "--arch", "pixelcnn", "--hidden", "4",
           "--layers", "1", "--output-features", "8", "--input-kernel", "5", "--batch", "8",

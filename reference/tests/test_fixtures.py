@@ -11,10 +11,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from pixelzoo_ref import fixtures
+from pixelzoo_ref import fixtures, repo
 
-COMMITTED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         "tests", "fixtures")
+COMMITTED = repo.FIXTURES_DIR
 STEMS = [f"{arch}-random-{name}" for arch, name in fixtures.RANDOM]
 
 

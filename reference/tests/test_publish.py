@@ -9,28 +9,20 @@ checked against a stand-in for `HfApi` that records the calls.
 import hashlib
 import json
 import os
-import sys
-import tomllib
 
 import pytest
 from huggingface_hub import ModelCard, ModelCardData
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pixelzoo_ref import publish  # noqa: E402
+from pixelzoo_ref import publish, repo
 
 REQUIRED_TAGS = {"autoregressive", "image-generation", "candle", "safetensors"}
-
-
-def manifest_entry(model_id):
-    with open(publish.MANIFEST, "rb") as f:
-        return next(m for m in tomllib.load(f)["model"] if m["id"] == model_id)
 
 
 @pytest.mark.parametrize("model_id", ["pixelcnn-cifar10", "pixelcnn-mnist", "row-lstm-mnist", "multiscale-cifar10"])
 def test_repository_holds_weights_config_and_a_card_the_library_accepts(tmp_path, model_id):
     out = tmp_path / model_id
     publish.write_repository(model_id, str(out))
-    entry = manifest_entry(model_id)
+    entry = repo.models()[model_id]
     assert sorted(os.listdir(out)) == sorted(["README.md", "config.json", "samples.png", entry["weights"]])
 
     weights = (out / entry["weights"]).read_bytes()

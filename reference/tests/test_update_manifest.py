@@ -93,7 +93,7 @@ def test_a_record_with_nothing_new_is_refused(tmp_path, monkeypatch):
 
 
 def test_export_adds_only_the_runs_new_curve_rows(tmp_path):
-    from pixelzoo_ref.export_run import merge_curves
+    from pixelzoo_ref.curves import merge_curves
     head = "step,images,train_seconds,lr,train_nll,train_bpd,valid_nll,valid_bpd,leg\r\n"
     (tmp_path / "docs.csv").write_text(head + ",100,50,,,,90,,0\r\n1000,200,90,1e-3,89,,88,,1\r\n", newline="")
     (tmp_path / "run.csv").write_text(head + "1000,200,90,1e-3,89,,88,,1\r\n1000,300,150,5e-4,87,,86,,2\r\n", newline="")

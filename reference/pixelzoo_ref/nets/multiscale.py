@@ -20,15 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import RECURRENT, STAGES
 from .layers import encode_input
 from .pixelcnn import PixelCNN
 from .recurrent import RecurrentPixelModel
-
-
-def build_stage(cfg):
-    if cfg["architecture"] == "pixelcnn":
-        return PixelCNN(cfg)
-    return RecurrentPixelModel(cfg)
 
 
 class Upsampler(nn.Module):
@@ -61,9 +56,11 @@ class MultiScale(nn.Module):
             raise ValueError("the big stage must have the model's size")
         if (small["height"] * f, small["width"] * f) != (cfg["height"], cfg["width"]):
             raise ValueError("the small stage must be the model's size / factor")
-        if big["architecture"] not in ("row-lstm", "diagonal-bilstm") or not big.get("conditioning"):
+        if small["architecture"] not in STAGES:
+            raise ValueError(f"the small stage is one of {', '.join(STAGES)}")
+        if big["architecture"] not in RECURRENT or not big.get("conditioning"):
             raise ValueError("the big stage is a Row LSTM or Diagonal BiLSTM with `conditioning`")
-        self.small = build_stage(small)
+        self.small = PixelCNN(small) if small["architecture"] == "pixelcnn" else RecurrentPixelModel(small)
         self.upsample = Upsampler(cfg["channels"], big["conditioning"], f)
         self.big = RecurrentPixelModel(big)
 
