@@ -10,6 +10,10 @@ The record is `export_run`'s output. Legs already in the manifest are kept with 
 hardware notes are often longer than the run's own); the record's legs that start at or after the
 last kept leg's end are appended, with `--hardware` replacing their hardware line if given. The test
 figure comes from the zoo's own eval (Candle), never from this package, which reads no test images.
+
+An entry whose `[model.training]` describes its one run in its own keys (`command`, `optimizer`,
+`hardware`, `images_seen`, `train_seconds`, `validation`: the form from before runs had legs) keeps
+that run: it becomes the entry's first leg, `from = "scratch"`, before the table is replaced.
 """
 import argparse
 import json
@@ -64,6 +68,20 @@ def set_key(body, key, value):
     body.insert(at, f"{key} = {value}")
 
 
+def first_run_leg(training):
+    """The leg of a run that a `[model.training]` table (a dict) describes in its own keys, or None
+    when it describes none (it has no `command`)."""
+    if "command" not in training:
+        return None
+    leg = {"from": "scratch", "command": training["command"]}
+    for key in ("hardware", "optimizer", "validation"):
+        if key in training:
+            leg[key] = training[key]
+    leg["end_images"] = training["images_seen"]
+    leg["end_seconds"] = training["train_seconds"]
+    return leg
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--id", required=True)
@@ -91,9 +109,16 @@ def main():
         set_key(metrics[1], "test_bits_per_dim", f"{ev['bits_per_dim']:.5f}")
     set_key(metrics[1], "test_images", str(ev["images"]))
 
+    # A run the old [model.training] table describes in its own keys becomes the first leg.
     ti = next(i for i, t in enumerate(tabs) if t[0] == "[model.training]")
     kept = [t for t in tabs if t[0] == "[[model.training.legs]]"]
     kept_legs = [tomllib.loads("\n".join(t[1])) for t in kept]
+    first = first_run_leg(tomllib.loads("\n".join(tabs[ti][1])))
+    if first is not None and not any(leg.get("from") == "scratch" for leg in kept_legs):
+        first_tab = ["[[model.training.legs]]", leg_lines(first) + [""]]
+        tabs.insert(ti + 1, first_tab)
+        kept.insert(0, first_tab)
+        kept_legs.insert(0, first)
 
     # The [model.training] table: the record's own lines (up to its first leg).
     rec_lines = record_text.split("\n")

@@ -51,12 +51,13 @@ end_images = 250
 """
 
 
-def run(tmp_path, monkeypatch, *extra):
-    (tmp_path / "m.toml").write_text(MANIFEST)
+def run(tmp_path, monkeypatch, *extra, model_id="a", manifest=None):
+    """update_manifest of entry `model_id` of MANIFEST (or `manifest`) with RECORD; the new manifest's text."""
+    (tmp_path / "m.toml").write_text(manifest or MANIFEST)
     (tmp_path / "r.toml").write_text(RECORD)
-    (tmp_path / "e.json").write_text(json.dumps({"id": "a", "nll_nats_per_image": 85.4321, "images": 10000}))
-    argv = ["update_manifest", "--id", "a", "--record", str(tmp_path / "r.toml"), "--eval", str(tmp_path / "e.json"),
-            "--manifest", str(tmp_path / "m.toml"), *extra]
+    (tmp_path / "e.json").write_text(json.dumps({"id": model_id, "nll_nats_per_image": 85.4321, "images": 10000}))
+    argv = ["update_manifest", "--id", model_id, "--record", str(tmp_path / "r.toml"),
+            "--eval", str(tmp_path / "e.json"), "--manifest", str(tmp_path / "m.toml"), *extra]
     monkeypatch.setattr(sys, "argv", argv)
     update_manifest.main()
     return (tmp_path / "m.toml").read_text()
@@ -103,3 +104,54 @@ def test_export_adds_only_the_runs_new_curve_rows(tmp_path):
     rows = text.split("\n")
     assert [r.split(",")[1] for r in rows[1:] if r] == ["100", "200", "300"]
     assert rows[0] + "\r\n" == head
+
+
+# An entry whose [model.training] describes its first run in its own keys (as multiscale-cifar10's does).
+FIRST_RUN_MANIFEST = """[[model]]
+id = "m"
+sha256 = "old"
+
+[model.metrics]
+test_nll_nats = 10526.8
+test_images = 1000
+
+[model.training]
+trainer = "reference/pixelzoo_ref/train.py"
+command = "python -m pixelzoo_ref.train --arch multiscale --dataset cifar10 --seed 1"
+seed = 1
+optimizer = "adam, lr 1e-3, cosine decay"
+batch = 16
+steps = 1675
+images_seen = 100
+train_seconds = 3601
+selected_step = 1675
+hardware = "1 thread of a 2-core x86-64 CPU"
+validation = "best validation NLL at step 1675: 10532.5713 nats/image (4.9464 bits/dim)"
+
+[[model]]
+id = "n"
+"""
+
+
+def test_a_first_run_in_the_training_table_becomes_the_first_leg(tmp_path, monkeypatch):
+    # RECORD: a fine-tune whose weights' metadata gave it a scratch leg of its own, the run that the
+    # manifest's table describes
+    out = run(tmp_path, monkeypatch, model_id="m", manifest=FIRST_RUN_MANIFEST)
+    m, n = tomllib.loads(out)["model"]
+    training = m["training"]
+    assert "command" not in training and training["seed"] == 2, "the record's table replaced the old"
+    first, second = training["legs"]
+    # the first run, in the form of the manifest's other first legs; the record's scratch leg not again
+    assert first == {
+        "from": "scratch",
+        "command": "python -m pixelzoo_ref.train --arch multiscale --dataset cifar10 --seed 1",
+        "hardware": "1 thread of a 2-core x86-64 CPU",
+        "optimizer": "adam, lr 1e-3, cosine decay",
+        "end_images": 100,
+        "end_seconds": 3601,
+        "validation": "best validation NLL at step 1675: 10532.5713 nats/image (4.9464 bits/dim)",
+    }
+    assert list(first) == ["from", "command", "hardware", "optimizer", "end_images", "end_seconds", "validation"]
+    assert (second["from"], second["start_images"], second["end_images"]) == ("../weights/a.safetensors", 100, 250)
+    assert n == {"id": "n"}
+    assert '(4.9464 bits/dim)"\n\n[[model.training.legs]]\nfrom = "../weights/a.safetensors"' in out
