@@ -1,9 +1,9 @@
 """Where things are: the repository around the reference, the data and training directories, and
 weights-manifest.toml (read here; `update_manifest` rewrites an entry's text, in this module's form).
 
-Paths are the repository's, whatever the working directory. `PIXEL_ZOO_DATA` overrides the data
-directory (default: `shared/data` beside the repository), `PIXEL_ZOO_TRAIN_DIR` the training
-directory (default `~/.cache/pixel-zoo/train`), as for the zoo itself.
+Paths are the repository's, whatever the working directory. `PIXEL_ZOO_DATA` (the zoo's variable
+too) overrides the data directory (default: `shared/data` beside the repository),
+`PIXEL_ZOO_TRAIN_DIR` the training directory (default `~/.cache/pixel-zoo/train`).
 """
 import json
 import os
