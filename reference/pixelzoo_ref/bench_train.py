@@ -20,7 +20,7 @@ import torch
 
 from . import data as D
 from . import nets, repo
-from .train import training_step
+from .training import training_step
 
 
 def time_steps(cfg, images, batch, threads, precision, compiled, steps, warmup, repeats, seed=0):
