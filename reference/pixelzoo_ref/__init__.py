@@ -9,6 +9,7 @@ The package:
 - nets/: the networks, `nets.build(config)`, and their weights files (`nets.load`, `nets.save`);
 - config.py: the config of a network and the train.py arguments that set it; presets.py: named
   configs (the paper's sizes, the shipped models');
+- training.py: the training step, the weights' moving average, the learning-rate schedules;
 - data.py: the data sets; curves.py: the training curves' CSV files; repo.py: the repository's
   paths and weights-manifest.toml;
 - the commands, each run as `python -m pixelzoo_ref.NAME` in reference/ (or with it on
