@@ -73,12 +73,12 @@ def first_run_leg(training):
     when it describes none (it has no `command`)."""
     if "command" not in training:
         return None
-    leg = {"from": "scratch", "command": training["command"]}
-    for key in ("hardware", "optimizer", "validation"):
+    leg = {"from": "scratch"}
+    for key, leg_key in (("command", "command"), ("hardware", "hardware"), ("optimizer", "optimizer"),
+                         ("images_seen", "end_images"), ("train_seconds", "end_seconds"),
+                         ("validation", "validation")):
         if key in training:
-            leg[key] = training[key]
-    leg["end_images"] = training["images_seen"]
-    leg["end_seconds"] = training["train_seconds"]
+            leg[leg_key] = training[key]
     return leg
 
 
@@ -127,7 +127,7 @@ def main():
     tabs[ti][1] = [l for l in rec_lines[t0 + 1:t1] if l.strip()] + [""]
 
     # The record's legs after the kept ones (those it shares with them start before their end).
-    last_end = max((leg["end_images"] for leg in kept_legs), default=0)
+    last_end = max((leg.get("end_images", 0) for leg in kept_legs), default=0)
     kept_starts = {leg.get("started") for leg in kept_legs}
     new_legs = []
     for leg in record.get("model", {}).get("training", {}).get("legs", []):
