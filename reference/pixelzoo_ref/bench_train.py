@@ -20,7 +20,7 @@ import torch
 
 from . import data as D
 from . import nets, repo
-from .training import training_step
+from .training import conditional, training_step
 
 
 def time_steps(cfg, images, batch, threads, precision, compiled, steps, warmup, repeats, seed=0):
@@ -34,7 +34,9 @@ def time_steps(cfg, images, batch, threads, precision, compiled, steps, warmup, 
 
     def one_step():
         xb = torch.from_numpy(images[rng.integers(0, len(images), batch)])
-        return training_step(model, forward, opt, xb, cfg["head"], autocast).item()
+        # A conditional model's step costs the same whatever the labels: draw them.
+        labels = torch.from_numpy(rng.integers(0, cfg["classes"], batch)) if conditional(cfg) else None
+        return training_step(model, forward, opt, xb, cfg["head"], autocast, labels).item()
 
     for _ in range(warmup):
         one_step()

@@ -10,7 +10,11 @@ weights-manifest.toml; `nets.build(cfg)` makes its network. Its fields:
   `state_to_state_kernel`; optional: `conditioning` (the big stage of a multi-scale model) and the
   third-party checkpoint's options `residual_conv`, `state_bias`, `output_projection`, `input_encoding`;
 - `multiscale`: `factor`, `small` (the config of the unconditional stage, on the image's rows and
-  columns that are multiples of `factor`) and `big` (a recurrent config with `conditioning`).
+  columns that are multiples of `factor`) and `big` (a recurrent config with `conditioning`);
+- `gated-pixelcnn`: `block_kernel` and `classes` (the number of class labels it is conditioned on; 0
+  for an unconditional model);
+- `mixture-pixelcnn`: head `logistic-mixture`, `components`; `layers` are 1 x 1 residual blocks, and
+  it has no `output_features`.
 
 `add_arguments(parser)` declares the arguments that choose an architecture and its sizes (train.py's,
 which presets.py sets), `DEFAULTS` holds their defaults, and `config_from(args, shape)` turns the
@@ -26,6 +30,8 @@ NAMES = {
     "row-lstm": "Row LSTM PixelRNN",
     "diagonal-bilstm": "Diagonal BiLSTM PixelRNN",
     "multiscale": "Multi-scale PixelRNN",
+    "gated-pixelcnn": "Gated PixelCNN",
+    "mixture-pixelcnn": "local PixelCNN with a discretized logistic mixture",
 }
 ARCHITECTURES = tuple(NAMES)
 RECURRENT = ("row-lstm", "diagonal-bilstm")
@@ -33,8 +39,17 @@ RECURRENT = ("row-lstm", "diagonal-bilstm")
 STAGES = ("pixelcnn",) + RECURRENT
 
 
-def head_of(dataset):
-    """The output head of a model of `dataset`: a sigmoid for binary images, a 256-way softmax for 8-bit ones."""
+# Class labels of each data set's images (MNIST digits, CIFAR-10 classes).
+CLASSES = {"mnist": 10, "cifar10": 10}
+
+
+def head_of(dataset, arch=None):
+    """The output head of a model of `dataset`: a sigmoid for binary images, a 256-way softmax for 8-bit
+    ones, or for the mixture-pixelcnn the discretized logistic mixture (8-bit images only)."""
+    if arch == "mixture-pixelcnn":
+        if family(dataset) == "mnist":
+            raise ValueError("the mixture-pixelcnn models 8-bit images; binary MNIST has a sigmoid head")
+        return "logistic-mixture"
     return "bernoulli" if family(dataset) == "mnist" else "softmax256"
 
 
@@ -63,6 +78,9 @@ def add_arguments(p):
     g.add_argument("--upsampling-features", type=int, default=16,
                    help="multiscale: features c of the upsampled c x n x n conditioning map")
     g.add_argument("--factor", type=int, default=2, help="multiscale: n / s")
+    g.add_argument("--classes", type=int, default=-1,
+                   help="gated-pixelcnn: class labels to condition on (-1 = the data set's classes, 0 = none)")
+    g.add_argument("--components", type=int, default=10, help="mixture-pixelcnn: logistics per pixel")
 
 
 def _defaults():
@@ -78,7 +96,7 @@ DEFAULTS = _defaults()
 def config_from(args, shape):
     """The config of parsed arguments (add_arguments' and `dataset`) for images of `shape` (c, h, w)."""
     c, h, w = shape
-    head = head_of(args.dataset)
+    head = head_of(args.dataset, args.arch)
     if args.arch == "multiscale":
         f = args.factor
         big = stage_config(args, args.big_arch, shape, head, args.hidden, args.features, args.layers,
@@ -108,6 +126,14 @@ def stage_config(args, arch, shape, head, hidden, features, layers, output_featu
     }
     if arch == "pixelcnn":
         cfg["block_kernel"] = args.block_kernel
+        return cfg
+    if arch == "gated-pixelcnn":
+        cfg["block_kernel"] = args.block_kernel
+        cfg["classes"] = CLASSES[family(args.dataset)] if args.classes < 0 else args.classes
+        return cfg
+    if arch == "mixture-pixelcnn":
+        del cfg["output_features"]
+        cfg["components"] = args.components
         return cfg
     cfg["features"] = features or 2 * hidden
     if arch == "row-lstm":

@@ -43,14 +43,25 @@ def read_idx_images(path):
     return np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, rows, cols)
 
 
-def read_cifar(paths):
+def read_idx_labels(path):
+    with _open(path) as f:
+        raw = f.read()
+    magic, n = np.frombuffer(raw[:8], dtype=">u4")
+    assert magic == 2049, f"{path}: bad IDX label magic {magic}"
+    return np.frombuffer(raw[8:], dtype=np.uint8)[:n]
+
+
+def read_cifar_records(paths):
+    """The 3,073-byte records of CIFAR-10 binary batches: (n, 3073), the label byte first."""
     out = []
     for p in paths:
         with _open(p) as f:
-            raw = np.frombuffer(f.read(), dtype=np.uint8)
-        rec = raw.reshape(-1, 3073)
-        out.append(rec[:, 1:].reshape(-1, 3, 32, 32))
+            out.append(np.frombuffer(f.read(), dtype=np.uint8).reshape(-1, 3073))
     return np.concatenate(out)
+
+
+def read_cifar(paths):
+    return read_cifar_records(paths)[:, 1:].reshape(-1, 3, 32, 32)
 
 
 def splitmix64_stream(seed, n, start=0):
@@ -98,6 +109,21 @@ def binarize_dynamic(intensities, rng, part=None):
     return (u * 255.0 < intensities).astype(np.uint8)
 
 
+def _split(x, dataset, split):
+    """Rows of a training file's array that make `split` ('train' or 'valid'; 'test' is its own file)."""
+    if split == "test":
+        return x
+    cut = 50000 if family(dataset) == "mnist" else 45000
+    return x[:cut] if split == "train" else x[cut:]
+
+
+def _cifar_files(data_dir, split):
+    d = os.path.join(data_dir, "cifar10")
+    if split == "test":
+        return [os.path.join(d, "test_batch_first1000.bin")]
+    return [os.path.join(d, f"data_batch_{i}.bin") for i in range(1, 6)]
+
+
 def load(dataset, data_dir, split):
     """Returns uint8 array (n, c, h, w): 0/1 for binarized MNIST, 0..255 for CIFAR-10.
 
@@ -112,17 +138,21 @@ def load(dataset, data_dir, split):
         else:
             x = read_idx_images(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte"))
             seed = SEED_TRAIN
-        first = 0
-        if split == "train":
-            x = x[:50000]
-        elif split == "valid":
-            x, first = x[50000:], 50000
+        first = 50000 if split == "valid" else 0
+        x = _split(x, dataset, split)
         x = binarize_static(x, seed, first) if dataset == "mnist-binarized" else (x >= 128).astype(np.uint8)
         return x[:, None]
     if dataset == "cifar10":
-        d = os.path.join(data_dir, "cifar10")
-        if split == "test":
-            return read_cifar([os.path.join(d, "test_batch_first1000.bin")])
-        x = read_cifar([os.path.join(d, f"data_batch_{i}.bin") for i in range(1, 6)])
-        return x[:45000] if split == "train" else x[45000:]
+        return _split(read_cifar(_cifar_files(data_dir, split)), dataset, split)
+    raise ValueError(f"unknown data set {dataset}")
+
+
+def load_labels(dataset, data_dir, split):
+    """The class labels (n,) uint8 of the images `load` returns for the same split: MNIST's digits,
+    CIFAR-10's classes (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck)."""
+    if family(dataset) == "mnist":
+        name = "t10k-labels-idx1-ubyte" if split == "test" else "train-labels-idx1-ubyte"
+        return _split(read_idx_labels(os.path.join(data_dir, "mnist", name)), dataset, split)
+    if dataset == "cifar10":
+        return _split(read_cifar_records(_cifar_files(data_dir, split))[:, 0].copy(), dataset, split)
     raise ValueError(f"unknown data set {dataset}")

@@ -6,8 +6,9 @@ Writes into ../tests/fixtures/:
 - <arch>-random-<name>.safetensors: a small random-weight model of each architecture in the zoo's
   layout, its weights stored UNMASKED (the zoo must apply the masks at load time), config in the
   metadata (`rgb`, `binary`, and for the Diagonal BiLSTM `options`: the third-party options);
-- <arch>-random-<name>.logits.safetensors: `input` (n, c, h, w) u8 and `logits`
-  (n, c, levels, h, w) computed by this reference, and `nll` (n,) nats;
+- <arch>-random-<name>.logits.safetensors: `input` (n, c, h, w) u8, for a class-conditional model
+  `labels` (n,) u8, and `logits` (n, c, levels, h, w) computed by this reference (`nets.logits`: for
+  the logistic mixture, each channel's 256 log-probabilities), and `nll` (n,) nats;
 - <model-id>.logits.safetensors for each shipped model in ../weights: `input` = its first test
   images, `logits` of the first 2 images in rows 0..4 (n, c, levels, 4, w), `nll` (n,) nats of all.
 
@@ -62,6 +63,14 @@ RANDOM = {
                    output_features=8, input_kernel=3, block_kernel=3),
         big=dict(architecture="diagonal-bilstm", channels=1, height=6, width=6, head="bernoulli", features=8,
                  hidden=4, layers=2, output_features=8, input_kernel=3, conditioning=3)),
+    # Gated PixelCNN: class-conditional on 8-bit images, unconditional on binary ones.
+    ("gated-pixelcnn", "rgb"): dict(channels=3, height=6, width=5, head="softmax256", hidden=12, layers=2,
+                                    output_features=24, input_kernel=5, block_kernel=3, classes=4),
+    ("gated-pixelcnn", "binary"): dict(channels=1, height=5, width=4, head="bernoulli", hidden=8, layers=2,
+                                       output_features=8, input_kernel=3, block_kernel=3, classes=0),
+    # The logistic mixture models 8-bit images only.
+    ("mixture-pixelcnn", "rgb"): dict(channels=3, height=6, width=5, head="logistic-mixture", hidden=16, layers=1,
+                                      input_kernel=3, components=3),
 }
 
 
@@ -76,14 +85,19 @@ def random_fixture(arch, name, cfg, out, seed):
                 p.uniform_(-1.0, 1.0)
     stem = f"{arch}-random-{name}"
     nets.save(model, cfg, os.path.join(out, f"{stem}.safetensors"), masked=False)
-    hi = 256 if cfg["head"] == "softmax256" else 2
+    hi = 2 if cfg["head"] == "bernoulli" else 256
     x = torch.randint(0, hi, (3, cfg["channels"], cfg["height"], cfg["width"]), dtype=torch.uint8)
+    tensors = {"input": x}
+    labels = None
+    if cfg.get("classes"):
+        labels = torch.randint(0, cfg["classes"], (3,), dtype=torch.int64)
+        tensors["labels"] = labels.to(torch.uint8)
     model = model.double()
     with torch.no_grad():
-        logits = model(x)
-        nll = nll_per_image(logits, x, cfg["head"])
-    save_file({"input": x, "logits": logits.contiguous(), "nll": nll.contiguous()},
-              os.path.join(out, f"{stem}.logits.safetensors"))
+        logits = nets.logits(model, cfg, x, labels)
+        nll = nll_per_image(logits, x, "softmax256" if cfg["head"] == "logistic-mixture" else cfg["head"])
+    tensors.update(logits=logits.contiguous(), nll=nll.contiguous())
+    save_file(tensors, os.path.join(out, f"{stem}.logits.safetensors"))
     print(f"random {stem}: logits {tuple(logits.shape)}, nll {nll.tolist()}")
 
 

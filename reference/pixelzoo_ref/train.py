@@ -61,7 +61,7 @@ from . import nets, repo
 from .config import add_arguments, config_from
 from .curves import COLUMNS
 from .presets import apply_preset
-from .training import Ema, evaluate, learning_rate, training_step
+from .training import Ema, conditional, evaluate, learning_rate, training_step
 
 
 def parse(argv=None):
@@ -254,6 +254,11 @@ def run(args, ranks, rng, device, argv):
         valid = valid[: args.valid_limit]
     cfg = config_from(args, train.shape[1:])
     dims = int(np.prod(train.shape[1:]))
+    # A class-conditional model learns p(x | class) from each image's label.
+    train_labels = D.load_labels(args.dataset, args.data_dir, "train") if conditional(cfg) else None
+    valid_labels = None
+    if conditional(cfg) and ranks.main:
+        valid_labels = D.load_labels(args.dataset, args.data_dir, "valid")[: len(valid)]
     model = nets.build(cfg).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     opt_cls = torch.optim.Adam if args.optimizer == "adam" else torch.optim.RMSprop
@@ -354,7 +359,7 @@ def run(args, ranks, rng, device, argv):
         nonlocal best
         if ema is not None:
             ema.swap(model)
-        v = evaluate(model, valid, cfg["head"], device)
+        v = evaluate(model, valid, cfg["head"], device, labels=valid_labels)
         improved = v < best
         if improved:
             best = v
@@ -398,9 +403,12 @@ def run(args, ranks, rng, device, argv):
         if ranks.distributed:
             lo, hi = ranks.shard(args.batch)
             batch = D.binarize_dynamic(train[idx[lo:hi]], rng, (lo, hi, len(idx))) if dynamic else train[idx[lo:hi]]
+            mine = idx[lo:hi]
         else:
             batch = D.binarize_dynamic(train[idx], rng) if dynamic else train[idx]
-        loss = training_step(model, forward, opt, torch.from_numpy(batch).to(device), cfg["head"], autocast)
+            mine = idx
+        labels = None if train_labels is None else torch.from_numpy(train_labels[mine]).long().to(device)
+        loss = training_step(model, forward, opt, torch.from_numpy(batch).to(device), cfg["head"], autocast, labels)
         if ema is not None:
             ema.update(model)
         step += 1

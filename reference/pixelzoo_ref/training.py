@@ -9,26 +9,33 @@ import torch
 from .nets.layers import nll_per_image
 
 
+def conditional(cfg):
+    """Whether a model of config `cfg` takes a class label per image (a class-conditional model)."""
+    return bool(cfg.get("classes", 0))
+
+
 @torch.no_grad()
-def evaluate(model, x, head, device, batch=100):
+def evaluate(model, x, head, device, batch=100, labels=None):
     """The mean NLL (nats per image) of images `x` (a uint8 array (n, c, h, w)) under `model`, in
-    eval mode, `batch` images at a time."""
+    eval mode, `batch` images at a time; `labels` (n,): the class of each image, for a conditional
+    model (the NLL is then the conditional one, -log p(x | class))."""
     was_training = model.training
     model.eval()
     total = 0.0
     for i in range(0, len(x), batch):
         xb = torch.from_numpy(x[i : i + batch]).to(device)
-        total += nll_per_image(model(xb).float(), xb, head).sum().item()
+        out = model(xb) if labels is None else model(xb, torch.from_numpy(labels[i : i + batch]).long().to(device))
+        total += nll_per_image(out.float(), xb, head).sum().item()
     model.train(was_training)
     return total / len(x)
 
 
-def training_step(model, forward, opt, xb, head, autocast):
-    """One step on batch `xb`: the loss (nats per image, float32) under `autocast`, its gradient
-    clipped to norm 1, an optimizer step. `forward` is the model or its torch.compile'd form.
-    Returns the loss tensor."""
+def training_step(model, forward, opt, xb, head, autocast, labels=None):
+    """One step on batch `xb` (and its class `labels`, for a conditional model): the loss (nats per
+    image, float32) under `autocast`, its gradient clipped to norm 1, an optimizer step. `forward`
+    is the model or its torch.compile'd form. Returns the loss tensor."""
     with autocast:
-        logits = forward(xb)
+        logits = forward(xb) if labels is None else forward(xb, labels)
     loss = nll_per_image(logits.float(), xb, head).mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()

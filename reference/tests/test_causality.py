@@ -11,16 +11,21 @@ import torch
 
 from pixelzoo_ref.config import ARCHITECTURES
 from pixelzoo_ref.fixtures import RANDOM
+from pixelzoo_ref import nets
 from pixelzoo_ref.nets import build
 
 HEADS = {cfg["head"] for cfg in RANDOM.values()}
 ARCHS = {arch for arch, _ in RANDOM}
 
 
-def test_the_configs_cover_every_architecture_and_both_heads():
+# The heads each architecture is built with: the mixture-pixelcnn's head is its point.
+HEADS_OF = {arch: {"bernoulli", "softmax256"} for arch in ARCHITECTURES} | {"mixture-pixelcnn": {"logistic-mixture"}}
+
+
+def test_the_configs_cover_every_architecture_and_its_heads():
     assert ARCHS == set(ARCHITECTURES)
     for arch in ARCHS:
-        assert {cfg["head"] for (a, _), cfg in RANDOM.items() if a == arch} == {"bernoulli", "softmax256"}, arch
+        assert {cfg["head"] for (a, _), cfg in RANDOM.items() if a == arch} == HEADS_OF[arch], arch
 
 
 def order_key(cfg, i, j):
@@ -53,11 +58,13 @@ def dependencies(model, cfg, images=4, seed=0):
     C, H, W = cfg["channels"], cfg["height"], cfg["width"]
     n = C * H * W
     g = torch.Generator().manual_seed(seed)
-    hi = 256 if cfg["head"] == "softmax256" else 2
+    hi = 2 if cfg["head"] == "bernoulli" else 256
     # Real-valued inputs over the pixel range: the structure of the gradient does not depend on
     # the values, and continuous ones make a dead ReLU at every input unlikely.
     x = (torch.rand(images * n, C, H, W, generator=g, dtype=torch.float64) * (hi - 1)).requires_grad_(True)
-    logits = model(x).sum(2).reshape(images, n, n)  # (image, batch element, output)
+    # A conditional model: a class per image (the same for all of an image's batch elements).
+    labels = torch.arange(images).repeat_interleave(n) % cfg["classes"] if cfg.get("classes") else None
+    logits = nets.logits(model, cfg, x, labels).sum(2).reshape(images, n, n)  # (image, batch element, output)
     picked = logits[:, torch.arange(n), torch.arange(n)]
     (grad,) = torch.autograd.grad(picked.sum(), x)
     return grad.abs().reshape(images, C, H, W, C, H, W).amax(0)

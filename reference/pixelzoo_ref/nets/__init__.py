@@ -4,6 +4,10 @@
     pixelcnn.py    PixelCNN (paper section 3.5)
     recurrent.py   Row LSTM and Diagonal BiLSTM (sections 3.1, 3.2)
     multiscale.py  Multi-scale PixelRNN (section 3.6)
+    gated_pixelcnn.py    Gated PixelCNN, class-conditional (van den Oord et al. 2016, Conditional
+                   Image Generation with PixelCNN Decoders)
+    logistic_mixture.py  the discretized logistic mixture head (PixelCNN++)
+    mixture_pixelcnn.py  a small local PixelCNN with that head, for lossless coding
 
 A weights file is the zoo's safetensors layout: one tensor per parameter, named as the parameter
 (`input_conv.weight`, `layers.0.input_to_state.bias`, ...), and metadata `format = "pixel-zoo"`
@@ -16,6 +20,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..config import RECURRENT
+from . import logistic_mixture
+from .gated_pixelcnn import GatedPixelCNN
+from .mixture_pixelcnn import MixturePixelCNN
 from .multiscale import MultiScale
 from .pixelcnn import PixelCNN
 from .recurrent import RecurrentPixelModel
@@ -29,7 +36,22 @@ def build(cfg):
         return RecurrentPixelModel(cfg)
     if cfg["architecture"] == "multiscale":
         return MultiScale(cfg)
+    if cfg["architecture"] == "gated-pixelcnn":
+        return GatedPixelCNN(cfg)
+    if cfg["architecture"] == "mixture-pixelcnn":
+        return MixturePixelCNN(cfg)
     raise ValueError(f"unknown architecture {cfg['architecture']}")
+
+
+def logits(model, cfg, x, labels=None):
+    """What the zoo calls a model's logits, (b, c, levels, h, w), of pixel values x (b, c, h, w) (and
+    the class labels (b,) of a conditional model): the network's output for the sigmoid and softmax
+    heads; for the logistic mixture each channel's 256 log-probabilities given the earlier channels
+    of x (logistic_mixture.channel_log_probs)."""
+    out = model(x) if labels is None else model(x, labels)
+    if cfg["head"] == logistic_mixture.HEAD:
+        return logistic_mixture.channel_log_probs(out, x, cfg["components"])
+    return out
 
 
 def read_metadata(path):

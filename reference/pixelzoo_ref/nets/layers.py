@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import logistic_mixture as LM
+
 
 def colour_group(n_features, colours):
     """Group (0=R, 1=G, 2=B) of each of n_features: contiguous blocks, feature k in floor(k*colours/n)."""
@@ -25,9 +27,19 @@ def build_mask(kind, out_ch, in_ch, kh, kw, colours, gates=1):
     Taps above the centre row and left of the centre in the centre row are open; the centre tap
     connects output group j to input group i iff i < j (mask 'A') or i <= j (mask 'B');
     everything right of / below the centre is closed.
+
+    The vertical stack of the Gated PixelCNN (van den Oord et al. 2016, "Conditional Image
+    Generation with PixelCNN Decoders", section 2.2) reads whole rows: mask 'V-A' opens the rows
+    above the centre row only (its first layer, on the image), 'V-B' also the whole centre row (the
+    later layers, on vertical features that only know the rows above). Colours play no part there.
     """
     m = torch.zeros(out_ch, in_ch, kh, kw)
     cy, cx = kh // 2, kw // 2
+    if kind in ("V-A", "V-B"):
+        m[:, :, : cy + (kind == "V-B"), :] = 1.0
+        return m
+    if kind not in ("A", "B"):
+        raise ValueError(f"unknown mask kind {kind!r} (A, B, V-A, V-B)")
     m[:, :, :cy, :] = 1.0
     m[:, :, cy, :cx] = 1.0
     g_out = gate_colour_group(out_ch, gates, colours)[:, None]
@@ -59,6 +71,8 @@ def encode_input(x, head, dtype=torch.float32):
 
 
 def head_levels(head):
+    """Values each sub-pixel takes, as the logits' level axis: 1 (a sigmoid) for binary images, 256
+    for 8-bit ones (a softmax, or the logistic mixture's 256 bins)."""
     return 1 if head == "bernoulli" else 256
 
 
@@ -69,10 +83,14 @@ def reshape_logits(raw, colours, head):
 
 
 def nll_per_image(logits, x, head):
-    """Negative log-likelihood in nats per image. logits (b, c, k, h, w), x (b, c, h, w) ints."""
+    """Negative log-likelihood in nats per image of x (b, c, h, w) ints. logits: (b, c, k, h, w) for
+    the sigmoid and softmax heads; for the logistic mixture the network's raw parameters
+    (b, P, h, w) (logistic_mixture.py)."""
     if head == "bernoulli":
         z = logits[:, :, 0]
         return F.binary_cross_entropy_with_logits(z, x.to(z.dtype), reduction="none").flatten(1).sum(1)
+    if head == LM.HEAD:
+        return -LM.log_likelihood(logits, x, LM.components_of(logits.shape[1], x.shape[1]))
     logp = F.log_softmax(logits, dim=2)
     picked = logp.gather(2, x.long().unsqueeze(2)).squeeze(2)
     return -picked.flatten(1).sum(1)
