@@ -78,40 +78,39 @@ PRESETS = {
         note="paper: 80.54 nats/image (secondary summary), no sizes given",
         guessed="layers 7, h = 16, features 32 are guesses (the MNIST Diagonal BiLSTM's); output 32 is the "
                 "paper's MNIST output size"),
-    # --- the shipped weights (weights-manifest.toml) ---
-    "shipped-pixelcnn-mnist": dict(
-        arch="pixelcnn", dataset="mnist-binarized", args=_pixelcnn(32, 6, 64),
-        note="weights/pixelcnn-mnist.safetensors", guessed=""),
-    "shipped-pixelcnn-cifar10": dict(
-        arch="pixelcnn", dataset="cifar10", args=_pixelcnn(48, 6, 192),
-        note="weights/pixelcnn-cifar10.safetensors", guessed=""),
-    "shipped-row-lstm-mnist": dict(
-        arch="row-lstm", dataset="mnist-binarized", args=_row_lstm(32, 64, 4, 64),
-        note="weights/row-lstm-mnist.safetensors", guessed=""),
-    "shipped-row-lstm-cifar10": dict(
-        arch="row-lstm", dataset="cifar10", args=_row_lstm(48, 96, 4, 192),
-        note="weights/row-lstm-cifar10.safetensors", guessed=""),
-    "shipped-diagonal-bilstm-mnist": dict(
-        arch="diagonal-bilstm", dataset="mnist-binarized", args=_diagonal(16, 32, 4, 64),
-        note="weights/diagonal-bilstm-mnist.safetensors", guessed=""),
-    "shipped-diagonal-bilstm-cifar10": dict(
-        arch="diagonal-bilstm", dataset="cifar10", args=_diagonal(24, 96, 3, 192),
-        note="weights/diagonal-bilstm-cifar10.safetensors", guessed=""),
-    # Multi-scale: the big (conditional) stage takes the plain size arguments, the small stage the
-    # --small-* ones; both stages share --input-kernel and the Row LSTM kernels.
-    "shipped-multiscale-mnist": dict(
-        arch="multiscale", dataset="mnist-binarized",
-        args=dict(_row_lstm(32, 64, 4, 64), big_arch="row-lstm", upsampling_features=16, factor=2,
+}
+
+
+def _shipped(model_id, arch, args, detail=""):
+    """The preset of a shipped model: its architecture and train.py size arguments; the data set
+    follows from the id (binarized MNIST or CIFAR-10)."""
+    dataset = "cifar10" if model_id.endswith("cifar10") else "mnist-binarized"
+    return {f"shipped-{model_id}": dict(arch=arch, dataset=dataset, args=args,
+                                         note=f"weights/{model_id}.safetensors{detail}", guessed="")}
+
+
+# --- the shipped weights (weights-manifest.toml) ---
+# Multi-scale: the big (conditional) stage takes the plain size arguments, the small stage the
+# --small-* ones; both stages share --input-kernel and the Row LSTM kernels.
+for _preset in (
+    _shipped("pixelcnn-mnist", "pixelcnn", _pixelcnn(32, 6, 64)),
+    _shipped("pixelcnn-cifar10", "pixelcnn", _pixelcnn(48, 6, 192)),
+    _shipped("row-lstm-mnist", "row-lstm", _row_lstm(32, 64, 4, 64)),
+    _shipped("row-lstm-cifar10", "row-lstm", _row_lstm(48, 96, 4, 192)),
+    _shipped("diagonal-bilstm-mnist", "diagonal-bilstm", _diagonal(16, 32, 4, 64)),
+    _shipped("diagonal-bilstm-cifar10", "diagonal-bilstm", _diagonal(24, 96, 3, 192)),
+    _shipped("multiscale-mnist", "multiscale",
+             dict(_row_lstm(32, 64, 4, 64), big_arch="row-lstm", upsampling_features=16, factor=2,
                   small_arch="diagonal-bilstm", small_hidden=16, small_features=32, small_layers=2,
                   small_output_features=32),
-        note="weights/multiscale-mnist.safetensors (small: Diagonal BiLSTM 14x14; big: Row LSTM)", guessed=""),
-    "shipped-multiscale-cifar10": dict(
-        arch="multiscale", dataset="cifar10",
-        args=dict(_row_lstm(48, 96, 4, 192), big_arch="row-lstm", upsampling_features=32, factor=2,
+             " (small: Diagonal BiLSTM 14x14; big: Row LSTM)"),
+    _shipped("multiscale-cifar10", "multiscale",
+             dict(_row_lstm(48, 96, 4, 192), big_arch="row-lstm", upsampling_features=32, factor=2,
                   small_arch="row-lstm", small_hidden=32, small_features=64, small_layers=2,
                   small_output_features=128),
-        note="weights/multiscale-cifar10.safetensors (small: Row LSTM 16x16; big: Row LSTM)", guessed=""),
-}
+             " (small: Row LSTM 16x16; big: Row LSTM)"),
+):
+    PRESETS.update(_preset)
 
 PAPER_CIFAR10 = ["paper-pixelcnn-cifar10", "paper-row-lstm-cifar10", "paper-diagonal-bilstm-cifar10"]
 PAPER_MNIST = ["paper-pixelcnn-mnist", "paper-row-lstm-mnist", "paper-diagonal-bilstm-mnist"]
