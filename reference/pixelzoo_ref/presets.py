@@ -45,39 +45,33 @@ def _diagonal(hidden, features, layers, output_features, input_kernel=7):
                 input_kernel=input_kernel)
 
 
+def _preset(arch, dataset, args, note, guessed=""):
+    return dict(arch=arch, dataset=dataset, args=args, note=note, guessed=guessed)
+
+
 # name -> {arch, dataset, args (train.py dests), note, guessed (fields that are a guess, or "")}
 PRESETS = {
     # --- the paper's sizes (GPU) ---
-    "paper-pixelcnn-cifar10": dict(
-        arch="pixelcnn", dataset="cifar10", args=_pixelcnn(128, 15, 1024),
-        note="Table 1: 15 layers, h = 128 (residual stream 2h = 256), 1024 output features, 7x7 mask-A input, "
-             "3x3 mask-B blocks; paper: 3.14 bits/dim",
-        guessed=""),
-    "paper-row-lstm-cifar10": dict(
-        arch="row-lstm", dataset="cifar10", args=_row_lstm(128, 256, 12, 1024),
-        note="12 layers, h = 128, features 2h = 256, 1024 output features, 3x1 input-to-state and "
-             "state-to-state kernels; paper: 3.07 bits/dim",
-        guessed=""),
-    "paper-diagonal-bilstm-cifar10": dict(
-        arch="diagonal-bilstm", dataset="cifar10", args=_diagonal(128, 256, 12, 1024),
-        note="12 layers, h = 128, features 2h = 256, 1024 output features; paper: 3.00 bits/dim",
-        guessed=""),
-    "paper-diagonal-bilstm-mnist": dict(
-        arch="diagonal-bilstm", dataset="mnist-binarized", args=_diagonal(16, 32, 7, 32),
-        note="7 layers, h = 16, features 2h = 32, 32 output features (the paper's MNIST output size); "
-             "paper: 79.20 nats/image",
-        guessed=""),
-    "paper-pixelcnn-mnist": dict(
-        arch="pixelcnn", dataset="mnist-binarized", args=_pixelcnn(16, 15, 32),
-        note="paper: 81.30 nats/image (secondary summary), no sizes given",
-        guessed="layers 15 (the CIFAR-10 PixelCNN's depth; it sees 3 + 15 = 18 rows up) and "
-                "h = 16 (residual stream 32, the MNIST Diagonal BiLSTM's width) are guesses; "
-                "output 32 is the paper's MNIST output size"),
-    "paper-row-lstm-mnist": dict(
-        arch="row-lstm", dataset="mnist-binarized", args=_row_lstm(16, 32, 7, 32),
-        note="paper: 80.54 nats/image (secondary summary), no sizes given",
-        guessed="layers 7, h = 16, features 32 are guesses (the MNIST Diagonal BiLSTM's); output 32 is the "
-                "paper's MNIST output size"),
+    "paper-pixelcnn-cifar10": _preset("pixelcnn", "cifar10", _pixelcnn(128, 15, 1024),
+            "Table 1: 15 layers, h = 128 (residual stream 2h = 256), 1024 output features, 7x7 mask-A input, "
+            "3x3 mask-B blocks; paper: 3.14 bits/dim"),
+    "paper-row-lstm-cifar10": _preset("row-lstm", "cifar10", _row_lstm(128, 256, 12, 1024),
+            "12 layers, h = 128, features 2h = 256, 1024 output features, 3x1 input-to-state and "
+            "state-to-state kernels; paper: 3.07 bits/dim"),
+    "paper-diagonal-bilstm-cifar10": _preset("diagonal-bilstm", "cifar10", _diagonal(128, 256, 12, 1024),
+            "12 layers, h = 128, features 2h = 256, 1024 output features; paper: 3.00 bits/dim"),
+    "paper-diagonal-bilstm-mnist": _preset("diagonal-bilstm", "mnist-binarized", _diagonal(16, 32, 7, 32),
+            "7 layers, h = 16, features 2h = 32, 32 output features (the paper's MNIST output size); "
+            "paper: 79.20 nats/image"),
+    "paper-pixelcnn-mnist": _preset("pixelcnn", "mnist-binarized", _pixelcnn(16, 15, 32),
+            "paper: 81.30 nats/image (secondary summary), no sizes given",
+            guessed="layers 15 (the CIFAR-10 PixelCNN's depth; it sees 3 + 15 = 18 rows up) and "
+            "h = 16 (residual stream 32, the MNIST Diagonal BiLSTM's width) are guesses; "
+            "output 32 is the paper's MNIST output size"),
+    "paper-row-lstm-mnist": _preset("row-lstm", "mnist-binarized", _row_lstm(16, 32, 7, 32),
+            "paper: 80.54 nats/image (secondary summary), no sizes given",
+            guessed="layers 7, h = 16, features 32 are guesses (the MNIST Diagonal BiLSTM's); output 32 is the "
+            "paper's MNIST output size"),
 }
 
 
@@ -85,14 +79,13 @@ def _shipped(model_id, arch, args, detail=""):
     """The preset of a shipped model: its architecture and train.py size arguments; the data set
     follows from the id (binarized MNIST or CIFAR-10)."""
     dataset = "cifar10" if model_id.endswith("cifar10") else "mnist-binarized"
-    return {f"shipped-{model_id}": dict(arch=arch, dataset=dataset, args=args,
-                                         note=f"weights/{model_id}.safetensors{detail}", guessed="")}
+    return {f"shipped-{model_id}": _preset(arch, dataset, args, f"weights/{model_id}.safetensors{detail}")}
 
 
 # --- the shipped weights (weights-manifest.toml) ---
 # Multi-scale: the big (conditional) stage takes the plain size arguments, the small stage the
 # --small-* ones; both stages share --input-kernel and the Row LSTM kernels.
-for _preset in (
+for _entry in (
     _shipped("pixelcnn-mnist", "pixelcnn", _pixelcnn(32, 6, 64)),
     _shipped("pixelcnn-cifar10", "pixelcnn", _pixelcnn(48, 6, 192)),
     _shipped("row-lstm-mnist", "row-lstm", _row_lstm(32, 64, 4, 64)),
@@ -110,7 +103,7 @@ for _preset in (
                   small_output_features=128),
              " (small: Row LSTM 16x16; big: Row LSTM)"),
 ):
-    PRESETS.update(_preset)
+    PRESETS.update(_entry)
 
 PAPER_CIFAR10 = ["paper-pixelcnn-cifar10", "paper-row-lstm-cifar10", "paper-diagonal-bilstm-cifar10"]
 PAPER_MNIST = ["paper-pixelcnn-mnist", "paper-row-lstm-mnist", "paper-diagonal-bilstm-mnist"]
