@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     }
     let spec = model.spec();
     let pixels = images.flatten_all()?.to_vec1::<u8>()?;
-    write_png(&grid(&pixels, count, &spec, count, 2), out.as_ref())?;
+    write_png(&grid(&pixels, count, &pixel_zoo::pixel_format(&spec), count, 2), out.as_ref())?;
     println!("wrote {out}");
     Ok(())
 }

@@ -11,7 +11,7 @@ fn main() -> anyhow::Result<()> {
     let model = zoo.load(&id, &Device::Cpu)?;
     let spec = model.spec();
     for path in args {
-        let pixels = read_image(path.as_ref(), &spec)?;
+        let pixels = read_image(path.as_ref(), &pixel_zoo::pixel_format(&spec))?;
         let x = Tensor::from_vec(pixels, (1, spec.channels, spec.height, spec.width), model.device())?;
         let nats = model.nll(&x)?.to_vec1::<f32>()?[0];
         // (1, c, levels, h, w): log p of every value of every conditional.

@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     }
     let spec = model.spec();
     let pixels = up.flatten_all()?.to_vec1::<u8>()?;
-    write_png(&grid(&pixels, 2 * count, &spec, count, 2), out.as_ref())?;
+    write_png(&grid(&pixels, 2 * count, &pixel_zoo::pixel_format(&spec), count, 2), out.as_ref())?;
     println!("wrote {out}");
     Ok(())
 }

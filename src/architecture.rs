@@ -1,9 +1,16 @@
-//! The one table of the zoo's architectures: their names, how a configuration is parsed and
-//! checked, how a network is built from one, and the third-party checkpoint formats.
+//! The library's table of the zoo's architectures: their names, how a configuration is parsed and
+//! checked, how a network is built from one, and the third-party checkpoint formats. The
+//! manifest, the registry and the command-line tool go through it rather than naming
+//! architectures themselves.
 //!
-//! Every other module (the manifest, the registry, the importer, the command-line tool) asks this
-//! one. Adding an architecture means one new crate under `models/`, one variant of
-//! [`ModelConfig`] and one line in each `match` below; nothing else names architectures.
+//! It is not the only place that names them. Adding an architecture means a crate under
+//! `models/` (and its line in the workspace `Cargo.toml`), a variant of [`ModelConfig`] and a line
+//! in each `match` below; a variant of `multiscale`'s `SmallStage` / `BigStage` if it can be a
+//! stage of the multi-scale model; its model, presets and fixtures in the PyTorch reference
+//! (`reference/`), which trains the weights and writes the test fixtures; and its entries in
+//! `weights-manifest.toml`. Tests, examples (`examples/forward_profile.rs`) and scripts name
+//! architectures too, as do the importer's third-party formats (a format converts to one
+//! architecture).
 
 use candle_core::Result;
 use candle_nn::VarBuilder;

@@ -81,7 +81,7 @@ fn lasagne_npz(entry: &ModelEntry, path: &Path) -> Result<Vec<u8>, String> {
         !cfg.residual_conv
             && cfg.state_bias == diagonal_bilstm::StateBias::Scalar
             && cfg.output_projection
-            && cfg.channels == 1
+            && cfg.image.channels == 1
     };
     let cfg = match &entry.config {
         ModelConfig::DiagonalBiLstm(cfg) if fits(cfg) => cfg,

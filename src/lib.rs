@@ -54,3 +54,14 @@ pub use pixel_ops::sampler::{complete, sample, upscale, SampleOptions};
 pub use pixel_ops::{Head, ImageSpec, MultiScaleModel, PixelModel};
 pub use registry::{LoadedModel, Zoo};
 pub use weights::{FetchedWeights, WeightsSource};
+
+/// The pixels of a model's image files ([`data::files`]): its images' size and channels, binary
+/// for a Bernoulli head.
+pub fn pixel_format(spec: &ImageSpec) -> data::files::PixelFormat {
+    data::files::PixelFormat {
+        channels: spec.channels,
+        height: spec.height,
+        width: spec.width,
+        binary: spec.head == Head::Bernoulli,
+    }
+}

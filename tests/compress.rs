@@ -22,6 +22,7 @@ fn test_images(m: &LoadedModel, data: &Path, n: usize) -> Vec<NamedImage> {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn every_model_round_trips_test_images_bit_exactly() {
     let Some(data) = data_dir() else { return };
     let zoo = Zoo::new().unwrap();
@@ -64,6 +65,7 @@ fn every_model_round_trips_test_images_bit_exactly() {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn bad_files_give_clear_errors() {
     let Some(data) = data_dir() else { return };
     let zoo = Zoo::new().unwrap();

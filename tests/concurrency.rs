@@ -99,7 +99,7 @@ fn the_same_seed_gives_byte_identical_pngs_on_every_run_and_thread_count() {
             let o = SampleOptions { count: n, seed: 2016, threads, ..Default::default() };
             let images = draw(&m, &o);
             let p = dir.path().join(format!("{id}-{threads}-{run}.png"));
-            write_png(&grid(&images, n, &s, 3, 2), &p).unwrap();
+            write_png(&grid(&images, n, &pixel_zoo::pixel_format(&s), 3, 2), &p).unwrap();
             std::fs::read(p).unwrap()
         };
         let first = png(1, 0);

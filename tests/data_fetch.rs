@@ -138,6 +138,7 @@ const ALL_BATCHES: [&str; 6] = [
 ];
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn mnist_from_a_mirror_unpacks_what_the_readers_read_and_records_the_checksums() {
     let Some(data) = data_dir() else { return };
     let files = mnist_test_files(&data);
@@ -170,6 +171,7 @@ fn mnist_from_a_mirror_unpacks_what_the_readers_read_and_records_the_checksums()
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn cifar10_from_a_mirror_unpacks_the_six_batches_and_eval_reads_its_whole_test_batch() {
     let Some(data) = data_dir() else { return };
     let test = cifar_test_records(&data);
@@ -205,6 +207,7 @@ fn fails_and_keeps_nothing(src: &DataSource, cache: &Path) -> String {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn a_corrupt_archive_with_the_right_checksum_is_refused_and_nothing_kept() {
     let Some(data) = data_dir() else { return };
     let mut files = mnist_test_files(&data);
@@ -240,6 +243,7 @@ fn a_corrupt_archive_with_the_right_checksum_is_refused_and_nothing_kept() {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn a_download_cut_short_is_retried_and_one_that_stays_cut_keeps_nothing() {
     let Some(data) = data_dir() else { return };
     let files = mnist_test_files(&data)[1..].to_vec(); // the labels: a few kB
@@ -265,6 +269,7 @@ fn a_download_cut_short_is_retried_and_one_that_stays_cut_keeps_nothing() {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn a_wrong_checksum_is_refused_then_the_next_mirror_is_tried() {
     let Some(data) = data_dir() else { return };
     let files = mnist_test_files(&data)[1..].to_vec();
@@ -302,6 +307,7 @@ fn a_wrong_checksum_is_refused_then_the_next_mirror_is_tried() {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn a_404_falls_through_to_the_next_mirror_and_on_the_last_keeps_nothing() {
     let Some(data) = data_dir() else { return };
     let files = mnist_test_files(&data)[1..].to_vec();
@@ -321,6 +327,7 @@ fn a_404_falls_through_to_the_next_mirror_and_on_the_last_keeps_nothing() {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn an_unreachable_server_says_so_and_a_failure_keeps_the_data_already_there() {
     let Some(data) = data_dir() else { return };
     let files = mnist_test_files(&data)[1..].to_vec();

@@ -40,6 +40,10 @@ fn zoo_with_cache(cache: &Path) -> Zoo {
 }
 
 #[test]
+#[cfg_attr(
+    any(no_test_data, no_third_party_checkpoint),
+    ignore = "needs the data sets (PIXEL_ZOO_DATA) and the third-party checkpoint in ../shared/third_party"
+)]
 fn the_import_matches_the_reference_and_scores_like_a_trained_model() {
     let Some(npz) = checkpoint() else { return };
     let cache = tempfile::tempdir().unwrap();
@@ -71,6 +75,7 @@ fn the_import_matches_the_reference_and_scores_like_a_trained_model() {
 }
 
 #[test]
+#[cfg_attr(no_third_party_checkpoint, ignore = "needs the third-party checkpoint in ../shared/third_party")]
 #[cfg(feature = "hub")]
 fn fetch_downloads_the_original_from_a_mirror_and_converts_it() {
     let Some(npz) = checkpoint() else { return };

@@ -6,18 +6,17 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pixel_data::files::decode_image;
-use pixel_zoo::{Head, ImageSpec};
+use pixel_data::files::{decode_image, PixelFormat};
 
 fuzz_target!(|data: &[u8]| {
     let specs = [
-        ImageSpec { channels: 1, height: 28, width: 28, head: Head::Bernoulli },
-        ImageSpec { channels: 3, height: 32, width: 32, head: Head::Softmax256 },
+        PixelFormat { channels: 1, height: 28, width: 28, binary: true },
+        PixelFormat { channels: 3, height: 32, width: 32, binary: false },
     ];
     for spec in specs {
         if let Ok(px) = decode_image(data, &spec, Path::new("fuzz.png")) {
             assert_eq!(px.len(), spec.dims());
-            if spec.head == Head::Bernoulli {
+            if spec.binary {
                 assert!(px.iter().all(|&v| v <= 1));
             }
         }

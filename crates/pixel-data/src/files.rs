@@ -9,11 +9,28 @@ use std::path::Path;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::error::{Error, Result};
-use pixel_ops::Head;
-use pixel_ops::ImageSpec;
+
+/// The pixels of a model's images, as files hold them: `(c, h, w)` values, binary or 8-bit (a
+/// model with a Bernoulli head takes binary ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelFormat {
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Values 0/1 (read from a grey value ≥ 128, shown as 0/255) rather than 0..=255.
+    pub binary: bool,
+}
+
+impl PixelFormat {
+    /// Values per image: c·h·w.
+    pub fn dims(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
 
 /// Reads an image file as `(c, h, w)` pixel values for a model with `spec` ([`decode_image`]).
-pub fn read_image(path: &Path, spec: &ImageSpec) -> Result<Vec<u8>> {
+pub fn read_image(path: &Path, spec: &PixelFormat) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     decode_image(&bytes, spec, path)
 }
@@ -26,7 +43,7 @@ pub fn read_image(path: &Path, spec: &ImageSpec) -> Result<Vec<u8>> {
 /// model a grey value ≥ 128 reads as 1, below as 0. Size and colour type are checked from the
 /// header, before the pixels are decoded; 16-bit, alpha, and the wrong number of channels are
 /// refused with what to do.
-pub fn decode_image(bytes: &[u8], spec: &ImageSpec, path: &Path) -> Result<Vec<u8>> {
+pub fn decode_image(bytes: &[u8], spec: &PixelFormat, path: &Path) -> Result<Vec<u8>> {
     if bytes.is_empty() {
         return Err(Error::bad_file(path, "the file is empty (0 bytes); pass a PNG image"));
     }
@@ -94,10 +111,7 @@ pub fn decode_image(bytes: &[u8], spec: &ImageSpec, path: &Path) -> Result<Vec<u
     let mut chw = vec![0u8; hwc.len()];
     for (i, &v) in hwc.iter().enumerate() {
         let (pixel, ch) = (i / c, i % c);
-        chw[ch * h * w + pixel] = match spec.head {
-            Head::Bernoulli => u8::from(v >= 128),
-            Head::Softmax256 => v,
-        };
+        chw[ch * h * w + pixel] = if spec.binary { u8::from(v >= 128) } else { v };
     }
     Ok(chw)
 }
@@ -133,7 +147,7 @@ fn is_palette_png(bytes: &[u8]) -> bool {
 }
 
 /// "8-bit greyscale (one channel)" or "8-bit RGB (three channels, no alpha)".
-fn want_full(spec: &ImageSpec) -> &'static str {
+fn want_full(spec: &PixelFormat) -> &'static str {
     if spec.channels == 3 {
         "8-bit RGB without alpha"
     } else {
@@ -167,14 +181,14 @@ fn describe(c: ColorType, palette: bool) -> String {
 
 /// Lays out `images` (row-major `(n, c, h, w)` pixel values) on a grid of `cols` columns with a
 /// `border`-pixel grey border, scaling binary values to 0/255. Returns an 8-bit image.
-pub fn grid(images: &[u8], n: usize, spec: &ImageSpec, cols: usize, border: usize) -> DynamicImage {
+pub fn grid(images: &[u8], n: usize, spec: &PixelFormat, cols: usize, border: usize) -> DynamicImage {
     let (c, h, w) = (spec.channels, spec.height, spec.width);
     let cols = cols.clamp(1, n.max(1));
     let rows = n.div_ceil(cols);
     let gw = cols * w + (cols + 1) * border;
     let gh = rows * h + (rows + 1) * border;
     let scale = |v: u8| {
-        if spec.head == Head::Bernoulli {
+        if spec.binary {
             v.saturating_mul(255)
         } else {
             v
@@ -216,7 +230,7 @@ pub const NOT_YET_DRAWN: u8 = 64;
 pub fn reveal_frames(
     images: &[u8],
     n: usize,
-    spec: &ImageSpec,
+    spec: &PixelFormat,
     cols: usize,
     border: usize,
     reveal: &[usize],

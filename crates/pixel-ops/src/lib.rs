@@ -8,12 +8,16 @@
 //! - [`head`]: the output stack (two ReLU + 1×1 mask-B convolutions, §4), the Bernoulli and 256-way
 //!   softmax distributions, and the log-likelihood in nats and bits/dim;
 //! - [`lstm`]: the LSTM gates (o, f, i, g) and state-to-state kernels as one matrix product (§3.1–3.2);
+//! - [`recurrent`]: an LSTM stepped on explicit state, the row caches of a sampling session, and the
+//!   model plumbing of a recurrent network, shared by the Row LSTM and the Diagonal BiLSTM;
 //! - [`conditioning`]: the 1×1 map of a conditioning map into LSTM pre-activations (§3.6);
 //! - [`skew`]: skew, unskew, mirror and the one-row shift of the Diagonal BiLSTM (§3.2);
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
 //! - [`stepper`]: running any [`PixelModel`] value by value in its order (cached session or naive
 //!   step), and splitting a batch over threads;
 //! - [`sampler`]: sampling and completion for any [`PixelModel`];
+//! - [`subset`]: the multi-scale model's small image `x[::f, ::f]` (§3.6);
+//! - [`kernels`]: CPU kernels, each beside its generic path;
 //! - [`vector_math`]: elementary functions that vectorise, for the CPU kernels.
 //!
 //! Data sets and image files are the `pixel-data` crate's.
@@ -23,13 +27,16 @@ pub mod conv;
 pub mod error;
 pub mod head;
 pub mod input;
+pub mod kernels;
 pub mod lstm;
 pub mod mask;
 pub mod model;
+pub mod recurrent;
 pub mod row_product;
 pub mod sampler;
 pub mod skew;
 pub mod stepper;
+pub mod subset;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vector_math;

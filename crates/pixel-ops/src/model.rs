@@ -2,11 +2,14 @@
 //! the pixels in raster order, or in the order a model states, as the multi-scale model's §3.6).
 
 use candle_core::{Device, IndexOp, Result, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::head::{bits_per_dim, Head};
+use crate::subset::Subset;
 
-/// What images a model describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What images a model describes; also the image part of every architecture's config
+/// (`#[serde(flatten)]`: the keys `channels`, `height`, `width`, `head` stand among the config's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageSpec {
     /// 1 (grey / binary) or 3 (RGB).
     pub channels: usize,
@@ -19,6 +22,14 @@ impl ImageSpec {
     /// Values per image: c·h·w.
     pub fn dims(&self) -> usize {
         self.channels * self.height * self.width
+    }
+
+    /// An error unless the images have 1 or 3 colour channels; `architecture` names the network.
+    pub fn check_channels(&self, architecture: &str) -> Result<()> {
+        if self.channels != 1 && self.channels != 3 {
+            candle_core::bail!("{architecture} takes 1 or 3 colour channels, the config says {}", self.channels);
+        }
+        Ok(())
     }
 }
 
@@ -121,17 +132,19 @@ pub trait MultiScaleModel: PixelModel {
     /// The small stage: a model of `(c, h / f, w / f)` images.
     fn small_stage(&self) -> &dyn PixelModel;
 
+    /// The small image's pixels: `x[::f, ::f]` ([`Subset`]).
+    fn subset(&self) -> Subset {
+        Subset::new(self.factor())
+    }
+
     /// Whether pixel `(row, col)` belongs to the small image.
     fn in_small_image(&self, row: usize, col: usize) -> bool {
-        row.is_multiple_of(self.factor()) && col.is_multiple_of(self.factor())
+        self.subset().contains(row, col)
     }
 
     /// The small image of `x` `(b, c, h, w)`: `x[:, :, ::f, ::f]`, `(b, c, h / f, w / f)` (rounded up).
     fn small_image(&self, x: &Tensor) -> Result<Tensor> {
-        let (f, (_, _, h, w)) = (self.factor() as u32, x.dims4()?);
-        let rows = Tensor::arange_step(0u32, h as u32, f, x.device())?;
-        let cols = Tensor::arange_step(0u32, w as u32, f, x.device())?;
-        x.index_select(&rows, 2)?.index_select(&cols, 3)
+        self.subset().extract(x)
     }
 
     /// The negative log-likelihood of each image in nats, split: `x` `(b, c, h, w)` →
@@ -140,10 +153,8 @@ pub trait MultiScaleModel: PixelModel {
     fn nll_split(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let s = self.spec();
         let per_value = s.head.nll_per_value(&self.logits(x)?, &x.to_device(self.device())?)?;
-        let mask: Vec<f32> = (0..s.height * s.width)
-            .map(|k| f32::from(u8::from(self.in_small_image(k / s.width, k % s.width))))
-            .collect();
-        let mask = Tensor::from_vec(mask, (1, 1, s.height, s.width), self.device())?.to_dtype(per_value.dtype())?;
+        let mask = self.subset().mask(s.height, s.width, self.device())?.reshape((1, 1, s.height, s.width))?;
+        let mask = mask.to_dtype(per_value.dtype())?;
         let b = per_value.dim(0)?;
         let small = per_value.broadcast_mul(&mask)?.reshape((b, ()))?.sum(1)?;
         let rest = per_value.broadcast_mul(&mask.affine(-1.0, 1.0)?)?.reshape((b, ()))?.sum(1)?;
@@ -153,7 +164,8 @@ pub trait MultiScaleModel: PixelModel {
     /// Values per image of the small image, c·(h/f)·(w/f), and of the upscaling, the others.
     fn split_dims(&self) -> (usize, usize) {
         let s = self.spec();
-        let small = s.channels * s.height.div_ceil(self.factor()) * s.width.div_ceil(self.factor());
+        let (sh, sw) = self.subset().small_size(s.height, s.width);
+        let small = s.channels * sh * sw;
         (small, s.dims() - small)
     }
 }

@@ -121,17 +121,10 @@ pub fn upscale(
     let f = multi.factor();
     let per_image = images_of(small, &multi.small_stage().spec(), "the small images to upscale")?;
     SampleOptions { count: per_image.len().saturating_mul(opts.count), ..*opts }.validate()?;
-    let (sh, sw) = (s.height.div_ceil(f), s.width.div_ceil(f));
     let mut start = Vec::with_capacity(per_image.len() * opts.count * s.dims());
     for img in &per_image {
         let mut big = vec![0u8; s.dims()];
-        for ch in 0..s.channels {
-            for y in 0..sh {
-                for x in 0..sw {
-                    big[(ch * s.height + y * f) * s.width + x * f] = img[(ch * sh + y) * sw + x];
-                }
-            }
-        }
+        multi.subset().place_values(img, &mut big, (s.channels, s.height, s.width));
         for _ in 0..opts.count {
             start.extend_from_slice(&big);
         }

@@ -6,6 +6,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::model::PixelModel;
+use crate::subset::Subset;
 
 /// How the logits of each value are computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,7 +53,7 @@ impl Given {
         match *self {
             Given::Nothing => false,
             Given::Rows(k) => row < k,
-            Given::Subsampled(f) => row.is_multiple_of(f) && col.is_multiple_of(f),
+            Given::Subsampled(f) => Subset::new(f).contains(row, col),
         }
     }
 }

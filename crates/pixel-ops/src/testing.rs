@@ -220,29 +220,14 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+pub mod data_search;
+
 /// The data directory if it holds `mnist/` and `cifar10/`: `$PIXEL_ZOO_DATA`, else the zoo's data
 /// cache once `zoo data fetch mnist` and `zoo data fetch cifar10` filled it, else `../shared/data`
 /// beside the workspace (this project's development machines); see [`needed`] for what happens when
 /// none does.
 pub fn data_dir() -> Option<PathBuf> {
-    let both = |d: &Path| d.join("mnist").is_dir() && d.join("cifar10").is_dir();
-    // The rule of pixel_data::datasets::data_cache_dir (pixel-data depends on this crate).
-    let cache = match std::env::var_os("PIXEL_ZOO_CACHE").filter(|c| !c.is_empty()) {
-        Some(c) => PathBuf::from(c).join("data"),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .filter(|c| !c.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("pixel-zoo")
-            .join("data"),
-    };
-    let d = match std::env::var_os("PIXEL_ZOO_DATA") {
-        Some(d) => PathBuf::from(d),
-        None if both(&cache) => cache,
-        None => workspace_root().join("../shared/data"),
-    };
-    let present = both(&d);
+    let (d, present) = data_search::find_data_dir(&workspace_root());
     needed(
         d,
         present,
@@ -252,19 +237,29 @@ pub fn data_dir() -> Option<PathBuf> {
 
 /// The third-party checkpoint in `../shared/third_party` if it is there; see [`needed`].
 pub fn third_party_checkpoint() -> Option<PathBuf> {
-    let p = workspace_root().join("../shared/third_party/taimir-pixel-rnn-lasagne/best_params.npz");
-    let present = p.is_file();
+    let (p, present) = data_search::find_third_party_checkpoint(&workspace_root());
     needed(p, present, "the third-party checkpoint is not there")
 }
 
-/// An input from `../shared` that a test needs: `Some(path)` if `present`. If not: under CI
-/// (`CI=true`, where `../shared` is always beside the clone) the test fails, so a missing input can
-/// never pass silently; elsewhere the reason is printed and the caller skips what needs it.
+/// An input from outside the repository that a test needs: `Some(path)` if `present`.
+///
+/// If not: under CI (`CI=true`, where `../shared` is always beside the clone) the test fails, so a
+/// missing input can never pass silently. Elsewhere the reason is printed and the caller returns.
+///
+/// Such a test must also say that it is data-dependent, because libtest cannot skip a test at run
+/// time (a test that returns early reports "ok"): it carries
+/// `#[cfg_attr(no_test_data, ignore = "...")]` (or `no_third_party_checkpoint` for the
+/// checkpoint). The build script of its package (`build.rs`, which includes this module's
+/// `data_search.rs`) sets that cfg when the input is absent and `CI` is not set, so `cargo test`
+/// reports the test as ignored, with the reason, instead of "ok"; under CI it is never set, and
+/// the test runs and fails here. The cfg is decided when the tests are compiled: the build script
+/// runs again when one of the variables the search reads changes, not when data appears later
+/// under the same settings (`cargo clean -p <package>`, or `touch build.rs`, then redoes it).
 pub fn needed(path: PathBuf, present: bool, why: &str) -> Option<PathBuf> {
     if present {
         return Some(path);
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+    if data_search::under_ci() {
         panic!("{}: {why}; CI must have it (../shared beside the clone)", path.display());
     }
     eprintln!("skipped: {}: {why}", path.display());

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pixel_data::files::{read_image, reveal_frames, write_gif};
 use pixel_ops::sampler::Given;
 use pixel_ops::stepper::{in_parallel, threads_on};
+use pixel_zoo::pixel_format;
 use pixel_zoo::{ImageSpec, LoadedModel, PixelModel, Zoo};
 
 use crate::cli::{Command, DeviceArg, ModelArgs};
@@ -111,7 +112,7 @@ pub fn read_images(m: &LoadedModel, paths: &[PathBuf]) -> Result<Tensor> {
     let spec = m.spec();
     let mut pixels = Vec::with_capacity(paths.len() * spec.dims());
     for p in paths {
-        pixels.extend(read_image(p, &spec)?);
+        pixels.extend(read_image(p, &pixel_format(&spec))?);
     }
     Ok(Tensor::from_vec(pixels, (paths.len(), spec.channels, spec.height, spec.width), m.device())?)
 }
@@ -185,20 +186,10 @@ pub fn write_drawing_gif(
     reveal: &[usize],
     frames: usize,
 ) -> Result<()> {
-    let frames = reveal_frames(tiles, n, spec, cols, 2, reveal, frames);
+    let frames = reveal_frames(tiles, n, &pixel_format(spec), cols, 2, reveal, frames);
     write_gif(&frames, 80, 2000, path)?;
     tracing::info!(path = %path.display(), frames = frames.len(), "GIF written");
     Ok(())
-}
-
-/// An image `(c, h / f, w / f)` enlarged f× by repetition (nearest neighbour) to `(c, h, w)`.
-pub fn enlarge(small: &[u8], spec: &ImageSpec, f: usize) -> Vec<u8> {
-    let (c, h, w) = (spec.channels, spec.height, spec.width);
-    let (sh, sw) = (h.div_ceil(f), w.div_ceil(f));
-    (0..c * h * w)
-        .map(|k| (k / (h * w), k / w % h, k % w))
-        .map(|(ch, y, x)| small[(ch * sh + y / f) * sw + x / f])
-        .collect()
 }
 
 /// Threads the coding groups are spread over (each group's computation is the same on any thread).

@@ -97,6 +97,7 @@ fn sample_writes_a_grid_and_is_deterministic() {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn eval_matches_the_pytorch_reference_on_the_first_test_images() {
     let Some(data) = data_dir() else { return };
     // The reference fixture holds the PyTorch NLL of the first 8 test images of each shipped model.
@@ -256,6 +257,7 @@ fn fetch_downloads_through_a_local_hub_and_offline_without_weights_fails_clearly
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn eval_looks_in_the_data_cache_last_and_without_any_data_says_to_fetch_it() {
     let cache = tempfile::tempdir().unwrap();
     let env = [("PIXEL_ZOO_CACHE", cache.path().to_str().unwrap())];
@@ -291,6 +293,7 @@ fn eval_looks_in_the_data_cache_last_and_without_any_data_says_to_fetch_it() {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn eval_reads_the_whole_cifar10_test_batch_when_the_data_directory_has_it() {
     let Some(data) = data_dir() else { return };
     let args = |dir: &Path| {
@@ -376,6 +379,7 @@ const TRAINED: [&str; 8] = [
 const LASAGNE: &str = "diagonal-bilstm-mnist-lasagne";
 
 #[test]
+#[cfg_attr(no_third_party_checkpoint, ignore = "needs the third-party checkpoint in ../shared/third_party")]
 fn import_installs_the_third_party_checkpoint_and_refuses_a_wrong_file() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");

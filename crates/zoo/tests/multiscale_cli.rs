@@ -201,6 +201,7 @@ fn upscale_from_full_ends_each_row_with_the_original_and_prints_its_nll() {
 }
 
 #[test]
+#[cfg_attr(no_test_data, ignore = "needs the MNIST and CIFAR-10 data sets: set PIXEL_ZOO_DATA")]
 fn eval_splits_a_multi_scale_models_nll_into_the_small_image_and_the_upscaling() {
     let Some(data) = pixel_ops::testing::data_dir() else { return };
     let o = zoo(&["eval", "multiscale-mnist", "--data-dir", data.to_str().unwrap(), "--limit", "20", "--json"]);

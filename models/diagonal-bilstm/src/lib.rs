@@ -17,7 +17,11 @@
 //! `conditioning` = c > 0 in the config, each direction of each layer adds
 //! [`pixel_ops::conditioning`]'s 1×1 map of a `(b, c, H, W)` conditioning map to its input-to-state
 //! map (at each image position, before the right-to-left direction mirrors it);
-//! [`DiagonalBiLstm::logits_given`] and [`Session::given`] take the map.
+//! [`ConditionalModel::logits_given`] and [`Session::given`] take the map.
+//!
+//! The LSTM, its conditioning and its sampling-session caches are [`pixel_ops::recurrent`]'s; this
+//! crate holds the Diagonal BiLSTM's geometry: the skewed map, the two directions, a step reading
+//! the pixel above and the pixel before.
 //!
 //! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/recurrent.py`):
 //! `input_conv.*`, `layers.{i}.{left_to_right,right_to_left}.input_to_state.*`,
@@ -28,16 +32,16 @@
 
 use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
-use pixel_ops::conditioning::{
-    add_conditioning, at_position, conditioning_term, input_to_state_given, per_position, Conditioning,
-};
+use pixel_ops::conditioning::Conditioning;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::lstm::{lstm_cell, lstm_update, tap_major, GATES};
+use pixel_ops::lstm::{lstm_update, GATES};
 use pixel_ops::model::{record_at, starts_next_row};
-use pixel_ops::row_product::RowProduct;
+use pixel_ops::recurrent::{is_zero, LstmState, RecurrentCell, RecurrentNetwork, RowStates};
 use pixel_ops::skew::{mirror, shift_down, skew, unskew};
-use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
+#[cfg(doc)]
+use pixel_ops::ConditionalModel;
+use pixel_ops::{ImageSpec, InputEncoding, InputStack, MaskKind, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The bias of the state-to-state convolution.
@@ -60,11 +64,9 @@ fn residual_conv_by_default() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Colour channels of the image: 1 or 3.
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub head: Head,
+    /// The images: colour channels (1 or 3), height, width, head.
+    #[serde(flatten)]
+    pub image: ImageSpec,
     /// Features of the residual stream between layers (the paper's 2h).
     pub features: usize,
     /// h: state features of each direction of each layer.
@@ -91,20 +93,14 @@ pub struct Config {
     pub conditioning: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
 impl Config {
     /// The images this configuration describes.
     pub fn spec(&self) -> ImageSpec {
-        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+        self.image
     }
 
     fn check(&self) -> Result<()> {
-        if self.channels != 1 && self.channels != 3 {
-            candle_core::bail!("Diagonal BiLSTM takes 1 or 3 colour channels, the config says {}", self.channels);
-        }
+        self.image.check_channels("Diagonal BiLSTM")?;
         if !self.residual_conv && self.hidden != self.features {
             candle_core::bail!(
                 "residual_conv = false adds the LSTM output to the residual stream directly, so hidden ({}) \
@@ -117,21 +113,18 @@ impl Config {
     }
 }
 
-/// The parameters of one direction of a Diagonal LSTM.
+/// One direction of a Diagonal LSTM: a 1×1 mask-B input-to-state convolution, the 2×1
+/// state-to-state kernel over the pixel above and the pixel before (tap 0: the row above in the
+/// skewed map, tap 1: the same row), a scalar state bias if the config has one, the conditioning
+/// if conditional.
 #[derive(Debug, Clone)]
 pub struct DiagonalLstm {
-    input_to_state: MaskedConv2d,
-    /// `(2h, 4h)`: the transpose of [`pixel_ops::lstm::tap_major`]'s matrix, applied row by row
-    /// (an image's states do not depend on the other images of the batch).
-    state_to_state: RowProduct,
-    /// `(1,)`, if the config has a scalar state bias.
-    state_bias: Option<Tensor>,
-    conditioning: Option<Conditioning>,
+    lstm: RecurrentCell,
 }
 
 impl DiagonalLstm {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let (f, h, c) = (cfg.features, cfg.hidden, cfg.channels);
+        let (f, h, c) = (cfg.features, cfg.hidden, cfg.image.channels);
         let input_to_state = gated_masked_conv2d(MaskKind::B, f, GATES * h, (1, 1), c, GATES, vb.pp("input_to_state"))?;
         let kernel = vb.get((GATES * h, h, 2, 1), "state_to_state")?.squeeze(3)?;
         let state_bias = match cfg.state_bias {
@@ -139,71 +132,48 @@ impl DiagonalLstm {
             StateBias::Scalar => Some(vb.get(1, "state_bias")?),
         };
         let conditioning = Conditioning::optional(cfg.conditioning, h, vb.clone())?;
-        let state_to_state = RowProduct::new(&tap_major(&kernel)?.t()?)?;
-        Ok(Self { input_to_state, state_to_state, state_bias, conditioning })
-    }
-
-    /// The input-to-state map of layer input `x`, plus the conditioning term, channels-last:
-    /// `(b, H, W, features)` → `(b, H, W, 4h)`.
-    fn pre_activations(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        input_to_state_given(&self.input_to_state, self.conditioning.as_ref(), x, cond)
+        Ok(Self { lstm: RecurrentCell::new(input_to_state, &kernel, state_bias, conditioning)? })
     }
 
     /// One step of the recurrence at `n` positions (position-major: a stretch of a diagonal of
     /// every image in the full pass, one position of every image in a session): `input_to_state`
     /// `(n, 4h)` is the input-to-state map there (plus any conditioning), `neighbours` `(n, 2h)`
     /// the hidden states of the pixel above and of the pixel before (in this direction's order),
-    /// side by side, and `cell` `(n, h)` the cell state of the pixel before. Returns the new
-    /// `(h, c)`, each `(n, h)`.
-    pub fn step(&self, input_to_state: &Tensor, neighbours: &Tensor, cell: &Tensor) -> Result<(Tensor, Tensor)> {
-        let recurrent = self.state_to_state.forward(neighbours)?;
-        match &self.state_bias {
-            None => lstm_cell(input_to_state, &recurrent, cell),
-            // (z + recurrent) + bias: the order of the earlier sessions, so compressed files decode.
-            Some(bias) => lstm_update(&(input_to_state + recurrent)?.broadcast_add(bias)?, cell, 1),
-        }
+    /// side by side, and `cell` `(n, h)` the cell state of the pixel before. Returns the new state.
+    pub fn step(&self, input_to_state: &Tensor, neighbours: &Tensor, cell: &Tensor) -> Result<LstmState> {
+        self.lstm.step(input_to_state, neighbours, cell)
     }
 
-    /// The conditioning pre-activations `(b, 4h, H, W)`; an error if the map and the layer disagree.
-    fn conditioning_term(&self, cond: Option<&Tensor>) -> Result<Option<Tensor>> {
-        conditioning_term(self.conditioning.as_ref(), cond)
-    }
-    /// One step at one position: `input` `(b, features)` is the layer input there; `above` and
-    /// `before` the `(h, c)` of the pixel above and of the pixel before it in this direction's order
-    /// (left for left-to-right, right for right-to-left); `cond` the conditioning pre-activations
-    /// there, if conditional. Returns the new `(h, c)`.
-    fn step_at(
-        &self,
-        input: &Tensor,
-        above: &Tensor,
-        before: &(Tensor, Tensor),
-        cond: Option<Tensor>,
-    ) -> Result<(Tensor, Tensor)> {
-        let z = add_conditioning(self.input_to_state.forward_at(input)?, cond)?;
+    /// One step at one position: `input` `(b, features)` is the layer input there; `above` the
+    /// hidden state of the pixel above and `before` the state of the pixel before it in this
+    /// direction's order (left for left-to-right, right for right-to-left); `cond` the conditioning
+    /// pre-activations there, if conditional. Returns the new state.
+    fn step_at(&self, input: &Tensor, above: &Tensor, before: &LstmState, cond: Option<Tensor>) -> Result<LstmState> {
+        let z = self.lstm.pre_activations_at(input, cond)?;
         // Taps in the order of `state_to_state`: the row above in the skewed map, then the same row.
-        self.step(&z, &Tensor::cat(&[above, &before.0], 1)?, &before.1)
+        self.step(&z, &Tensor::cat(&[above, &before.h], 1)?, &before.c)
     }
 
-    /// The states the scan leaves in the skewed map's padding left of each row: `(h, c)` `(b, h)`
-    /// of the position before column 0 of row `r`, for every row. Zero unless there is a scalar state
-    /// bias: the scan runs over the padding too, where the input is zero but the bias is not (as in
-    /// the checkpoint the option exists for).
-    fn padding_states(&self, rows: usize, batch: usize, zeros: &(Tensor, Tensor)) -> Result<Vec<(Tensor, Tensor)>> {
-        let Some(bias) = &self.state_bias else { return Ok(vec![zeros.clone(); rows]) };
-        let hidden = zeros.0.dim(1)?;
-        let (mut h, mut c) = (
-            Tensor::zeros((rows, hidden), zeros.0.dtype(), zeros.0.device())?,
-            Tensor::zeros((rows, hidden), zeros.0.dtype(), zeros.0.device())?,
-        );
-        let mut pads = vec![zeros.clone()];
+    /// The states the scan leaves in the skewed map's padding left of each row: the state `(b, h)`
+    /// of the position before column 0 of row `r`, for every row. Zero unless there is a scalar
+    /// state bias: the scan runs over the padding too, where the input is zero but the bias is not
+    /// (as in the checkpoint the option exists for).
+    fn padding_states(&self, rows: usize, batch: usize) -> Result<Vec<LstmState>> {
+        let zeros = self.lstm.zero_state(batch)?;
+        let Some(bias) = self.lstm.state_bias() else { return Ok(vec![zeros; rows]) };
+        let LstmState { h: mut hidden, c: mut cell } = self.lstm.zero_state(rows)?;
+        let mut pads = vec![zeros];
         for t in 0..rows.saturating_sub(1) {
             // Row r reads row r−1 and row r of the previous column, as in the full scan.
-            let above = h.pad_with_zeros(0, 1, 0)?.narrow(0, 0, rows)?;
-            let a = self.state_to_state.forward(&Tensor::cat(&[&above, &h], 1)?)?.broadcast_add(bias)?;
-            (h, c) = lstm_update(&a, &c, 1)?;
+            let above = hidden.pad_with_zeros(0, 1, 0)?.narrow(0, 0, rows)?;
+            let a = self.lstm.recurrent(&Tensor::cat(&[&above, &hidden], 1)?)?.broadcast_add(bias)?;
+            (hidden, cell) = lstm_update(&a, &cell, 1)?;
             // Column t is padding for rows r > t; row t+1's image starts at column t+1.
             let row = t + 1;
-            pads.push((h.narrow(0, row, 1)?.repeat((batch, 1))?, c.narrow(0, row, 1)?.repeat((batch, 1))?));
+            pads.push(LstmState {
+                h: hidden.narrow(0, row, 1)?.repeat((batch, 1))?,
+                c: cell.narrow(0, row, 1)?.repeat((batch, 1))?,
+            });
         }
         Ok(pads)
     }
@@ -221,7 +191,7 @@ pub struct DiagonalBiLstmLayer {
 impl DiagonalBiLstmLayer {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let residual = if cfg.residual_conv {
-            Some(masked_conv2d(MaskKind::B, cfg.hidden, cfg.features, (1, 1), cfg.channels, vb.pp("residual"))?)
+            Some(masked_conv2d(MaskKind::B, cfg.hidden, cfg.features, (1, 1), cfg.image.channels, vb.pp("residual"))?)
         } else {
             None
         };
@@ -251,9 +221,12 @@ impl DiagonalBiLstmLayer {
         // Each direction's input-to-state map skewed in its own left-to-right orientation, laid out
         // (T, H, b, 4h): the rows of one diagonal are one contiguous block.
         let skewed = |z: Tensor| skew(&z)?.permute((2, 1, 0, 3))?.contiguous();
-        let z = [skewed(dirs[0].pre_activations(x, cond)?)?, skewed(mirror(&dirs[1].pre_activations(x, cond)?)?)?];
+        let z = [
+            skewed(dirs[0].lstm.pre_activations(x, cond)?)?,
+            skewed(mirror(&dirs[1].lstm.pre_activations(x, cond)?)?)?,
+        ];
         let steps = z[0].dim(0)?;
-        let bias = dirs[0].state_bias.is_some();
+        let bias = dirs[0].lstm.state_bias().is_some();
         let zeros = Tensor::zeros((rows, b, h), x.dtype(), x.device())?;
         // Per direction, the (h, c) of every row on the last diagonal, (H, b, h).
         let mut state = [(zeros.clone(), zeros.clone()), (zeros.clone(), zeros)];
@@ -272,7 +245,7 @@ impl DiagonalBiLstmLayer {
                 let neighbours = Tensor::cat(&[&above, &hidden.narrow(0, lo, n)?], 2)?.reshape((n * b, 2 * h))?;
                 let z_t = z[d].i(t)?.narrow(0, lo, n)?.reshape((n * b, ()))?;
                 let c_prev = cell.narrow(0, lo, n)?.reshape((n * b, h))?;
-                let (new_h, new_c) = dir.step(&z_t, &neighbours, &c_prev)?;
+                let LstmState { h: new_h, c: new_c } = dir.step(&z_t, &neighbours, &c_prev)?;
                 let splice = |old: &Tensor, new: Tensor| -> Result<Tensor> {
                     let mut parts = vec![];
                     if lo > 0 {
@@ -328,7 +301,7 @@ impl DiagonalBiLstm {
     /// Builds the network from `vb`; every masked weight is masked here.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
-        let (c, f) = (cfg.channels, cfg.features);
+        let (c, f) = (cfg.image.channels, cfg.features);
         let input = InputStack::new(cfg.spec(), cfg.input_encoding, f, cfg.input_kernel, vb.clone())?;
         let layers =
             (0..cfg.layers).map(|i| DiagonalBiLstmLayer::new(cfg, vb.pp("layers").pp(i))).collect::<Result<_>>()?;
@@ -337,7 +310,7 @@ impl DiagonalBiLstm {
         } else {
             None
         };
-        let output = OutputStack::new(f, cfg.output_features, c, cfg.head, vb.pp("output"))?;
+        let output = OutputStack::new(f, cfg.output_features, c, cfg.image.head, vb.pp("output"))?;
         Ok(Self { cfg: cfg.clone(), input, layers, output_projection, output })
     }
 
@@ -355,43 +328,20 @@ impl DiagonalBiLstm {
     pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
         self.input.forward_channels_last(x)
     }
-
-    /// What enters the output stack, channels-last: pixel values `(b, c, H, W)` →
-    /// `(b, H, W, features)`; `cond` `(b, conditioning, H, W)` for a conditional network.
-    pub fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        let mut y = self.layer_input(x)?;
-        for layer in &self.layers {
-            y = layer.forward_given(&y, cond)?;
-        }
-        match &self.output_projection {
-            Some(conv) => conv.forward_channels_last(&y),
-            None => Ok(y),
-        }
-    }
-
-    /// Logits `(b, c, levels, H, W)` of pixel values `x` `(b, c, H, W)`, given the conditioning map
-    /// `(b, conditioning, H, W)` of a conditional network (`None` for an unconditional one).
-    pub fn forward(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        self.output.forward_channels_last(&self.features(x, cond)?)
-    }
 }
 
 /// What one layer of a [`Session`] keeps.
 struct LayerCache {
-    /// Left-to-right `(h, c)` of the previous row and of the current row so far, per column.
-    l2r_above: Vec<(Tensor, Tensor)>,
-    l2r_row: Vec<(Tensor, Tensor)>,
-    /// Right-to-left `(h, c)` of the last completed row, per column: the next row reads its `h`
-    /// (the shift down) and the next right-to-left pass reads it as the row above.
-    r2l_above: Vec<(Tensor, Tensor)>,
+    /// Left-to-right states of the previous row and of the current row so far, per column.
+    l2r: RowStates,
+    /// Right-to-left states: `above` those of the last completed row, which the next row reads
+    /// (the shift down) and the next right-to-left pass reads as the row above; `row` that pass's.
+    r2l: RowStates,
     /// The layer's input at each column of the current row.
     inputs: Vec<Tensor>,
-    /// Per row, the `(h, c)` before column 0 (left to right) and after column W−1 (right to left).
-    l2r_padding: Vec<(Tensor, Tensor)>,
-    r2l_padding: Vec<(Tensor, Tensor)>,
-    /// A conditional layer's conditioning pre-activations per direction, `(H, W, b, 4h)`.
-    l2r_conditioning: Option<Tensor>,
-    r2l_conditioning: Option<Tensor>,
+    /// Per row, the state before column 0 (left to right) and after column W−1 (right to left).
+    l2r_padding: Vec<LstmState>,
+    r2l_padding: Vec<LstmState>,
 }
 
 /// The cached sampler of the Diagonal BiLSTM: per value, one position of every layer (the
@@ -401,7 +351,6 @@ pub struct Session<'a> {
     model: &'a DiagonalBiLstm,
     layers: Vec<LayerCache>,
     row: usize,
-    zeros: (Tensor, Tensor),
 }
 
 impl<'a> Session<'a> {
@@ -411,43 +360,39 @@ impl<'a> Session<'a> {
 
     /// A session of a conditional network given its conditioning map `(batch, conditioning, H, W)`.
     pub fn given(model: &'a DiagonalBiLstm, batch: usize, cond: Option<&Tensor>) -> Result<Self> {
-        let w = model.cfg.width;
-        let zero = Tensor::zeros((batch, model.cfg.hidden), model.input.dtype(), model.input.device())?;
-        let zeros = (zero.clone(), zero);
-        let h = model.cfg.height;
+        let (h, w) = (model.cfg.image.height, model.cfg.image.width);
         let layers = model
             .layers
             .iter()
             .map(|layer| {
+                let (l2r, r2l) = (&layer.left_to_right, &layer.right_to_left);
                 Ok(LayerCache {
-                    l2r_above: vec![zeros.clone(); w],
-                    l2r_row: vec![zeros.clone(); w],
-                    r2l_above: vec![zeros.clone(); w],
+                    l2r: RowStates::new(&l2r.lstm, batch, w, cond)?,
+                    r2l: RowStates::new(&r2l.lstm, batch, w, cond)?,
                     inputs: Vec::with_capacity(w),
-                    l2r_padding: layer.left_to_right.padding_states(h, batch, &zeros)?,
-                    r2l_padding: layer.right_to_left.padding_states(h, batch, &zeros)?,
-                    l2r_conditioning: per_position(layer.left_to_right.conditioning_term(cond)?)?,
-                    r2l_conditioning: per_position(layer.right_to_left.conditioning_term(cond)?)?,
+                    l2r_padding: l2r.padding_states(h, batch)?,
+                    r2l_padding: r2l.padding_states(h, batch)?,
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Self { model, layers, row: 0, zeros })
+        Ok(Self { model, layers, row: 0 })
     }
 
     /// Row `self.row` is complete: run the right-to-left direction over it, layer by layer, and
-    /// make its left-to-right states the row above.
+    /// make both directions' states of it the row above.
     fn finish_row(&mut self) -> Result<()> {
-        let w = self.model.cfg.width;
+        let w = self.model.cfg.image.width;
         let row = self.row;
         for (layer, cache) in self.model.layers.iter().zip(&mut self.layers) {
-            let mut states = vec![self.zeros.clone(); w];
+            let r2l = &mut cache.r2l;
             for col in (0..w).rev() {
-                let before = if col + 1 < w { &states[col + 1] } else { &cache.r2l_padding[row] };
-                let cond = at_position(&cache.r2l_conditioning, row, col)?;
-                states[col] = layer.right_to_left.step_at(&cache.inputs[col], &cache.r2l_above[col].0, before, cond)?;
+                let before = if col + 1 < w { &r2l.row[col + 1] } else { &cache.r2l_padding[row] };
+                let cond = r2l.conditioning_at(row, col)?;
+                let state = layer.right_to_left.step_at(&cache.inputs[col], &r2l.above[col].h, before, cond)?;
+                r2l.row[col] = state;
             }
-            cache.r2l_above = states;
-            std::mem::swap(&mut cache.l2r_above, &mut cache.l2r_row);
+            r2l.next_row();
+            cache.l2r.next_row();
             cache.inputs.clear();
         }
         self.row += 1;
@@ -464,12 +409,13 @@ impl SamplingSession for Session<'_> {
         let mut y = m.input.forward_at(x, row, col)?;
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
             record_at(&mut cache.inputs, col, &y);
-            let before = if col > 0 { &cache.l2r_row[col - 1] } else { &cache.l2r_padding[row] };
-            let cond = at_position(&cache.l2r_conditioning, row, col)?;
-            let state = layer.left_to_right.step_at(&y, &cache.l2r_above[col].0, before, cond)?;
+            let l2r = &mut cache.l2r;
+            let before = if col > 0 { &l2r.row[col - 1] } else { &cache.l2r_padding[row] };
+            let cond = l2r.conditioning_at(row, col)?;
+            let state = layer.left_to_right.step_at(&y, &l2r.above[col].h, before, cond)?;
             // The right-to-left direction's state of the row above (zeros for row 0): the shift down.
-            let out = (&state.0 + &cache.r2l_above[col].0)?;
-            cache.l2r_row[col] = state;
+            let out = (&state.h + &cache.r2l.above[col].h)?;
+            l2r.row[col] = state;
             y = match &layer.residual {
                 Some(conv) => (y + conv.forward_at(&out)?)?,
                 None => (y + out)?,
@@ -482,42 +428,39 @@ impl SamplingSession for Session<'_> {
     }
 }
 
-impl PixelModel for DiagonalBiLstm {
-    fn spec(&self) -> ImageSpec {
+/// The Diagonal BiLSTM as a [`pixel_ops::PixelModel`] and a [`pixel_ops::ConditionalModel`].
+impl RecurrentNetwork for DiagonalBiLstm {
+    fn image_spec(&self) -> ImageSpec {
         self.cfg.spec()
     }
 
-    fn device(&self) -> &Device {
+    fn weights_device(&self) -> &Device {
         self.input.device()
     }
 
-    fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward(x, None)
-    }
-
-    /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
-    /// stack on the one position drawn.
-    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(1, row, 1)?.narrow(2, col, 1)?;
-        self.output.forward_channels_last(&at)?.i((.., channel, .., 0, 0))
-    }
-
-    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
-        Ok(Some(Box::new(Session::new(self, batch)?)))
-    }
-}
-
-impl ConditionalModel for DiagonalBiLstm {
-    fn conditioning_features(&self) -> usize {
+    fn conditioning(&self) -> usize {
         self.cfg.conditioning
     }
 
-    fn logits_given(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
-        self.forward(x, Some(cond))
+    /// What enters the output stack: the residual stream, through the output projection if the
+    /// config has it.
+    fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        let mut y = self.layer_input(x)?;
+        for layer in &self.layers {
+            y = layer.forward_given(&y, cond)?;
+        }
+        match &self.output_projection {
+            Some(conv) => conv.forward_channels_last(&y),
+            None => Ok(y),
+        }
     }
 
-    fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>> {
-        Ok(Box::new(Session::given(self, batch, Some(cond))?))
+    fn output_stack(&self) -> &OutputStack {
+        &self.output
+    }
+
+    fn row_session(&self, batch: usize, cond: Option<&Tensor>) -> Result<Box<dyn SamplingSession + '_>> {
+        Ok(Box::new(Session::given(self, batch, cond)?))
     }
 }
 
@@ -526,6 +469,7 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
     use pixel_ops::testing::{causality_violations, weights_with_config};
+    use pixel_ops::PixelModel;
 
     fn random_rgb_model() -> Result<DiagonalBiLstm> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -14,7 +14,7 @@ use pixel_ops::testing::random_fixture;
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<DiagonalBiLstm> {
     let (mut cfg, bytes): (Config, _) = random_fixture("diagonal-bilstm", name)?;
     if let Some((h, w)) = size {
-        (cfg.height, cfg.width) = (h, w);
+        (cfg.image.height, cfg.image.width) = (h, w);
     }
     Ok(DiagonalBiLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
 }

@@ -76,12 +76,10 @@ pub enum BigStage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Colour channels: 1 or 3 (both stages have the same).
-    pub channels: usize,
-    /// n: the big image's size; the small stage's is `height / factor` × `width / factor`.
-    pub height: usize,
-    pub width: usize,
-    pub head: Head,
+    /// The (big) images: colour channels (1 or 3, both stages have the same), n = height = width,
+    /// head; the small stage's are `height / factor` × `width / factor`.
+    #[serde(flatten)]
+    pub image: ImageSpec,
     /// n / s ≥ 2: the small image holds the pixels at rows and columns that are multiples of it.
     pub factor: usize,
     pub small: SmallStage,
@@ -91,7 +89,7 @@ pub struct Config {
 impl Config {
     /// The images this configuration describes (the big ones).
     pub fn spec(&self) -> ImageSpec {
-        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+        self.image
     }
 
     fn small_spec(&self) -> ImageSpec {
@@ -111,15 +109,15 @@ impl Config {
 
     fn check(&self) -> Result<()> {
         let f = self.factor;
-        if f < 2 || !self.height.is_multiple_of(f) || !self.width.is_multiple_of(f) {
+        if f < 2 || !self.image.height.is_multiple_of(f) || !self.image.width.is_multiple_of(f) {
             candle_core::bail!(
                 "the factor must be ≥ 2 and divide the image size {}×{}, the config says {f}",
-                self.height,
-                self.width
+                self.image.height,
+                self.image.width
             );
         }
         let (small, (big, conditioning)) = (self.small_spec(), self.big_spec_and_conditioning());
-        let want_small = ImageSpec { height: self.height / f, width: self.width / f, ..self.spec() };
+        let want_small = ImageSpec { height: self.image.height / f, width: self.image.width / f, ..self.spec() };
         if small != want_small {
             candle_core::bail!("the small stage describes {small:?}, the multi-scale model needs {want_small:?}");
         }
@@ -164,84 +162,6 @@ impl Upsampler {
     }
 }
 
-/// The logits of the whole image: the small image's `(b, c, levels, h/f, w/f)` at its pixels
-/// (rows and columns that are multiples of f), the big stage's `big` `(b, c, levels, h, w)`
-/// elsewhere. On the CPU written over `big` in place (the pass's own tensor, shared with nothing);
-/// elsewhere a selection.
-fn place_small_logits(big: Tensor, small: &Tensor, f: usize) -> Result<Tensor> {
-    if big.device().is_cpu() && big.is_contiguous() && big.dtype() == small.dtype() {
-        big.inplace_op2(&small.contiguous()?, &PlaceSmallLogits { factor: f })?;
-        return Ok(big);
-    }
-    place_small_logits_generic(&big, small, f)
-}
-
-/// [`place_small_logits`] from tensor operations, for every device: each small logit repeated over
-/// its f×f block, a mask keeping it at the block's corner only.
-fn place_small_logits_generic(big: &Tensor, small: &Tensor, f: usize) -> Result<Tensor> {
-    let (b, c, levels, sh, sw) = small.dims5()?;
-    let placed = small
-        .reshape((b * c * levels, sh, 1, sw, 1))?
-        .broadcast_as((b * c * levels, sh, f, sw, f))?
-        .reshape((b, c, levels, sh * f, sw * f))?;
-    let (h, w) = (sh * f, sw * f);
-    let mask: Vec<u8> = (0..h * w).map(|k| (k / w % f == 0 && k % w % f == 0) as u8).collect();
-    let mask = Tensor::from_vec(mask, (h, w), big.device())?.broadcast_as(placed.shape())?;
-    mask.where_cond(&placed, big)
-}
-
-/// The CPU kernel that writes the small image's logits `(b, c, levels, h/f, w/f)` over the big
-/// stage's `(b, c, levels, h, w)` at the pixels of the small image (rows and columns that are
-/// multiples of f), in place; both contiguous.
-struct PlaceSmallLogits {
-    factor: usize,
-}
-
-impl PlaceSmallLogits {
-    fn place<T: Copy>(&self, big: &mut [T], small: &[T], (h, w): (usize, usize), (sh, sw): (usize, usize)) {
-        let f = self.factor;
-        for (plane, small) in big.chunks_exact_mut(h * w).zip(small.chunks_exact(sh * sw)) {
-            for (r, small_row) in small.chunks_exact(sw).enumerate() {
-                let row = &mut plane[r * f * w..(r * f + 1) * w];
-                for (q, &v) in small_row.iter().enumerate() {
-                    row[q * f] = v;
-                }
-            }
-        }
-    }
-}
-
-impl candle_core::InplaceOp2 for PlaceSmallLogits {
-    fn name(&self) -> &'static str {
-        "place-small-logits"
-    }
-
-    fn cpu_fwd(
-        &self,
-        big: &mut candle_core::CpuStorage,
-        big_layout: &candle_core::Layout,
-        small: &candle_core::CpuStorage,
-        small_layout: &candle_core::Layout,
-    ) -> Result<()> {
-        use candle_core::CpuStorage as S;
-        let (b, c, levels, h, w) = big_layout.shape().dims5()?;
-        let (sb, sc, sl, sh, sw) = small_layout.shape().dims5()?;
-        if (sb, sc, sl, sh * self.factor, sw * self.factor) != (b, c, levels, h, w) {
-            candle_core::bail!("place-small-logits: {:?} does not fit {:?}", small_layout.shape(), big_layout.shape());
-        }
-        let (Some((b0, b1)), Some((s0, s1))) = (big_layout.contiguous_offsets(), small_layout.contiguous_offsets())
-        else {
-            candle_core::bail!("place-small-logits needs contiguous logits");
-        };
-        match (big, small) {
-            (S::F32(big), S::F32(small)) => self.place(&mut big[b0..b1], &small[s0..s1], (h, w), (sh, sw)),
-            (S::F64(big), S::F64(small)) => self.place(&mut big[b0..b1], &small[s0..s1], (h, w), (sh, sw)),
-            _ => candle_core::bail!("place-small-logits: f32 or f64 logits of one dtype"),
-        }
-        Ok(())
-    }
-}
-
 /// The multi-scale PixelRNN.
 pub struct MultiScale {
     cfg: Config,
@@ -265,45 +185,25 @@ impl MultiScale {
             BigStage::DiagonalBiLstm(c) => Box::new(DiagonalBiLstm::new(c, vb.pp("big"))?),
         };
         let features = big.conditioning_features();
-        let upsample = Upsampler::new(cfg.channels, features, cfg.factor, cfg.head, vb.pp("upsample"))?;
+        let upsample = Upsampler::new(cfg.image.channels, features, cfg.factor, cfg.image.head, vb.pp("upsample"))?;
         Ok(Self { cfg: cfg.clone(), small, upsample, big, device: vb.device().clone() })
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
     }
-
-    /// The unconditional small stage (a model of `height / factor` × `width / factor` images).
-    pub fn small(&self) -> &dyn PixelModel {
-        self.small.as_ref()
-    }
-
-    /// The small image of `x` `(b, c, n, n)`: its pixels at rows and columns that are multiples of
-    /// the factor, `(b, c, n / f, n / f)`.
-    pub fn small_image(&self, x: &Tensor) -> Result<Tensor> {
-        subsample(x, self.cfg.factor)
-    }
-
-    /// Whether pixel `(row, col)` belongs to the small image.
-    pub fn in_small_image(&self, row: usize, col: usize) -> bool {
-        row.is_multiple_of(self.cfg.factor) && col.is_multiple_of(self.cfg.factor)
-    }
-
-    /// The conditioning map `(b, c, n, n)` of the small image `(b, colours, s, s)`.
-    pub fn conditioning_map(&self, small: &Tensor) -> Result<Tensor> {
-        self.upsample.forward(small)
-    }
 }
 
-/// `x[:, :, ::f, ::f]`.
-fn subsample(x: &Tensor, f: usize) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
+/// Checks that `x` `(b, c, h, w)` has sides that are multiples of the factor: the small image is then
+/// `(b, c, h / f, w / f)`, as the small stage takes it.
+fn check_sides(x: &Tensor, f: usize) -> Result<()> {
+    let (_, _, h, w) = x.dims4()?;
     if !h.is_multiple_of(f) || !w.is_multiple_of(f) {
         candle_core::bail!(
             "a multi-scale model with factor {f} takes images whose sides are multiples of {f}, got {h}×{w}"
         );
     }
-    x.contiguous()?.reshape((b, c, h / f, f, w / f, f))?.i((.., .., .., 0, .., 0))?.contiguous()
+    Ok(())
 }
 
 impl PixelModel for MultiScale {
@@ -318,16 +218,16 @@ impl PixelModel for MultiScale {
     /// The small stage's logits at the small image's pixels, the big stage's elsewhere.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_device(&self.device)?;
-        let f = self.cfg.factor;
-        let small_x = subsample(&x, f)?;
+        check_sides(&x, self.cfg.factor)?;
+        let small_x = self.small_image(&x)?;
         let small_logits = self.small.logits(&small_x)?;
         let big_logits = self.big.logits_given(&x, &self.upsample.forward(&small_x)?)?;
-        place_small_logits(big_logits, &small_logits, f)
+        self.subset().place_logits(big_logits, &small_logits)
     }
 
     /// The small image's pixels in its raster order, then the others in raster order.
     fn pixel_order(&self) -> Vec<(usize, usize)> {
-        let (h, w) = (self.cfg.height, self.cfg.width);
+        let (h, w) = (self.cfg.image.height, self.cfg.image.width);
         let all = (0..h).flat_map(|r| (0..w).map(move |c| (r, c)));
         let (small, rest): (Vec<_>, Vec<_>) = all.partition(|&(r, c)| self.in_small_image(r, c));
         small.into_iter().chain(rest).collect()
@@ -383,7 +283,7 @@ pub struct Session<'a> {
 impl SamplingSession for Session<'_> {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
         let m = self.model;
-        let (f, w) = (m.cfg.factor, m.cfg.width);
+        let (f, w) = (m.cfg.factor, m.cfg.image.width);
         let x = x.to_device(&m.device)?;
         if m.in_small_image(row, col) {
             if self.big.is_some() {
@@ -391,7 +291,8 @@ impl SamplingSession for Session<'_> {
                     "pixel ({row},{col}) of the small image after the big stage began: steps out of order"
                 );
             }
-            let small_x = subsample(&x, f)?;
+            check_sides(&x, f)?;
+            let small_x = m.small_image(&x)?;
             let skipped = std::mem::take(&mut self.skipped);
             return match self.small.as_mut() {
                 Some(session) => {
@@ -404,7 +305,8 @@ impl SamplingSession for Session<'_> {
             };
         }
         if self.big.is_none() {
-            let cond = m.upsample.forward(&subsample(&x, f)?)?;
+            check_sides(&x, f)?;
+            let cond = m.upsample.forward(&m.small_image(&x)?)?;
             self.big = Some(m.big.session_given(self.batch, &cond)?);
         }
         let big = self.big.as_mut().expect("created above");
@@ -422,7 +324,7 @@ impl SamplingSession for Session<'_> {
             candle_core::bail!("pixel ({row},{col}) asked again after later pixels: steps out of order");
         }
         let logits = big.step(&x, row, col, channel)?;
-        if channel + 1 == m.cfg.channels {
+        if channel + 1 == m.cfg.image.channels {
             self.next_big_pixel = at + 1;
         }
         Ok(logits)
@@ -439,29 +341,6 @@ impl SamplingSession for Session<'_> {
         }
         let f = self.model.cfg.factor;
         self.skipped.push((row / f, col / f, channel));
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::DType;
-
-    /// The in-place CPU kernel and the selection give the same logits.
-    #[test]
-    fn small_logits_are_placed_alike_by_the_kernel_and_the_selection() -> Result<()> {
-        let dev = Device::Cpu;
-        for (f, (h, w)) in [(2, (6, 8)), (3, (9, 6))] {
-            let big = Tensor::randn(0f32, 1.0, (2, 3, 5, h, w), &dev)?;
-            let small = Tensor::randn(0f32, 1.0, (2, 3, 5, h / f, w / f), &dev)?;
-            let want = place_small_logits_generic(&big, &small, f)?;
-            let got = place_small_logits(big.copy()?, &small, f)?;
-            assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
-            // Exactly the small image's pixels changed.
-            let changed = got.ne(&big)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
-            assert_eq!(changed as usize, 2 * 3 * 5 * (h / f) * (w / f), "f = {f}");
-        }
         Ok(())
     }
 }

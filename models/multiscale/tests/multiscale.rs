@@ -16,7 +16,12 @@ use pixel_ops::PixelModel;
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<MultiScale> {
     let (cfg, bytes): (Config, _) = random_fixture("multiscale", name)?;
     if let Some(size) = size {
-        anyhow::ensure!(size == (cfg.height, cfg.width), "the {name} fixture is {}x{}", cfg.height, cfg.width);
+        anyhow::ensure!(
+            size == (cfg.image.height, cfg.image.width),
+            "the {name} fixture is {}x{}",
+            cfg.image.height,
+            cfg.image.width
+        );
     }
     Ok(MultiScale::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
 }
@@ -103,7 +108,7 @@ fn upscaling_keeps_the_small_image_exactly_and_draws_the_other_pixels() -> anyho
     for name in ALL {
         let model = random_model(name, None, DType::F32)?;
         let s = model.spec();
-        let small = random_images(model.small(), 2, 5)?.to_dtype(DType::U8)?;
+        let small = random_images(model.small_stage(), 2, 5)?.to_dtype(DType::U8)?;
         let up = upscalings(&model, &small, 3, 4, Method::Cached)?;
         assert_eq!(up.dims(), [6, s.channels, s.height, s.width], "{name}");
         for k in 0..6 {
@@ -124,7 +129,7 @@ fn upscaling_keeps_the_small_image_exactly_and_draws_the_other_pixels() -> anyho
 fn upscaling_with_the_same_seed_gives_the_same_images_and_cached_equals_naive() -> anyhow::Result<()> {
     for name in ALL {
         let model = random_model(name, None, DType::F32)?;
-        let small = random_images(model.small(), 2, 8)?;
+        let small = random_images(model.small_stage(), 2, 8)?;
         let once = upscalings(&model, &small, 2, 11, Method::Cached)?.flatten_all()?.to_vec1::<u8>()?;
         let again = upscalings(&model, &small, 2, 11, Method::Cached)?.flatten_all()?.to_vec1::<u8>()?;
         let naive = upscalings(&model, &small, 2, 11, Method::Naive)?.flatten_all()?.to_vec1::<u8>()?;
@@ -142,8 +147,8 @@ fn upscaling_with_the_same_seed_gives_the_same_images_and_cached_equals_naive() 
 fn upscaling_refuses_a_single_scale_model_a_small_image_of_the_wrong_size_and_values_out_of_range() -> anyhow::Result<()>
 {
     let model = random_model("rgb", None, DType::F32)?;
-    let small = random_images(model.small(), 1, 1)?;
-    let err = upscale(model.small(), &small, &SampleOptions::default(), &mut |_, _| {}).unwrap_err().to_string();
+    let small = random_images(model.small_stage(), 1, 1)?;
+    let err = upscale(model.small_stage(), &small, &SampleOptions::default(), &mut |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("a single-scale model of 3x3 images: upscaling needs a multi-scale model"), "{err}");
     let full = random_images(&model, 1, 1)?;
     let err = upscale(&model, &full, &SampleOptions::default(), &mut |_, _| {}).unwrap_err().to_string();
@@ -166,10 +171,7 @@ fn the_split_likelihood_is_the_small_stages_plus_the_upscalings() -> anyhow::Res
         let (small, up) = model.nll_split(&x)?;
         let (small, up) = (small.to_vec1::<f64>()?, up.to_vec1::<f64>()?);
         let total = model.nll(&x)?.to_vec1::<f64>()?;
-        let small_stage = model.small().nll(&model.small_image(&x)?)?.to_vec1::<f64>()?;
-        // The trait's small image (what the library's users get through `multi_scale()`) is the model's.
-        let via_trait = MultiScaleModel::small_image(&model, &x)?.flatten_all()?.to_vec1::<u8>()?;
-        assert_eq!(via_trait, model.small_image(&x)?.flatten_all()?.to_vec1::<u8>()?, "{name}");
+        let small_stage = model.small_stage().nll(&model.small_image(&x)?)?.to_vec1::<f64>()?;
         for i in 0..3 {
             assert!(
                 (small[i] - small_stage[i]).abs() < 1e-9,
@@ -220,6 +222,31 @@ fn upscalings_follow_the_conditional_distribution() -> anyhow::Result<()> {
         let got = (0..n).filter(|i| drawn[i * 16 + r * 4 + q] == 1).count() as f64 / n as f64;
         let sd = (want * (1.0 - want) / n as f64).sqrt();
         assert!((got - want).abs() < 4.0 * sd + 1e-9, "pixel ({r},{q}): drawn {got}, p = {want} (sd {sd})");
+    }
+    Ok(())
+}
+
+/// The configs keep their keys with the image part ([`pixel_ops::ImageSpec`]) flattened into them,
+/// the stages' included: a config reads back as it is written, with `channels`, `height`, `width`
+/// and `head` beside the other keys, and an unknown key is refused, at the top and in a stage.
+#[test]
+fn configs_keep_their_keys_and_refuse_unknown_ones() -> anyhow::Result<()> {
+    let (cfg, _): (Config, _) = random_fixture("multiscale", "rgb")?;
+    let json = serde_json::to_value(&cfg)?;
+    for v in [&json, &json["small"], &json["big"]] {
+        assert_eq!((v["channels"].as_u64(), v["head"].as_str()), (Some(3), Some("softmax256")), "{v}");
+        assert!(v["height"].is_u64() && v["width"].is_u64() && v.get("image").is_none(), "{v}");
+    }
+    assert_eq!(serde_json::from_value::<Config>(json.clone())?, cfg);
+    for at in [None, Some("small"), Some("big")] {
+        let mut bad = json.clone();
+        let place = match at {
+            Some(stage) => &mut bad[stage],
+            None => &mut bad,
+        };
+        place["colours"] = 3.into();
+        let err = serde_json::from_value::<Config>(bad).unwrap_err().to_string();
+        assert!(err.contains("colours"), "{at:?}: {err}");
     }
     Ok(())
 }

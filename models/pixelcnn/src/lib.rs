@@ -9,18 +9,16 @@ use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::{Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
+use pixel_ops::{ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The PixelCNN configuration, stored as JSON in the weights' safetensors metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Colour channels of the image: 1 or 3.
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub head: Head,
+    /// The images: colour channels (1 or 3), height, width, head.
+    #[serde(flatten)]
+    pub image: ImageSpec,
     /// h: the residual stream has 2h features, each block's inner layers h.
     pub hidden: usize,
     /// Number of residual blocks.
@@ -43,7 +41,7 @@ impl Config {
 
     /// The images this configuration describes.
     pub fn spec(&self) -> ImageSpec {
-        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+        self.image
     }
 }
 
@@ -57,7 +55,7 @@ pub struct ResidualBlock {
 
 impl ResidualBlock {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let (h, c, k) = (cfg.hidden, cfg.channels, cfg.block_kernel);
+        let (h, c, k) = (cfg.hidden, cfg.image.channels, cfg.block_kernel);
         Ok(Self {
             reduce: masked_conv2d(MaskKind::B, 2 * h, h, (1, 1), c, vb.pp("reduce"))?,
             spatial: masked_conv2d(MaskKind::B, h, h, (k, k), c, vb.pp("spatial"))?,
@@ -89,14 +87,15 @@ pub struct PixelCnn {
 impl PixelCnn {
     /// Builds the network from `vb`; every weight is masked here.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        if cfg.channels != 1 && cfg.channels != 3 {
-            candle_core::bail!("PixelCNN takes 1 or 3 colour channels, the config says {}", cfg.channels);
+        if cfg.image.channels != 1 && cfg.image.channels != 3 {
+            candle_core::bail!("PixelCNN takes 1 or 3 colour channels, the config says {}", cfg.image.channels);
         }
         // The PixelCNN's inputs are always centred.
         let input = InputStack::new(cfg.spec(), InputEncoding::Centred, cfg.features(), cfg.input_kernel, vb.clone())?;
         let blocks =
             (0..cfg.layers).map(|i| ResidualBlock::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
-        let output = OutputStack::new(cfg.features(), cfg.output_features, cfg.channels, cfg.head, vb.pp("output"))?;
+        let output =
+            OutputStack::new(cfg.features(), cfg.output_features, cfg.image.channels, cfg.image.head, vb.pp("output"))?;
         Ok(Self { cfg: cfg.clone(), input, blocks, output })
     }
 
@@ -143,7 +142,7 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn new(model: &'a PixelCnn, batch: usize) -> Result<Self> {
-        let positions = model.cfg.height * model.cfg.width;
+        let positions = model.cfg.image.height * model.cfg.image.width;
         let zero = Tensor::zeros((batch, model.cfg.hidden), model.input.dtype(), model.input.device())?;
         Ok(Self { model, reduced: vec![vec![None; positions]; model.blocks.len()], zero })
     }
@@ -152,7 +151,7 @@ impl<'a> Session<'a> {
 impl SamplingSession for Session<'_> {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
         let m = self.model;
-        let (h, w) = (m.cfg.height, m.cfg.width);
+        let (h, w) = (m.cfg.image.height, m.cfg.image.width);
         let mut y = m.input.forward_at(x, row, col)?;
         let r = m.cfg.block_kernel / 2;
         for (block, cache) in m.blocks.iter().zip(&mut self.reduced) {

@@ -11,7 +11,7 @@ use pixelcnn::{Config, PixelCnn};
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<PixelCnn> {
     let (mut cfg, bytes): (Config, _) = random_fixture("pixelcnn", name)?;
     if let Some((h, w)) = size {
-        (cfg.height, cfg.width) = (h, w);
+        (cfg.image.height, cfg.image.width) = (h, w);
     }
     Ok(PixelCnn::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
 }

@@ -12,8 +12,11 @@
 //!
 //! Conditional network (the big stage of the multi-scale PixelRNN, §3.6, `models/multiscale`): with
 //! `conditioning` = c > 0 in the config, each layer adds [`pixel_ops::conditioning`]'s 1×1 map of a
-//! `(b, c, H, W)` conditioning map to its input-to-state map; [`RowLstm::logits_given`] and
+//! `(b, c, H, W)` conditioning map to its input-to-state map; [`ConditionalModel::logits_given`] and
 //! [`Session::given`] take the map.
+//!
+//! The LSTM, its conditioning and its sampling-session caches are [`pixel_ops::recurrent`]'s; this
+//! crate holds the Row LSTM's geometry: a step reads the k states of the row above.
 //!
 //! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/recurrent.py`):
 //! `input_conv.*`, `layers.{i}.input_to_state.*`, `layers.{i}.state_to_state` `(4h, h, 1, k)`,
@@ -22,26 +25,24 @@
 
 use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
-use pixel_ops::conditioning::{
-    add_conditioning, at_position, conditioning_term, input_to_state_given, per_position, Conditioning,
-};
+use pixel_ops::conditioning::Conditioning;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, open_tap_columns, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::lstm::{lstm_cell, tap_major, GATES};
+use pixel_ops::lstm::GATES;
 use pixel_ops::model::{record_at, starts_next_row};
-use pixel_ops::row_product::RowProduct;
-use pixel_ops::{ConditionalModel, Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
+use pixel_ops::recurrent::{is_zero, LstmState, RecurrentCell, RecurrentNetwork, RowStates};
+#[cfg(doc)]
+use pixel_ops::ConditionalModel;
+use pixel_ops::{ImageSpec, InputEncoding, InputStack, MaskKind, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The Row LSTM configuration, stored as JSON in the weights' safetensors metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Colour channels of the image: 1 or 3.
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-    pub head: Head,
+    /// The images: colour channels (1 or 3), height, width, head.
+    #[serde(flatten)]
+    pub image: ImageSpec,
     /// Features of the residual stream between layers (the paper's 2h).
     pub features: usize,
     /// h: state features of each LSTM layer.
@@ -61,20 +62,14 @@ pub struct Config {
     pub conditioning: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
 impl Config {
     /// The images this configuration describes.
     pub fn spec(&self) -> ImageSpec {
-        ImageSpec { channels: self.channels, height: self.height, width: self.width, head: self.head }
+        self.image
     }
 
     fn check(&self) -> Result<()> {
-        if self.channels != 1 && self.channels != 3 {
-            candle_core::bail!("Row LSTM takes 1 or 3 colour channels, the config says {}", self.channels);
-        }
+        self.image.check_channels("Row LSTM")?;
         for (name, k) in [
             ("input_to_state_kernel", self.input_to_state_kernel),
             ("state_to_state_kernel", self.state_to_state_kernel),
@@ -90,30 +85,26 @@ impl Config {
 /// One residual Row LSTM layer.
 #[derive(Debug, Clone)]
 pub struct RowLstmLayer {
-    input_to_state: MaskedConv2d,
-    /// `(k·h, 4h)`: the transpose of [`pixel_ops::lstm::tap_major`]'s matrix, applied row by row
-    /// (an image's states do not depend on the other images of the batch).
-    state_to_state: RowProduct,
+    /// The LSTM: a masked 1×k input-to-state convolution along the row, the unmasked 1×k
+    /// state-to-state kernel over the row above, the conditioning if conditional.
+    lstm: RecurrentCell,
     state_kernel: usize,
     residual: MaskedConv2d,
-    conditioning: Option<Conditioning>,
-    hidden: usize,
 }
 
 impl RowLstmLayer {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let (f, h, c) = (cfg.features, cfg.hidden, cfg.channels);
+        let (f, h, c) = (cfg.features, cfg.hidden, cfg.image.channels);
         let (input_width, state_width) = (cfg.input_to_state_kernel, cfg.state_to_state_kernel);
         let input_to_state =
             gated_masked_conv2d(MaskKind::B, f, GATES * h, (1, input_width), c, GATES, vb.pp("input_to_state"))?;
         let kernel = vb.get((GATES * h, h, 1, state_width), "state_to_state")?.squeeze(2)?;
+        let residual = masked_conv2d(MaskKind::B, h, f, (1, 1), c, vb.pp("residual"))?;
+        let conditioning = Conditioning::optional(cfg.conditioning, h, vb.clone())?;
         Ok(Self {
-            input_to_state,
-            state_to_state: RowProduct::new(&tap_major(&kernel)?.t()?)?,
+            lstm: RecurrentCell::new(input_to_state, &kernel, None, conditioning)?,
             state_kernel: state_width,
-            residual: masked_conv2d(MaskKind::B, h, f, (1, 1), c, vb.pp("residual"))?,
-            conditioning: Conditioning::optional(cfg.conditioning, h, vb.clone())?,
-            hidden: h,
+            residual,
         })
     }
 
@@ -121,9 +112,9 @@ impl RowLstmLayer {
     /// every image in the full pass, one position of every image in a session): `input_to_state`
     /// `(n, 4h)` is the input-to-state map there (plus any conditioning), `above` `(n, k·h)` the k
     /// states of the row above centred on each position, in tap order (zero outside the image),
-    /// and `cell` `(n, h)` the cell state right above. Returns the new `(h, c)`, each `(n, h)`.
-    pub fn step(&self, input_to_state: &Tensor, above: &Tensor, cell: &Tensor) -> Result<(Tensor, Tensor)> {
-        lstm_cell(input_to_state, &self.state_to_state.forward(above)?, cell)
+    /// and `cell` `(n, h)` the cell state right above. Returns the new state.
+    pub fn step(&self, input_to_state: &Tensor, above: &Tensor, cell: &Tensor) -> Result<LstmState> {
+        self.lstm.step(input_to_state, above, cell)
     }
 
     /// The hidden states of every position, channels-last: `(b, H, W, features)` → `(b, H, W, h)`;
@@ -131,8 +122,8 @@ impl RowLstmLayer {
     /// `cond` is the conditioning map `(b, c, H, W)` of a conditional layer.
     pub fn scan(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let (b, rows, w, _) = x.dims4()?;
-        let h = self.hidden;
-        let z = input_to_state_given(&self.input_to_state, self.conditioning.as_ref(), x, cond)?;
+        let h = self.lstm.hidden();
+        let z = self.lstm.pre_activations(x, cond)?;
         // (H, b·W, 4h): row r is one contiguous block.
         let z = z.permute((1, 0, 2, 3))?.contiguous()?.reshape((rows, b * w, GATES * h))?;
         let radius = (self.state_kernel / 2) as isize;
@@ -142,8 +133,8 @@ impl RowLstmLayer {
         let mut out = Vec::with_capacity(rows);
         for r in 0..rows {
             let above = open_tap_columns(&state, &taps)?.reshape((b * w, ()))?;
-            let (hidden, c) = self.step(&z.i(r)?, &above, &cell)?;
-            (state, cell) = (hidden.reshape((b, 1, w, h))?, c);
+            let next = self.step(&z.i(r)?, &above, &cell)?;
+            (state, cell) = (next.h.reshape((b, 1, w, h))?, next.c);
             out.push(state.clone());
         }
         Tensor::cat(&out, 1)
@@ -158,11 +149,6 @@ impl RowLstmLayer {
     /// Channels-last `(b, H, W, features)` → `(b, H, W, features)` (an unconditional layer).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_given(x, None)
-    }
-
-    /// The conditioning pre-activations `(b, 4h, H, W)`; an error if the map and the layer disagree.
-    fn conditioning_term(&self, cond: Option<&Tensor>) -> Result<Option<Tensor>> {
-        conditioning_term(self.conditioning.as_ref(), cond)
     }
 }
 
@@ -182,7 +168,8 @@ impl RowLstm {
         // The Row LSTM's inputs are always centred.
         let input = InputStack::new(cfg.spec(), InputEncoding::Centred, cfg.features, cfg.input_kernel, vb.clone())?;
         let layers = (0..cfg.layers).map(|i| RowLstmLayer::new(cfg, vb.pp("layers").pp(i))).collect::<Result<_>>()?;
-        let output = OutputStack::new(cfg.features, cfg.output_features, cfg.channels, cfg.head, vb.pp("output"))?;
+        let (c, head) = (cfg.image.channels, cfg.image.head);
+        let output = OutputStack::new(cfg.features, cfg.output_features, c, head, vb.pp("output"))?;
         Ok(Self { cfg: cfg.clone(), input, layers, output })
     }
 
@@ -200,33 +187,14 @@ impl RowLstm {
     pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
         self.input.forward_channels_last(x)
     }
-
-    /// The residual stream before the output stack, channels-last: pixel values `(b, c, H, W)` →
-    /// `(b, H, W, features)`; `cond` `(b, conditioning, H, W)` for a conditional network.
-    pub fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        let mut y = self.layer_input(x)?;
-        for layer in &self.layers {
-            y = layer.forward_given(&y, cond)?;
-        }
-        Ok(y)
-    }
-
-    /// Logits `(b, c, levels, H, W)` of pixel values `x` `(b, c, H, W)`, given the conditioning map
-    /// `(b, conditioning, H, W)` of a conditional network (`None` for an unconditional one).
-    pub fn forward(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        self.output.forward_channels_last(&self.features(x, cond)?)
-    }
 }
 
 /// What one layer of a [`Session`] keeps.
 struct LayerCache {
-    /// `(h, c)` of the previous row and of the current row so far, per column.
-    above: Vec<(Tensor, Tensor)>,
-    row: Vec<(Tensor, Tensor)>,
+    /// The LSTM's states of the previous row and of the current row so far, and its conditioning.
+    states: RowStates,
     /// The layer's input at each column of the current row so far.
     inputs: Vec<Tensor>,
-    /// A conditional layer's conditioning pre-activations, `(H, W, b, 4h)`.
-    conditioning: Option<Tensor>,
 }
 
 /// The cached sampler of the Row LSTM: per value, one position of every layer, from the previous
@@ -235,7 +203,7 @@ pub struct Session<'a> {
     model: &'a RowLstm,
     layers: Vec<LayerCache>,
     row: usize,
-    zeros: (Tensor, Tensor),
+    zero_hidden: Tensor,
     zero_input: Tensor,
 }
 
@@ -246,24 +214,15 @@ impl<'a> Session<'a> {
 
     /// A session of a conditional network given its conditioning map `(batch, conditioning, H, W)`.
     pub fn given(model: &'a RowLstm, batch: usize, cond: Option<&Tensor>) -> Result<Self> {
-        let (w, dtype, device) = (model.cfg.width, model.input.dtype(), model.input.device());
-        let zero = Tensor::zeros((batch, model.cfg.hidden), dtype, device)?;
-        let zeros = (zero.clone(), zero);
+        let (w, dtype, device) = (model.cfg.image.width, model.input.dtype(), model.input.device());
+        let zero_hidden = Tensor::zeros((batch, model.cfg.hidden), dtype, device)?;
         let zero_input = Tensor::zeros((batch, model.cfg.features), dtype, device)?;
         let layers = model
             .layers
             .iter()
-            .map(|layer| {
-                let conditioning = per_position(layer.conditioning_term(cond)?)?;
-                Ok(LayerCache {
-                    above: vec![zeros.clone(); w],
-                    row: vec![zeros.clone(); w],
-                    inputs: Vec::new(),
-                    conditioning,
-                })
-            })
+            .map(|layer| Ok(LayerCache { states: RowStates::new(&layer.lstm, batch, w, cond)?, inputs: Vec::new() }))
             .collect::<Result<_>>()?;
-        Ok(Self { model, layers, row: 0, zeros, zero_input })
+        Ok(Self { model, layers, row: 0, zero_hidden, zero_input })
     }
 }
 
@@ -271,13 +230,13 @@ impl SamplingSession for Session<'_> {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
         if starts_next_row(self.row, row, col, channel)? {
             for cache in &mut self.layers {
-                std::mem::swap(&mut cache.above, &mut cache.row);
+                cache.states.next_row();
                 cache.inputs.clear();
             }
             self.row = row;
         }
         let m = self.model;
-        let w = m.cfg.width;
+        let w = m.cfg.image.width;
         let mut y = m.input.forward_at(x, row, col)?;
         for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
             record_at(&mut cache.inputs, col, &y);
@@ -288,58 +247,52 @@ impl SamplingSession for Session<'_> {
                     (col + j).checked_sub(input_radius).and_then(|c| cache.inputs.get(c)).unwrap_or(&self.zero_input)
                 })
                 .collect();
-            let z = layer.input_to_state.forward_at(&Tensor::stack(&input_taps, 2)?.unsqueeze(2)?)?;
-            let z = add_conditioning(z, at_position(&cache.conditioning, row, col)?)?;
+            let window = Tensor::stack(&input_taps, 2)?.unsqueeze(2)?;
+            let z = layer.lstm.pre_activations_at(&window, cache.states.conditioning_at(row, col)?)?;
             // The k states of the row above centred on `col`, in tap order.
+            let above = &cache.states.above;
             let state_taps: Vec<&Tensor> = (0..2 * state_radius + 1)
                 .map(|j| match (col + j).checked_sub(state_radius) {
-                    Some(c) if c < w => &cache.above[c].0,
-                    _ => &self.zeros.0,
+                    Some(c) if c < w => &above[c].h,
+                    _ => &self.zero_hidden,
                 })
                 .collect();
-            let state = layer.step(&z, &Tensor::cat(&state_taps, 1)?, &cache.above[col].1)?;
-            y = (y + layer.residual.forward_at(&state.0)?)?;
-            cache.row[col] = state;
+            let state = layer.step(&z, &Tensor::cat(&state_taps, 1)?, &above[col].c)?;
+            y = (y + layer.residual.forward_at(&state.h)?)?;
+            cache.states.row[col] = state;
         }
         m.output.forward_at(&y)?.i((.., channel, ..))
     }
 }
 
-impl PixelModel for RowLstm {
-    fn spec(&self) -> ImageSpec {
+/// The Row LSTM as a [`pixel_ops::PixelModel`] and a [`pixel_ops::ConditionalModel`].
+impl RecurrentNetwork for RowLstm {
+    fn image_spec(&self) -> ImageSpec {
         self.cfg.spec()
     }
 
-    fn device(&self) -> &Device {
+    fn weights_device(&self) -> &Device {
         self.input.device()
     }
 
-    fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward(x, None)
-    }
-
-    /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
-    /// stack on the one position drawn.
-    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(1, row, 1)?.narrow(2, col, 1)?;
-        self.output.forward_channels_last(&at)?.i((.., channel, .., 0, 0))
-    }
-
-    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
-        Ok(Some(Box::new(Session::new(self, batch)?)))
-    }
-}
-
-impl ConditionalModel for RowLstm {
-    fn conditioning_features(&self) -> usize {
+    fn conditioning(&self) -> usize {
         self.cfg.conditioning
     }
 
-    fn logits_given(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
-        self.forward(x, Some(cond))
+    /// The residual stream before the output stack.
+    fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        let mut y = self.layer_input(x)?;
+        for layer in &self.layers {
+            y = layer.forward_given(&y, cond)?;
+        }
+        Ok(y)
     }
 
-    fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>> {
-        Ok(Box::new(Session::given(self, batch, Some(cond))?))
+    fn output_stack(&self) -> &OutputStack {
+        &self.output
+    }
+
+    fn row_session(&self, batch: usize, cond: Option<&Tensor>) -> Result<Box<dyn SamplingSession + '_>> {
+        Ok(Box::new(Session::given(self, batch, cond)?))
     }
 }

@@ -11,7 +11,7 @@ use row_lstm::{Config, RowLstm};
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<RowLstm> {
     let (mut cfg, bytes): (Config, _) = random_fixture("row-lstm", name)?;
     if let Some((h, w)) = size {
-        (cfg.height, cfg.width) = (h, w);
+        (cfg.image.height, cfg.image.width) = (h, w);
     }
     Ok(RowLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
 }

@@ -12,6 +12,7 @@ use pixel_data::datasets::Dataset;
 use pixel_data::files::grid;
 use pixel_ops::head::bits_per_dim;
 use pixel_zoo::compress::{compress, decompress, read_header, NamedImage};
+use pixel_zoo::pixel_format;
 use pixel_zoo::{ImageSpec, Zoo};
 use serde_json::json;
 
@@ -107,7 +108,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: BenchCompressArgs) -> Result<()> 
 /// `image` crate: its PNG encoder with `CompressionType::Best` and adaptive filters, and its
 /// lossless `WebPEncoder`), 8-bit grey or RGB; binary images as 0/255 grey.
 fn png_and_webp_bytes(pixels: &[u8], spec: &ImageSpec) -> Result<(usize, usize)> {
-    let img = grid(pixels, 1, spec, 1, 0);
+    let img = grid(pixels, 1, &pixel_format(spec), 1, 0);
     let (w, h) = (spec.width as u32, spec.height as u32);
     let (raw, colour) = match &img {
         DynamicImage::ImageLuma8(i) => (i.as_raw().clone(), image::ExtendedColorType::L8),

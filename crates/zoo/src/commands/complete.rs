@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 use candle_core::Device;
 use pixel_data::files::{grid, write_png};
 use pixel_ops::sampler::{complete, Given};
+use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
 
 use crate::cli::{CompleteArgs, DeviceArg};
@@ -39,7 +40,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
     let mut all = original;
     all.extend(occluded);
     all.extend(done.flatten_all()?.to_vec1::<u8>()?);
-    write_png(&grid(&all, count + 2, &spec, count + 2, 2), &output)?;
+    write_png(&grid(&all, count + 2, &pixel_format(&spec), count + 2, 2), &output)?;
     if let Some(gif) = &gif {
         // The original and the occluded image stand from the first frame; the completions fill in.
         let (reveal, frames) = drawing_frames(m.as_ref(), Given::Rows(keep_rows));

@@ -5,6 +5,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use pixel_data::files::{read_image, write_atomic};
 use pixel_zoo::compress::{compress, NamedImage};
+use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
 
 use crate::cli::{CompressArgs, DeviceArg};
@@ -25,7 +26,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompressArgs) -> Result<()> {
         if let Some(other) = outputs.insert(png_name(name), p) {
             bail!("{} and {} would both decompress to {}: rename one", other.display(), p.display(), png_name(name));
         }
-        named.push(NamedImage { name: name.to_string(), pixels: read_image(p, &spec)? });
+        named.push(NamedImage { name: name.to_string(), pixels: read_image(p, &pixel_format(&spec))? });
     }
     let t = Instant::now();
     let bar = progress_bar(named.len() as u64, "compressing images");

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use pixel_data::files::{grid, write_png};
 use pixel_zoo::compress::{decompress, read_header};
+use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
 
 use crate::cli::{DecompressArgs, DeviceArg, ModelArgs};
@@ -27,7 +28,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: DecompressArgs) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let spec = m.spec();
     for (img, path) in images.iter().zip(&outputs) {
-        write_png(&grid(&img.pixels, 1, &spec, 1, 0), path)?;
+        write_png(&grid(&img.pixels, 1, &pixel_format(&spec), 1, 0), path)?;
     }
     eprintln!(
         "decoded {} images of {} into {} in {:.1} s",

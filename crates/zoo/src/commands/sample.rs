@@ -6,6 +6,8 @@ use std::time::Instant;
 use anyhow::Result;
 use pixel_data::files::{grid, write_png};
 use pixel_ops::sampler::{sample, Given};
+use pixel_ops::subset::Subset;
+use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
 
 use crate::cli::{DeviceArg, SampleArgs};
@@ -30,20 +32,20 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: SampleArgs) -> Result<()> {
     let what = match m.entry.config.multiscale_factor() {
         // Each sample beside its small image (the first stage's output), enlarged to the same size.
         Some(f) => {
-            let tiles = with_small_images(&pixels, count, &spec, f);
-            write_png(&grid(&tiles, 2 * count, &spec, 2 * cols, 2), &output)?;
+            let subset = Subset::new(f);
+            let tiles = with_small_images(&pixels, count, &spec, subset);
+            write_png(&grid(&tiles, 2 * count, &pixel_format(&spec), 2 * cols, 2), &output)?;
             if let Some(gif) = &gif {
                 // The small tile shows each small-image pixel when the big tile does.
-                let w = spec.width;
-                let small: Vec<usize> =
-                    (0..reveal.len()).map(|k| reveal[(k / w / f * f) * w + k % w / f * f]).collect();
+                let plane = (1, spec.height, spec.width);
+                let small = subset.enlarge_values(&subset.extract_values(&reveal, plane), plane);
                 let both: Vec<usize> = (0..count).flat_map(|_| small.iter().chain(&reveal).copied()).collect();
                 write_drawing_gif(gif, &tiles, 2 * count, &spec, 2 * cols, &both, frames)?;
             }
             "samples (each beside its small image, enlarged)"
         }
         None => {
-            write_png(&grid(&pixels, count, &spec, cols, 2), &output)?;
+            write_png(&grid(&pixels, count, &pixel_format(&spec), cols, 2), &output)?;
             if let Some(gif) = &gif {
                 let all: Vec<usize> = (0..count).flat_map(|_| reveal.iter().copied()).collect();
                 write_drawing_gif(gif, &pixels, count, &spec, cols, &all, frames)?;
@@ -63,15 +65,11 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: SampleArgs) -> Result<()> {
 
 /// Images `(n, c, h, w)` → `2n` images: each image's small image (pixels at multiples of `f`)
 /// enlarged f× by repetition, then the image.
-fn with_small_images(pixels: &[u8], n: usize, spec: &pixel_zoo::ImageSpec, f: usize) -> Vec<u8> {
-    let (c, h, w) = (spec.channels, spec.height, spec.width);
+fn with_small_images(pixels: &[u8], n: usize, spec: &pixel_zoo::ImageSpec, subset: Subset) -> Vec<u8> {
+    let dims = (spec.channels, spec.height, spec.width);
     let mut out = Vec::with_capacity(2 * pixels.len());
-    for img in pixels.chunks(c * h * w).take(n) {
-        for ch in 0..c {
-            for y in 0..h {
-                out.extend((0..w).map(|x| img[(ch * h + y / f * f) * w + x / f * f]));
-            }
-        }
+    for img in pixels.chunks(spec.dims()).take(n) {
+        out.extend(subset.enlarge_values(&subset.extract_values(img, dims), dims));
         out.extend_from_slice(img);
     }
     out

@@ -8,10 +8,12 @@ use anyhow::{bail, Context, Result};
 use pixel_data::files::{grid, read_image, write_png};
 use pixel_ops::head::bits_per_dim;
 use pixel_ops::sampler::{upscale, Given};
+use pixel_ops::subset::Subset;
+use pixel_zoo::pixel_format;
 use pixel_zoo::{ImageSpec, Tensor, Zoo};
 
 use crate::cli::{DeviceArg, UpscaleArgs};
-use crate::context::{check_output, drawing_frames, enlarge, load, progress_bar, write_drawing_gif};
+use crate::context::{check_output, drawing_frames, load, progress_bar, write_drawing_gif};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
     let UpscaleArgs { model, image, from_full, count, draw, output, images, gif } = args;
@@ -26,7 +28,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
     }
     let m = load(zoo, &model, device)?;
     let multi = m.multi_scale().context("the manifest says multi-scale, the network is not")?;
-    let (f, spec, small_spec) = (multi.factor(), m.spec(), multi.small_stage().spec());
+    let (f, subset, spec, small_spec) = (multi.factor(), multi.subset(), m.spec(), multi.small_stage().spec());
     check_output(&output)?;
     if let Some(gif) = &gif {
         check_output(gif)?;
@@ -40,7 +42,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
     let mut small = Vec::with_capacity(inputs * small_spec.dims());
     let mut originals = Vec::new();
     for path in &image {
-        small.extend(read_image(path, &small_spec).with_context(|| {
+        small.extend(read_image(path, &pixel_format(&small_spec)).with_context(|| {
             format!(
                 "--image takes {}'s small image, {}; a full-size {} image goes with --from-full",
                 entry.id,
@@ -50,7 +52,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
         })?);
     }
     for path in &from_full {
-        let full = read_image(path, &spec).with_context(|| {
+        let full = read_image(path, &pixel_format(&spec)).with_context(|| {
             format!(
                 "--from-full takes a full-size image of {}, {}; its small image ({}) goes with --image",
                 entry.id,
@@ -58,7 +60,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
                 describe(&small_spec)
             )
         })?;
-        small.extend(subsample(&full, &spec, f));
+        small.extend(subset.extract_values(&full, (spec.channels, spec.height, spec.width)));
         originals.extend(full);
     }
     if inputs == 0 {
@@ -76,7 +78,10 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
     let (d, hw) = (spec.dims(), spec.height * spec.width);
     let (mut tiles, mut all_reveal) = (Vec::new(), Vec::new());
     for i in 0..inputs {
-        tiles.extend(enlarge(&small[i * small_spec.dims()..(i + 1) * small_spec.dims()], &spec, f));
+        tiles.extend(subset.enlarge_values(
+            &small[i * small_spec.dims()..(i + 1) * small_spec.dims()],
+            (spec.channels, spec.height, spec.width),
+        ));
         tiles.extend_from_slice(&done[i * count * d..(i + 1) * count * d]);
         all_reveal.extend(std::iter::repeat_n(0, hw));
         all_reveal.extend((0..count).flat_map(|_| reveal.iter().copied()));
@@ -86,11 +91,11 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
         }
     }
     let (n_tiles, cols) = (tiles.len() / d, tiles.len() / d / inputs);
-    write_png(&grid(&tiles, n_tiles, &spec, cols, 2), &output)?;
+    write_png(&grid(&tiles, n_tiles, &pixel_format(&spec), cols, 2), &output)?;
     if let Some(dir) = &images {
         std::fs::create_dir_all(dir).with_context(|| format!("--images {}: cannot create it", dir.display()))?;
         for (k, img) in done.chunks(d).enumerate() {
-            write_png(&grid(img, 1, &spec, 1, 0), &image_path(dir, k / count, k % count, inputs))?;
+            write_png(&grid(img, 1, &pixel_format(&spec), 1, 0), &image_path(dir, k / count, k % count, inputs))?;
         }
     }
     if let Some(gif) = &gif {
@@ -129,7 +134,8 @@ fn multi_scale_models(zoo: &Zoo) -> String {
         .filter_map(|e| {
             let f = e.config.multiscale_factor()?;
             let s = e.config.spec();
-            let small = ImageSpec { height: s.height / f, width: s.width / f, ..s };
+            let (height, width) = Subset::new(f).small_size(s.height, s.width);
+            let small = ImageSpec { height, width, ..s };
             Some(format!("{} ({} → {}x{})", e.id, describe(&small), s.width, s.height))
         })
         .collect();
@@ -139,16 +145,6 @@ fn multi_scale_models(zoo: &Zoo) -> String {
 /// "16x16 RGB" or "14x14 grey".
 fn describe(spec: &ImageSpec) -> String {
     format!("{}x{} {}", spec.width, spec.height, if spec.channels == 3 { "RGB" } else { "grey" })
-}
-
-/// `x[::f, ::f]` of an image `(c, h, w)`.
-fn subsample(full: &[u8], spec: &ImageSpec, f: usize) -> Vec<u8> {
-    let (c, h, w) = (spec.channels, spec.height, spec.width);
-    let (sh, sw) = (h.div_ceil(f), w.div_ceil(f));
-    (0..c * sh * sw)
-        .map(|k| (k / (sh * sw), k / sw % sh, k % sw))
-        .map(|(ch, y, x)| full[(ch * h + y * f) * w + x * f])
-        .collect()
 }
 
 /// Upscaling `k` of input `i` in the `--images` directory: upscaled-K.png for one input,
