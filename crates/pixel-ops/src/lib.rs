@@ -1,6 +1,6 @@
 //! The operations every PixelRNN-family model shares (van den Oord et al. 2016, arXiv:1601.06759).
 //!
-//! Each paper concept lives in exactly one module:
+//! The modules, by paper concept (each written as tensor operations, which every device runs):
 //! - [`mask`]: the causal masks A and B over space and the R→G→B colour groups (§3.4);
 //! - [`conv`]: masked convolutions, masks multiplied into the weights at load time;
 //! - [`input`]: the input stack: the input encoding and the 7×7 mask-A convolution (§4), also at
@@ -13,8 +13,11 @@
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
 //! - [`stepper`]: running any [`PixelModel`] value by value in its order (cached session or naive
 //!   step), and splitting a batch over threads;
-//! - [`sampler`]: sampling and completion for any [`PixelModel`];
-//! - [`vector_math`]: elementary functions that vectorise, for the CPU kernels.
+//! - [`sampler`]: sampling and completion for any [`PixelModel`].
+//!
+//! The CPU kernels that the concepts call on the CPU are apart, in [`kernels`], each beside the
+//! portable path it replaces and a test that the two agree; [`row_product`] is one of them
+//! (re-exported here, where the architecture crates name it).
 //!
 //! Data sets and image files are the `pixel-data` crate's.
 
@@ -23,19 +26,19 @@ pub mod conv;
 pub mod error;
 pub mod head;
 pub mod input;
+pub mod kernels;
 pub mod lstm;
 pub mod mask;
 pub mod model;
-pub mod row_product;
 pub mod sampler;
 pub mod skew;
 pub mod stepper;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod vector_math;
 
 pub use error::{Error, Result};
 pub use head::{Head, InputEncoding};
 pub use input::InputStack;
+pub use kernels::row_product;
 pub use mask::MaskKind;
 pub use model::{ConditionalModel, ImageSpec, MultiScaleModel, PixelModel, SamplingSession};
