@@ -62,30 +62,47 @@ impl Head {
         })
     }
 
+    /// The distribution of one value from its `levels` logits at `temperature`, as weights
+    /// proportional to each value's probability, in f64 by fixed code (the same logits give the
+    /// same bits on every machine with IEEE f64): the Bernoulli head's `[1 − p, p]` with
+    /// p = σ(z / T); the softmax's e^((z − max) / T), unnormalised. The one place the heads' logits
+    /// become probabilities, for the sampler and the compressor alike.
+    pub fn value_weights(self, logits: &[f32], temperature: f64) -> Vec<f64> {
+        debug_assert_eq!(logits.len(), self.levels());
+        match self {
+            Head::Bernoulli => {
+                let p = 1.0 / (1.0 + (-(logits[0] as f64) / temperature).exp());
+                vec![1.0 - p, p]
+            }
+            Head::Softmax256 => {
+                let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+                logits.iter().map(|&v| ((v as f64 - max) / temperature).exp()).collect()
+            }
+        }
+    }
+
     /// Draws one value per row of `logits` `(n, levels)` (already on the CPU as f32), at `temperature`.
     pub fn sample_values<R: Rng>(self, logits: &[f32], n: usize, temperature: f64, rng: &mut R) -> Vec<u8> {
         let k = self.levels();
         debug_assert_eq!(logits.len(), n * k);
         logits
             .chunks(k)
-            .map(|row| match self {
-                Head::Bernoulli => {
-                    let p = 1.0 / (1.0 + (-(row[0] as f64) / temperature).exp());
-                    u8::from(rng.gen::<f64>() < p)
-                }
-                Head::Softmax256 => {
-                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-                    let weights: Vec<f64> = row.iter().map(|&v| ((v as f64 - max) / temperature).exp()).collect();
-                    let total: f64 = weights.iter().sum();
-                    let mut u = rng.gen::<f64>() * total;
-                    for (value, w) in weights.iter().enumerate() {
-                        if u < *w {
-                            return value as u8;
+            .map(|row| {
+                let weights = self.value_weights(row, temperature);
+                match self {
+                    Head::Bernoulli => u8::from(rng.gen::<f64>() < weights[1]),
+                    Head::Softmax256 => {
+                        let total: f64 = weights.iter().sum();
+                        let mut u = rng.gen::<f64>() * total;
+                        for (value, w) in weights.iter().enumerate() {
+                            if u < *w {
+                                return value as u8;
+                            }
+                            u -= w;
                         }
-                        u -= w;
+                        // Rounding left u past the last bucket: take the last value with non-zero weight.
+                        weights.iter().rposition(|&w| w > 0.0).unwrap_or(0) as u8
                     }
-                    // Rounding left u past the last bucket: take the last value with non-zero weight.
-                    weights.iter().rposition(|&w| w > 0.0).unwrap_or(0) as u8
                 }
             })
             .collect()

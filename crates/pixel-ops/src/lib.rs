@@ -13,7 +13,8 @@
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
 //! - [`stepper`]: running any [`PixelModel`] value by value in its order (cached session or naive
 //!   step), and splitting a batch over threads;
-//! - [`sampler`]: sampling and completion for any [`PixelModel`].
+//! - [`sampler`]: sampling and completion for any [`PixelModel`];
+//! - [`weights_config`]: the config a weights file carries in its metadata.
 //!
 //! The CPU kernels that the concepts call on the CPU are apart, in [`kernels`], each beside the
 //! portable path it replaces and a test that the two agree; [`row_product`] is one of them
@@ -35,6 +36,7 @@ pub mod skew;
 pub mod stepper;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod weights_config;
 
 pub use error::{Error, Result};
 pub use head::{Head, InputEncoding};
