@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use pixel_zoo::ops::testing::weights_and_config;
+use pixel_zoo::ops::weights_config::read_config;
 use pixel_zoo::{ModelConfig, PixelModel};
 
 fn median_ms(reps: usize, mut f: impl FnMut() -> candle_core::Result<Tensor>) -> candle_core::Result<f64> {
@@ -34,10 +34,10 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let (batch, reps) = (opt("--batch", 16)?, opt("--reps", 5)?);
-    let (bytes, json) = weights_and_config(path.as_ref())?;
-    let mut json: serde_json::Value = serde_json::from_str(&json)?;
-    let arch = json.as_object_mut().and_then(|o| o.remove("architecture")).unwrap_or_default();
-    let cfg = ModelConfig::from_json(arch.as_str().unwrap_or_default(), &json).map_err(anyhow::Error::msg)?;
+    let bytes = std::fs::read(path)?;
+    let file = read_config(&bytes)?;
+    let arch = file.architecture.unwrap_or_default();
+    let cfg = ModelConfig::from_json(arch.as_str().unwrap_or_default(), &file.config).map_err(anyhow::Error::msg)?;
     let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?;
     let s = cfg.spec();
     let values = s.head.values() as u64;

@@ -19,19 +19,21 @@
 //! differently). The file carries a checksum of all its pixels, so a mismatch or a corrupt file is
 //! an error, never a silently wrong image.
 //!
-//! Version 2 (2026-12-02) has version 1's layout; it marks that the CPU's LSTM cell computes its
-//! sigmoids with a vectorised exponential, which moves the recurrent models' logits by a few ulp,
-//! so version 1 files are refused with the advice to decode them with the build that wrote them.
-//! Version 3 (2026-12-02, later) has the same layout again; it marks that the cached sessions'
-//! products at one position (every layer's, and the LSTMs' state-to-state products) are computed
-//! row by row (`pixel_ops::row_product`), which moves every model's logits by a few ulp.
+//! Versions 1, 2 and 3 share one layout (below); a new version marks a change in how the
+//! probabilities are computed, so a file is decoded only by a build of its own version (an older
+//! one is refused with the advice to decode it with the build that wrote it). Version 2: the CPU's
+//! LSTM cell computes its sigmoids with a vectorised exponential, which moves the recurrent
+//! models' logits by a few ulp. Version 3, the one this build writes and reads ([`VERSION`]): the
+//! cached sessions' products at one position (every layer's, and the LSTMs' state-to-state
+//! products) are computed row by row (`pixel_ops::row_product`), which moves every model's logits
+//! by a few ulp.
 //!
 //! # Container (version 3, all integers little-endian)
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 4 | magic `PXZC` |
-//! | 1 | format version (2) |
+//! | 1 | format version (3) |
 //! | 1 | frequency precision in bits (24) |
 //! | 1 | images per coding group ([`GROUP`], 16) |
 //! | 1 | device class the file was coded on (0 = CPU, 1 = CUDA, 2 = Metal) |
@@ -84,10 +86,13 @@ pub enum CompressError {
     WeightsMismatch { id: String, file: String, loaded: String },
     #[error("the file was coded on {file}, this model runs on {here}: the probabilities must be computed on the same device class; run it on {file}")]
     DeviceMismatch { file: &'static str, here: &'static str },
-    #[error("the {images} decoded images' checksum differs from the encoder's: the file is corrupt, or this build computes the model's probabilities differently from the one that wrote it (see README: what a file depends on)")]
+    #[error("the {images} decoded images' checksum differs from the encoder's: the file is corrupt, or this build computes the model's probabilities differently from the one that wrote it (a file depends on the model's weights, the format version and the exact arithmetic of the build and device class that wrote it)")]
     ChecksumMismatch { images: usize },
     #[error("{0}")]
     Invalid(String),
+    /// A coding thread panicked (a bug, not a problem with the input).
+    #[error("a coding thread panicked")]
+    WorkerPanicked,
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -154,15 +159,15 @@ fn check_name(name: &str) -> Result<(), CompressError> {
 /// same frequencies on every machine with IEEE f64 (the only libm call is `exp`, of the same build).
 pub fn frequencies(head: Head, logits: &[f32]) -> Vec<u32> {
     let total = 1u64 << PRECISION;
+    let weights = head.value_weights(logits, 1.0);
     match head {
         Head::Bernoulli => {
-            let p1 = 1.0 / (1.0 + (-(logits[0] as f64)).exp());
+            let p1 = weights[1];
             let f1 = 1 + ((p1 * (total - 2) as f64).floor() as u64).min(total - 2);
             vec![(total - f1) as u32, f1 as u32]
         }
         Head::Softmax256 => {
-            let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let e: Vec<f64> = logits.iter().map(|&z| (z as f64 - max).exp()).collect();
+            let e = weights;
             let sum: f64 = e.iter().sum();
             let free = (total - logits.len() as u64) as f64;
             let mut f: Vec<u64> = e.iter().map(|&v| 1 + ((v / sum * free).floor() as u64)).collect();
@@ -228,9 +233,7 @@ fn per_stream<T: Send>(
     work: &StreamWork<'_, T>,
 ) -> Result<Vec<T>, CompressError> {
     let items: Vec<&[std::ops::Range<usize>]> = groups.iter().map(Vec::as_slice).collect();
-    in_parallel(items, |runs| work(0, runs), work, || Err(CompressError::Invalid("a coding thread panicked".into())))
-        .into_iter()
-        .collect()
+    in_parallel(items, |runs| work(0, runs), work, || Err(CompressError::WorkerPanicked)).into_iter().collect()
 }
 
 /// Stream count for `n` images on `threads` threads (0: one per core) on `device`: one per thread,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{DType, Device};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
+use pixel_ops::weights_config::{read_config, WeightsConfig};
 use pixel_ops::PixelModel;
 use safetensors::SafeTensors;
 
@@ -108,15 +109,7 @@ pub fn build(
             return Err(unusable(format!("tensor '{name}' holds NaN or infinite values")));
         }
     }
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| unusable(e.to_string()))?;
-    let config_json = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("config").cloned())
-        .ok_or_else(|| unusable("no 'config' in the safetensors metadata".into()))?;
-    let mut config: serde_json::Value =
-        serde_json::from_str(&config_json).map_err(|e| unusable(format!("metadata config is not JSON: {e}")))?;
-    let file_arch = config.as_object_mut().and_then(|o| o.remove("architecture"));
+    let WeightsConfig { architecture: file_arch, config } = read_config(&bytes).map_err(|e| unusable(e.to_string()))?;
     if file_arch.as_ref().and_then(|a| a.as_str()) != Some(entry.architecture()) {
         return Err(unusable(format!(
             "the file's architecture is {file_arch:?}, the manifest says '{}'",

@@ -60,8 +60,8 @@ pub struct FetchedWeights {
 pub struct Resolver {
     /// The repository's `weights/` folder.
     pub weights_dir: PathBuf,
-    /// The zoo's local weights cache, where `zoo import` installs converted third-party weights:
-    /// `$PIXEL_ZOO_CACHE`, else `$XDG_CACHE_HOME/pixel-zoo/weights`, else `~/.cache/pixel-zoo/weights`.
+    /// The zoo's local weights cache, where `zoo import` installs converted third-party weights
+    /// ([`pixel_data::datasets::weights_cache_dir`]).
     pub zoo_cache: PathBuf,
     /// The Hugging Face cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`; feature `hub`).
     #[cfg(feature = "hub")]
@@ -83,13 +83,7 @@ impl Resolver {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
         let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".to_string());
         let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-        let zoo_cache = std::env::var_os("PIXEL_ZOO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .unwrap_or_else(std::env::temp_dir);
-            base.join("pixel-zoo").join("weights")
-        });
+        let zoo_cache = pixel_data::datasets::weights_cache_dir();
         // hf-hub's Cache::from_env panics without a home directory; the same rule without it.
         #[cfg(feature = "hub")]
         let hf_cache = match std::env::var_os("HF_HOME") {

@@ -48,10 +48,7 @@ fn requests(server: &HubServer) -> usize {
 }
 
 fn entry(bytes: &[u8]) -> ModelEntry {
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
-    let json = meta.metadata().as_ref().unwrap()["config"].clone();
-    let mut config: serde_json::Value = serde_json::from_str(&json).unwrap();
-    config.as_object_mut().unwrap().remove("architecture");
+    let config = pixel_zoo::ops::weights_config::read_config(bytes).unwrap().config;
     ModelEntry {
         id: "pixelcnn-test".into(),
         dataset: "cifar10".into(),

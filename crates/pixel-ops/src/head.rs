@@ -4,15 +4,14 @@
 
 use std::f64::consts::LN_2;
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor, WithDType, D};
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::conv::{masked_conv2d, Fused, MaskedConv2d};
+use crate::kernels::softmax_nll::softmax_nll;
 use crate::mask::MaskKind;
-use crate::vector_math::{exp_f32, with_avx2};
 
 /// The distribution of one pixel value given its context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,16 +58,27 @@ impl Head {
                 let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
                 (softplus - (x * z)?)?
             }
-            Head::Softmax256 if logits.device().is_cpu() => {
-                let x = x.to_dtype(DType::U32)?.contiguous()?;
-                return logits.contiguous()?.apply_op2_no_bwd(&x, &SoftmaxNll);
+            Head::Softmax256 => softmax_nll(logits, x)?,
+        })
+    }
+
+    /// The distribution of one value from its `levels` logits at `temperature`, as weights
+    /// proportional to each value's probability, in f64 by fixed code (the same logits give the
+    /// same bits on every machine with IEEE f64): the Bernoulli head's `[1 − p, p]` with
+    /// p = σ(z / T); the softmax's e^((z − max) / T), unnormalised. The one place the heads' logits
+    /// become probabilities, for the sampler and the compressor alike.
+    pub fn value_weights(self, logits: &[f32], temperature: f64) -> Vec<f64> {
+        debug_assert_eq!(logits.len(), self.levels());
+        match self {
+            Head::Bernoulli => {
+                let p = 1.0 / (1.0 + (-(logits[0] as f64) / temperature).exp());
+                vec![1.0 - p, p]
             }
             Head::Softmax256 => {
-                let logp = candle_nn::ops::log_softmax(logits, 2)?;
-                let idx = x.to_dtype(DType::U32)?.unsqueeze(2)?;
-                logp.gather(&idx, 2)?.squeeze(2)?.neg()?
+                let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+                logits.iter().map(|&v| ((v as f64 - max) / temperature).exp()).collect()
             }
-        })
+        }
     }
 
     /// Draws one value per row of `logits` `(n, levels)` (already on the CPU as f32), at `temperature`.
@@ -77,24 +87,22 @@ impl Head {
         debug_assert_eq!(logits.len(), n * k);
         logits
             .chunks(k)
-            .map(|row| match self {
-                Head::Bernoulli => {
-                    let p = 1.0 / (1.0 + (-(row[0] as f64) / temperature).exp());
-                    u8::from(rng.gen::<f64>() < p)
-                }
-                Head::Softmax256 => {
-                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-                    let weights: Vec<f64> = row.iter().map(|&v| ((v as f64 - max) / temperature).exp()).collect();
-                    let total: f64 = weights.iter().sum();
-                    let mut u = rng.gen::<f64>() * total;
-                    for (value, w) in weights.iter().enumerate() {
-                        if u < *w {
-                            return value as u8;
+            .map(|row| {
+                let weights = self.value_weights(row, temperature);
+                match self {
+                    Head::Bernoulli => u8::from(rng.gen::<f64>() < weights[1]),
+                    Head::Softmax256 => {
+                        let total: f64 = weights.iter().sum();
+                        let mut u = rng.gen::<f64>() * total;
+                        for (value, w) in weights.iter().enumerate() {
+                            if u < *w {
+                                return value as u8;
+                            }
+                            u -= w;
                         }
-                        u -= w;
+                        // Rounding left u past the last bucket: take the last value with non-zero weight.
+                        weights.iter().rposition(|&w| w > 0.0).unwrap_or(0) as u8
                     }
-                    // Rounding left u past the last bucket: take the last value with non-zero weight.
-                    weights.iter().rposition(|&w| w > 0.0).unwrap_or(0) as u8
                 }
             })
             .collect()
@@ -128,94 +136,6 @@ impl InputEncoding {
 /// Nats per image → bits per dimension, for images of `dims` = c·h·w values.
 pub fn bits_per_dim(nats_per_image: f64, dims: usize) -> f64 {
     nats_per_image / (dims as f64 * LN_2)
-}
-
-/// The CPU kernel of [`Head::nll_per_value`] for the softmax head: logits `(b, c, levels, h, w)`
-/// and pixel values `(b, c, h, w)` (u32) → `(b, c, h, w)`. One pass per colour plane: the running
-/// maximum and the sum of exponentials of every position together (the levels are `h·w` apart in
-/// memory), in f64; for f32 logits, each exponential in f32 ([`exp_f32`], vectorised, within 1
-/// ulp) and their sum in f64.
-struct SoftmaxNll;
-
-/// A float the softmax NLL kernel reads: e^(v − max) for a logit `v` at or below the maximum.
-trait SoftmaxFloat: WithDType + num_traits::Float {
-    fn exp_below_max(v: Self, max: Self) -> f64;
-}
-
-impl SoftmaxFloat for f64 {
-    #[inline(always)]
-    fn exp_below_max(v: f64, max: f64) -> f64 {
-        (v - max).exp()
-    }
-}
-
-impl SoftmaxFloat for f32 {
-    /// In f32 ([`exp_f32`], vectorised), summed in f64.
-    #[inline(always)]
-    fn exp_below_max(v: f32, max: f32) -> f64 {
-        exp_f32(v - max) as f64
-    }
-}
-
-impl SoftmaxNll {
-    /// The maxima in the logits' type (exact), the sums and the rest in f64; built for AVX2 when
-    /// the CPU has it ([`with_avx2`]).
-    fn nll<T: SoftmaxFloat>(z: &[T], x: &[u32], (planes, levels, hw): (usize, usize, usize)) -> Result<Vec<T>> {
-        with_avx2(|| {
-            let mut out = Vec::with_capacity(planes * hw);
-            let (mut max, mut sum) = (vec![T::zero(); hw], vec![0f64; hw]);
-            for k in 0..planes {
-                let plane = &z[k * levels * hw..(k + 1) * levels * hw];
-                max.copy_from_slice(&plane[..hw]);
-                for level in plane.chunks_exact(hw).skip(1) {
-                    for (m, &v) in max.iter_mut().zip(level) {
-                        *m = num_traits::Float::max(*m, v);
-                    }
-                }
-                sum.fill(0.0);
-                for level in plane.chunks_exact(hw) {
-                    for ((s, &v), &m) in sum.iter_mut().zip(level).zip(&max) {
-                        *s += T::exp_below_max(v, m);
-                    }
-                }
-                for (p, &value) in x[k * hw..(k + 1) * hw].iter().enumerate() {
-                    if value as usize >= levels {
-                        candle_core::bail!("pixel value {value} is not one of the {levels} levels");
-                    }
-                    let nll = sum[p].ln() + max[p].to_f64() - plane[value as usize * hw + p].to_f64();
-                    out.push(<T as WithDType>::from_f64(nll));
-                }
-            }
-            Ok(out)
-        })
-    }
-}
-
-impl CustomOp2 for SoftmaxNll {
-    fn name(&self) -> &'static str {
-        "softmax-nll"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let dims = l1.shape().dims();
-        let [b, c, levels, h, w] = dims else {
-            candle_core::bail!("softmax-nll: logits (b, c, levels, h, w), got {dims:?}")
-        };
-        if l2.shape().dims() != [*b, *c, *h, *w] {
-            candle_core::bail!("softmax-nll: pixel values {:?} do not fit logits {dims:?}", l2.shape().dims());
-        }
-        let (Some((s, e)), Some((xs, xe))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-            candle_core::bail!("softmax-nll needs contiguous inputs");
-        };
-        let CpuStorage::U32(x) = s2 else { candle_core::bail!("softmax-nll: u32 pixel values, got {:?}", s2.dtype()) };
-        let shape = (b * c, *levels, h * w);
-        let out = match s1 {
-            CpuStorage::F32(z) => CpuStorage::F32(Self::nll(&z[s..e], &x[xs..xe], shape)?),
-            CpuStorage::F64(z) => CpuStorage::F64(Self::nll(&z[s..e], &x[xs..xe], shape)?),
-            other => candle_core::bail!("softmax-nll: f32 or f64 logits, got {:?}", other.dtype()),
-        };
-        Ok((out, Shape::from((*b, *c, *h, *w))))
-    }
 }
 
 /// The output stack (paper §4, step 3): ReLU → 1×1 mask B (`in` → `d`) → ReLU → 1×1 mask B
@@ -286,26 +206,6 @@ mod tests {
         let x = Tensor::new(&[9u8], &Device::Cpu)?.reshape((1, 1, 1, 1))?;
         let nll = Head::Softmax256.nll_per_image(&z, &x)?.to_vec1::<f32>()?[0];
         assert!((nll - std::f32::consts::LN_2).abs() < 1e-5, "{nll}");
-        Ok(())
-    }
-
-    #[test]
-    fn the_cpu_softmax_nll_equals_log_softmax_and_gather() -> Result<()> {
-        let dev = Device::Cpu;
-        let (b, c, h, w) = (3, 3, 4, 5);
-        let z = (Tensor::randn(0f32, 1.0, (b, c, 256, h, w), &dev)? * 20.0)?;
-        let x = Tensor::rand(0f32, 256.0, (b, c, h, w), &dev)?.floor()?.to_dtype(DType::U8)?;
-        let fused = Head::Softmax256.nll_per_value(&z, &x)?;
-        assert_eq!(fused.dims(), &[b, c, h, w]);
-        let logp = candle_nn::ops::log_softmax(&z.to_dtype(DType::F64)?, 2)?;
-        let want = logp.gather(&x.to_dtype(DType::U32)?.unsqueeze(2)?, 2)?.squeeze(2)?.neg()?;
-        for (got, want) in fused.flatten_all()?.to_vec1::<f32>()?.iter().zip(want.flatten_all()?.to_vec1::<f64>()?) {
-            assert!((*got as f64 - want).abs() < 2e-6 * want.abs().max(1.0), "{got} vs {want}");
-        }
-        let per_image = Head::Softmax256.nll_per_image(&z, &x)?;
-        assert_eq!(per_image.dims(), &[b]);
-        let bad = Tensor::zeros((b, c, 1, h, w), DType::F32, &dev)?;
-        assert!(Head::Softmax256.nll_per_image(&bad, &x).is_err(), "a value beyond the levels is an error");
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! mask-A convolution, for the whole image at once or, in a sampling session, at one position from
 //! the window of pixels around it. Every architecture starts with it.
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::conv::{masked_conv2d, MaskedConv2d};
@@ -50,11 +50,6 @@ impl InputStack {
     /// Pixel values `(b, c, H, W)` (any dtype, any device) → the network input encoded.
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
         self.encoding.encode(self.head, &x.to_device(&self.device)?, self.dtype())
-    }
-
-    /// Pixel values `(b, c, H, W)` → the first layer's input `(b, features, H, W)`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.conv.forward(&self.encode(x)?)
     }
 
     /// Pixel values `(b, c, H, W)` → the first layer's input channels-last, `(b, H, W, features)`.

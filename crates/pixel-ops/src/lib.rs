@@ -1,6 +1,6 @@
 //! The operations every PixelRNN-family model shares (van den Oord et al. 2016, arXiv:1601.06759).
 //!
-//! Each paper concept lives in exactly one module:
+//! The modules, by paper concept (each written as tensor operations, which every device runs):
 //! - [`mask`]: the causal masks A and B over space and the R→G→B colour groups (§3.4);
 //! - [`conv`]: masked convolutions, masks multiplied into the weights at load time;
 //! - [`input`]: the input stack: the input encoding and the 7×7 mask-A convolution (§4), also at
@@ -17,8 +17,11 @@
 //!   step), and splitting a batch over threads;
 //! - [`sampler`]: sampling and completion for any [`PixelModel`];
 //! - [`subset`]: the multi-scale model's small image `x[::f, ::f]` (§3.6);
-//! - [`kernels`]: CPU kernels, each beside its generic path;
-//! - [`vector_math`]: elementary functions that vectorise, for the CPU kernels.
+//! - [`weights_config`]: the config a weights file carries in its metadata.
+//!
+//! The CPU kernels that the concepts call on the CPU are apart, in [`kernels`], each beside the
+//! portable path it replaces and a test that the two agree; [`row_product`] is one of them
+//! (re-exported here, where the architecture crates name it).
 //!
 //! Data sets and image files are the `pixel-data` crate's.
 
@@ -32,17 +35,17 @@ pub mod lstm;
 pub mod mask;
 pub mod model;
 pub mod recurrent;
-pub mod row_product;
 pub mod sampler;
 pub mod skew;
 pub mod stepper;
 pub mod subset;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod vector_math;
+pub mod weights_config;
 
 pub use error::{Error, Result};
 pub use head::{Head, InputEncoding};
 pub use input::InputStack;
+pub use kernels::row_product;
 pub use mask::MaskKind;
 pub use model::{ConditionalModel, ImageSpec, MultiScaleModel, PixelModel, SamplingSession};

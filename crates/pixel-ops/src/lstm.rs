@@ -11,10 +11,7 @@
 //! updates the gates and the cell in one pass; a step of a whole-image scan and a step of a
 //! sampling session are the same call on a different number of positions.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
-
-use crate::vector_math::{exp_f32, with_avx2};
+use candle_core::{Result, Tensor};
 
 /// Number of gate blocks in an LSTM pre-activation map: o, f, i, g.
 pub const GATES: usize = 4;
@@ -38,10 +35,9 @@ pub fn lstm_update(a: &Tensor, c_prev: &Tensor, dim: usize) -> Result<(Tensor, T
 /// terms (the input-to-state and the state-to-state maps): `input` and `recurrent` `(n, 4h)`, each
 /// row the gates o, f, i, g; `c_prev` `(n, h)`. Returns the new `(h, c)`, each `(n, h)`.
 ///
-/// On the CPU one pass over memory (the sum, the gates, the cell and the output per position),
-/// whose f32 sigmoid is vectorised ([`crate::vector_math::exp_f32`]; the new h and c within 1e-6 of candle's
-/// ops, relative, as the tests check); in f64 it
-/// gives the bits of [`lstm_update`], which the other devices run.
+/// On the CPU one pass over memory ([`crate::kernels::lstm_cell`]: the sum, the gates, the cell
+/// and the output per position; in f32 within 1e-6 of [`lstm_update`], relative, in f64 its bits);
+/// the other devices run [`lstm_update`].
 pub fn lstm_cell(input: &Tensor, recurrent: &Tensor, c_prev: &Tensor) -> Result<(Tensor, Tensor)> {
     let (n, four_h) = input.dims2()?;
     if recurrent.dims() != [n, four_h] || c_prev.dims() != [n, four_h / GATES] || four_h % GATES != 0 {
@@ -55,101 +51,7 @@ pub fn lstm_cell(input: &Tensor, recurrent: &Tensor, c_prev: &Tensor) -> Result<
     if !input.device().is_cpu() {
         return lstm_update(&(input + recurrent)?, c_prev, 1);
     }
-    let both = input.contiguous()?.apply_op3_no_bwd(&recurrent.contiguous()?, &c_prev.contiguous()?, &LstmCell)?;
-    Ok((both.get(0)?, both.get(1)?))
-}
-
-/// A float the fused cell computes in: its logistic sigmoid.
-trait CellFloat: WithDType + num_traits::Float {
-    /// σ(v) = 1 / (1 + e^−v).
-    fn sigmoid(v: Self) -> Self;
-}
-
-impl CellFloat for f64 {
-    /// candle_nn's sigmoid, operation for operation.
-    #[inline(always)]
-    fn sigmoid(v: f64) -> f64 {
-        ((-v).exp() + 1.0).recip()
-    }
-}
-
-impl CellFloat for f32 {
-    #[inline(always)]
-    fn sigmoid(v: f32) -> f32 {
-        (exp_f32(-v) + 1.0).recip()
-    }
-}
-
-/// The CPU kernel of [`lstm_cell`]: `(2, n, h)`, the new `h` then the new `c`.
-struct LstmCell;
-
-impl LstmCell {
-    /// [`LstmCell::cell`], built for AVX2 when the CPU has it ([`with_avx2`]: the same
-    /// operations, so the same bits, as the baseline build).
-    fn cell_dispatch<T: CellFloat>(input: &[T], recurrent: &[T], c_prev: &[T], h: usize) -> Vec<T> {
-        with_avx2(|| Self::cell(input, recurrent, c_prev, h))
-    }
-
-    #[inline(always)]
-    fn cell<T: CellFloat>(input: &[T], recurrent: &[T], c_prev: &[T], h: usize) -> Vec<T> {
-        let n = c_prev.len() / h;
-        let mut out = vec![T::zero(); 2 * n * h];
-        let (hs, cs) = out.split_at_mut(n * h);
-        // tanh(v) = 2σ(2v) − 1, as `lstm_update`'s tanh computes it.
-        let (two, zero, minus_one) = (T::from_f64(2.0), T::from_f64(0.0), T::from_f64(-1.0));
-        let tanh = |v: T| T::sigmoid(v * two + zero) * two + minus_one;
-        for p in 0..n {
-            let (a, r) = (&input[p * 4 * h..(p + 1) * 4 * h], &recurrent[p * 4 * h..(p + 1) * 4 * h]);
-            // Equal-length slices, so that the loop below has no bounds checks and vectorises.
-            let gate = |k: usize| (&a[k * h..(k + 1) * h], &r[k * h..(k + 1) * h]);
-            let ((ao, ro), (af, rf), (ai, ri), (ag, rg)) = (gate(0), gate(1), gate(2), gate(3));
-            let c_prev = &c_prev[p * h..(p + 1) * h];
-            let (hs, cs) = (&mut hs[p * h..(p + 1) * h], &mut cs[p * h..(p + 1) * h]);
-            for k in 0..h {
-                let o = T::sigmoid(ao[k] + ro[k]);
-                let f = T::sigmoid(af[k] + rf[k]);
-                let i = T::sigmoid(ai[k] + ri[k]);
-                let g = tanh(ag[k] + rg[k]);
-                let c = f * c_prev[k] + i * g;
-                cs[k] = c;
-                hs[k] = o * tanh(c);
-            }
-        }
-        out
-    }
-}
-
-impl CustomOp3 for LstmCell {
-    fn name(&self) -> &'static str {
-        "lstm-cell"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, h) = l3.shape().dims2()?;
-        let range = |l: &Layout| match l.contiguous_offsets() {
-            Some((start, end)) => Ok(start..end),
-            None => Err(candle_core::Error::Msg("lstm-cell needs contiguous inputs".into())),
-        };
-        let (r1, r2, r3) = (range(l1)?, range(l2)?, range(l3)?);
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(a), CpuStorage::F32(r), CpuStorage::F32(c)) => {
-                CpuStorage::F32(Self::cell_dispatch(&a[r1], &r[r2], &c[r3], h))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(r), CpuStorage::F64(c)) => {
-                CpuStorage::F64(Self::cell_dispatch(&a[r1], &r[r2], &c[r3], h))
-            }
-            _ => candle_core::bail!("lstm-cell: f32 or f64 inputs of one dtype, got {:?}", s1.dtype()),
-        };
-        Ok((out, Shape::from((2, n, h))))
-    }
+    crate::kernels::lstm_cell::fused_cell(input, recurrent, c_prev)
 }
 
 /// tanh(x) = 2σ(2x) − 1: on the CPU candle's sigmoid is about 4× faster than its tanh (measured on
@@ -159,7 +61,7 @@ fn tanh(x: &Tensor) -> Result<Tensor> {
 }
 
 /// A state-to-state kernel `(4h, h, k)` as the `(4h, k·h)` matrix whose transpose multiplies the
-/// `k` neighbours' states side by side ([`crate::conv::open_tap_columns`], tap-major: column
+/// `k` neighbours' states side by side ([`crate::kernels::open_tap_columns`], tap-major: column
 /// `j·h + m` is feature `m` of neighbour `j`).
 pub fn tap_major(kernel: &Tensor) -> Result<Tensor> {
     let (out, h, k) = kernel.dims3()?;
@@ -169,7 +71,8 @@ pub fn tap_major(kernel: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, D};
+    use crate::kernels::open_tap_columns::open_tap_columns;
+    use candle_core::{Device, D};
 
     #[test]
     fn gates_follow_the_order_o_f_i_g() -> Result<()> {
@@ -189,42 +92,6 @@ mod tests {
         Ok(())
     }
 
-    /// The fused kernel equals the generic path on values from tiny to saturating: in f32 to
-    /// within its vectorised sigmoid's rounding, in f64 to the bit.
-    #[test]
-    fn the_fused_cell_equals_the_generic_update() -> Result<()> {
-        let dev = Device::Cpu;
-        let (n, h) = (37usize, 21usize);
-        let scale =
-            Tensor::new(&[0.01f32, 1.0, 4.0, 30.0, 100.0], &dev)?.repeat(n * 4 * h / 5 + 1)?.narrow(0, 0, n * 4 * h)?;
-        let input = (Tensor::randn(0f32, 1.0, n * 4 * h, &dev)? * &scale)?.reshape((n, 4 * h))?;
-        let recurrent = Tensor::randn(0f32, 2.0, (n, 4 * h), &dev)?;
-        let c_prev = Tensor::randn(0f32, 3.0, (n, h), &dev)?;
-        let (h1, c1) = lstm_cell(&input, &recurrent, &c_prev)?;
-        let (h2, c2) = lstm_update(&(&input + &recurrent)?, &c_prev, 1)?;
-        for (got, want, what) in [(&h1, &h2, "h"), (&c1, &c2, "c")] {
-            let (got, want) = (got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
-            for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{what}: {g} against {w}");
-            }
-        }
-        // f64: the same bits (the normalisation tests run in f64).
-        let (input, recurrent, c_prev) =
-            (input.to_dtype(DType::F64)?, recurrent.to_dtype(DType::F64)?, c_prev.to_dtype(DType::F64)?);
-        let (h1, c1) = lstm_cell(&input, &recurrent, &c_prev)?;
-        let (h2, c2) = lstm_update(&(&input + &recurrent)?, &c_prev, 1)?;
-        assert_eq!(h1.to_vec2::<f64>()?, h2.to_vec2::<f64>()?);
-        assert_eq!(c1.to_vec2::<f64>()?, c2.to_vec2::<f64>()?);
-        Ok(())
-    }
-
-    #[test]
-    fn the_f32_sigmoid_saturates() {
-        assert_eq!(<f32 as CellFloat>::sigmoid(200.0), 1.0);
-        assert!(<f32 as CellFloat>::sigmoid(-200.0) < 1e-37);
-        assert!((<f32 as CellFloat>::sigmoid(0.0) - 0.5).abs() < 1e-7);
-    }
-
     #[test]
     fn neighbours_times_tap_major_is_the_1d_convolution() -> Result<()> {
         let dev = Device::Cpu;
@@ -233,7 +100,7 @@ mod tests {
         let w = Tensor::arange(0f32, (3 * h * k) as f32, &dev)?.affine(0.1, -0.5)?.reshape((3, h, k))?;
         // The n positions as one row of a channels-last map (1, 1, n, h), neighbours −1, 0, +1.
         let row = x.t()?.reshape((1, 1, n, h))?;
-        let neighbours = crate::conv::open_tap_columns(&row, &[(0, -1), (0, 0), (0, 1)])?.reshape((n, k * h))?;
+        let neighbours = open_tap_columns(&row, &[(0, -1), (0, 0), (0, 1)])?.reshape((n, k * h))?;
         let got = neighbours.matmul(&tap_major(&w)?.t()?)?.t()?;
         // conv1d with padding 1 (cross-correlation: out[p] = Σ_j w[.., j] · x[p + j − 1]).
         let want = x.unsqueeze(0)?.conv1d(&w, 1, 1, 1, 1)?.squeeze(0)?;

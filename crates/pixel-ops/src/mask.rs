@@ -10,8 +10,6 @@
 //! the group of hidden feature `k mod h`, so the four gates of one hidden feature see the same
 //! colours as that feature ([`gated_colour_group`]).
 
-use candle_core::{DType, Device, Tensor};
-
 /// Which centre-tap rule a mask uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaskKind {
@@ -68,26 +66,6 @@ pub fn gated_mask_values(
         }
     }
     m
-}
-
-/// The mask as a tensor of shape `(out_ch, in_ch, kh, kw)` on `device` in `dtype`, outputs grouped
-/// in `gates` blocks (1 for every layer but an LSTM's input-to-state map).
-#[allow(clippy::too_many_arguments)]
-pub fn mask_tensor(
-    kind: MaskKind,
-    out_ch: usize,
-    in_ch: usize,
-    (kh, kw): (usize, usize),
-    colours: usize,
-    gates: usize,
-    device: &Device,
-    dtype: DType,
-) -> candle_core::Result<Tensor> {
-    if gates == 0 || !out_ch.is_multiple_of(gates) {
-        candle_core::bail!("{out_ch} outputs cannot be split into {gates} gate blocks");
-    }
-    Tensor::from_vec(gated_mask_values(kind, out_ch, in_ch, (kh, kw), colours, gates), (out_ch, in_ch, kh, kw), device)?
-        .to_dtype(dtype)
 }
 
 #[cfg(test)]

@@ -201,7 +201,7 @@ fn generate(
             this_wave,
             |(first_image, part)| generate_part(model, part, first_image, given, opts, &mut report),
             |_, (first_image, part)| generate_part(model, part, first_image, given, opts, &mut |_, _| {}),
-            || Err(Error::InvalidArgument("a sampling thread panicked".into())),
+            || Err(Error::WorkerPanicked("sampling")),
         )
         .into_iter()
         .collect::<Result<Vec<()>>>()?;

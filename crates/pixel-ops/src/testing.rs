@@ -8,6 +8,7 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use crate::head::Head;
 use crate::model::PixelModel;
 use crate::stepper::{step_through, Given, Method};
+use crate::weights_config::read_config;
 
 /// Checks causality on random `(1, c, h, w)` inputs, one per seed: each input value is changed
 /// (to several other values) and the logits recomputed. Any logit that changes must come after
@@ -159,26 +160,13 @@ pub fn cached_and_naive_samples(model: &dyn PixelModel, seed: u64) -> crate::Res
     Ok((cached, naive))
 }
 
-/// The bytes of a weights file and the `config` JSON in its safetensors metadata (the fixtures of
-/// the PyTorch reference; each architecture parses the JSON into its own config).
-pub fn weights_and_config(path: &Path) -> candle_core::Result<(Vec<u8>, String)> {
-    let bytes = std::fs::read(path).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
-    let config = meta.metadata().as_ref().and_then(|m| m.get("config").cloned());
-    let config = config.ok_or_else(|| candle_core::Error::Msg(format!("{}: no config metadata", path.display())))?;
-    Ok((bytes, config))
-}
-
 /// A weights file's config (its `config` metadata without the `architecture` key, parsed as the
-/// architecture's config type `C`) and its bytes.
+/// architecture's config type `C`) and its bytes (the fixtures of the PyTorch reference).
 pub fn weights_with_config<C: serde::de::DeserializeOwned>(path: &Path) -> candle_core::Result<(C, Vec<u8>)> {
-    let (bytes, json) = weights_and_config(path)?;
-    let mut json: serde_json::Value = serde_json::from_str(&json).map_err(candle_core::Error::wrap)?;
-    if let Some(o) = json.as_object_mut() {
-        o.remove("architecture");
-    }
-    Ok((serde_json::from_value(json).map_err(candle_core::Error::wrap)?, bytes))
+    let fail = |e: &dyn std::fmt::Display| candle_core::Error::Msg(format!("{}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
+    let config = read_config(&bytes).map_err(|e| fail(&e))?.config;
+    Ok((serde_json::from_value(config).map_err(candle_core::Error::wrap)?, bytes))
 }
 
 /// How far a model's logits and NLL are from the reference's.

@@ -48,7 +48,7 @@ pub enum Command {
     Score(ScoreArgs),
     /// Raw logits of images to a safetensors file: `logits` (n, c, levels, h, w) f32, `images`
     /// (n, c, h, w) u8; levels is 1 (Bernoulli logit) or 256 (softmax logits).
-    Logits(LogitsArgs),
+    Logits(ImagesToFileArgs),
     /// Keep the top rows of an image and sample the rest: original, occluded, completions side by side.
     Complete(CompleteArgs),
     /// Upscale a low-resolution image with a multi-scale model: the image becomes the small image
@@ -67,7 +67,7 @@ pub enum Command {
     /// (the network per value; estimated from timed steps), cached sampling (1 thread and all cores).
     Bench(BenchArgs),
     /// Compress images losslessly with a model (range coding of its probabilities) into one file.
-    Compress(CompressArgs),
+    Compress(ImagesToFileArgs),
     /// Decode a file written by `zoo compress` into PNGs under their original names (the model is
     /// the one named in the file; its weights must be the ones it was coded with).
     Decompress(DecompressArgs),
@@ -157,10 +157,12 @@ pub struct ScoreArgs {
     pub json: bool,
 }
 
+/// A model, images and one output file: `logits` and `compress`.
 #[derive(clap::Args, Debug)]
-pub struct LogitsArgs {
+pub struct ImagesToFileArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Images of the model's size and channels (PNG or any format the image crate reads).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     #[arg(short, long)]
@@ -277,17 +279,6 @@ pub struct BenchArgs {
     pub forward_only: bool,
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct CompressArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// Images of the model's size and channels (PNG or any format the image crate reads).
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
-    #[arg(short, long)]
-    pub output: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]

@@ -21,14 +21,9 @@ use crate::cli::Cli;
 /// are unaffected: std sends with MSG_NOSIGNAL / SO_NOSIGPIPE.
 #[cfg(unix)]
 fn stop_quietly_on_a_closed_pipe() {
-    extern "C" {
-        fn signal(signum: i32, handler: usize) -> usize;
-    }
-    const SIGPIPE: i32 = 13; // Linux, macOS and the BSDs
-    const SIG_DFL: usize = 0;
     // SAFETY: restores the default disposition of one signal, before any thread starts.
     unsafe {
-        signal(SIGPIPE, SIG_DFL);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -41,18 +36,11 @@ fn stop_quietly_on_a_closed_pipe() {
 /// change; freed memory stays with the process until it exits.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
-    extern "C" {
-        fn mallopt(param: i32, value: i32) -> i32;
-    }
-    // glibc's <malloc.h>.
-    const M_TRIM_THRESHOLD: i32 = -1;
-    const M_TOP_PAD: i32 = -2;
-    const M_MMAP_THRESHOLD: i32 = -3;
     // SAFETY: mallopt only changes the allocator's parameters; called before any thread starts.
     unsafe {
-        mallopt(M_MMAP_THRESHOLD, 32 << 20);
-        mallopt(M_TRIM_THRESHOLD, 256 << 20);
-        mallopt(M_TOP_PAD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
     }
 }
 

@@ -8,11 +8,11 @@ use pixel_zoo::compress::{compress, NamedImage};
 use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
 
-use crate::cli::{CompressArgs, DeviceArg};
+use crate::cli::{DeviceArg, ImagesToFileArgs};
 use crate::context::{check_output, load, png_name, progress_bar, CODING_THREADS};
 
-pub fn run(zoo: &Zoo, device: DeviceArg, args: CompressArgs) -> Result<()> {
-    let CompressArgs { model, images, output } = args;
+pub fn run(zoo: &Zoo, device: DeviceArg, args: ImagesToFileArgs) -> Result<()> {
+    let ImagesToFileArgs { model, images, output } = args;
     check_output(&output)?;
     let m = load(zoo, &model, device)?;
     let spec = m.spec();

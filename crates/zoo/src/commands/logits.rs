@@ -5,11 +5,11 @@ use candle_core::Device;
 use pixel_data::files::write_atomic;
 use pixel_zoo::Zoo;
 
-use crate::cli::{DeviceArg, LogitsArgs};
+use crate::cli::{DeviceArg, ImagesToFileArgs};
 use crate::context::{check_output, load, read_images};
 
-pub fn run(zoo: &Zoo, device: DeviceArg, args: LogitsArgs) -> Result<()> {
-    let LogitsArgs { model, images, output } = args;
+pub fn run(zoo: &Zoo, device: DeviceArg, args: ImagesToFileArgs) -> Result<()> {
+    let ImagesToFileArgs { model, images, output } = args;
     let m = load(zoo, &model, device)?;
     check_output(&output)?;
     let x = read_images(&m, &images)?;
