@@ -89,7 +89,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="forward passes per measurement (their median)")
     p.add_argument("--rounds", type=int, default=7, help="forward: rounds of one measurement per side")
     p.add_argument("--eval-rounds", type=int, default=3, help="eval: rounds of one run per side")
-    p.add_argument("--markdown", action="store_true", help="a Markdown table (for the README)")
+    p.add_argument("--markdown", action="store_true", help="a Markdown table (for docs/performance.md)")
     a = p.parse_args(argv)
     if not os.path.exists(a.zoo):
         p.error(f"{a.zoo} not found: build it with `cargo build --release -p zoo`, or pass --zoo")
