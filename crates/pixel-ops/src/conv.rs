@@ -13,6 +13,7 @@
 use candle_core::{Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
+pub use crate::kernels::masked_conv::Fused;
 use crate::kernels::masked_conv::HostLayer;
 pub use crate::kernels::open_tap_columns::open_tap_columns;
 use crate::kernels::row_product::RowProduct;
@@ -40,28 +41,6 @@ pub struct MaskedConv2d {
     /// The weights as host matrices for the CPU kernel ([`crate::kernels::masked_conv`]); `None`
     /// off the CPU or for dtypes other than f32 and f64.
     host: Option<HostLayer>,
-}
-
-/// What a layer's whole-image pass folds in besides the product ([`MaskedConv2d::forward_fused`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Fused<'a> {
-    /// ReLU on the input first.
-    pub relu_input: bool,
-    /// A map `(b, H, W, out)` added to the output (a residual connection).
-    pub residual: Option<&'a Tensor>,
-    /// ReLU on the output last (after the residual).
-    pub relu_output: bool,
-}
-
-impl Fused<'_> {
-    /// `y` through ReLU if [`Fused::relu_output`] asks for it.
-    pub(crate) fn relu_output_if_asked(&self, y: Result<Tensor>) -> Result<Tensor> {
-        if self.relu_output {
-            y?.relu()
-        } else {
-            y
-        }
-    }
 }
 
 /// Outputs `start..start + len` of a 1×1 layer, which read inputs `0..inputs` only.

@@ -101,7 +101,9 @@ impl Subset {
             big.inplace_op2(&small.contiguous()?, &PlaceSmallLogits { factor: self.factor })?;
             return Ok(big);
         }
-        place_small_logits_generic(&big, small, self.factor)
+        let f = self.factor;
+        let mask = self.mask(small.dim(3)? * f, small.dim(4)? * f, big.device())?;
+        place_small_logits_generic(&big, small, f, &mask)
     }
 }
 

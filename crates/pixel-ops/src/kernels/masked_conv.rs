@@ -11,7 +11,30 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
 
 use super::contiguous;
-use crate::conv::Fused;
+
+/// What a layer's whole-image pass folds in besides the product
+/// ([`crate::conv::MaskedConv2d::forward_fused`]; the kernel folds it into its products, the generic
+/// path applies it after).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fused<'a> {
+    /// ReLU on the input first.
+    pub relu_input: bool,
+    /// A map `(b, H, W, out)` added to the output (a residual connection).
+    pub residual: Option<&'a Tensor>,
+    /// ReLU on the output last (after the residual).
+    pub relu_output: bool,
+}
+
+impl Fused<'_> {
+    /// `y` through ReLU if [`Fused::relu_output`] asks for it.
+    pub(crate) fn relu_output_if_asked(&self, y: Result<Tensor>) -> Result<Tensor> {
+        if self.relu_output {
+            y?.relu()
+        } else {
+            y
+        }
+    }
+}
 
 /// A layer's weights for the CPU kernel [`HostPass`]: one matrix per output block, row-major
 /// `(1 + inputs, len)`, whose first row is the bias (it multiplies a column of ones laid before the

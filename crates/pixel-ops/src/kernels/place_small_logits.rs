@@ -3,20 +3,17 @@
 
 use candle_core::{Result, Tensor};
 
-use crate::subset::Subset;
-
 /// The generic path, for every device: the big stage's logits `big` `(b, c, levels, h, w)` with the
 /// small image's `small` `(b, c, levels, h/f, w/f)` at its pixels, a new tensor. Each small logit
-/// is repeated over its f×f block, and the subset's mask keeps it at the block's corner only.
-pub fn place_small_logits_generic(big: &Tensor, small: &Tensor, f: usize) -> Result<Tensor> {
+/// is repeated over its f×f block, and `mask` `(h, w)` (u8: 1 at the small image's pixels, the
+/// subset's membership) keeps it at the block's corner only.
+pub fn place_small_logits_generic(big: &Tensor, small: &Tensor, f: usize, mask: &Tensor) -> Result<Tensor> {
     let (b, c, levels, sh, sw) = small.dims5()?;
     let placed = small
         .reshape((b * c * levels, sh, 1, sw, 1))?
         .broadcast_as((b * c * levels, sh, f, sw, f))?
         .reshape((b, c, levels, sh * f, sw * f))?;
-    let (h, w) = (sh * f, sw * f);
-    let mask = Subset::new(f).mask(h, w, big.device())?.broadcast_as(placed.shape())?;
-    mask.where_cond(&placed, big)
+    mask.broadcast_as(placed.shape())?.where_cond(&placed, big)
 }
 
 /// The CPU kernel: writes the small image's logits `(b, c, levels, h/f, w/f)` over the big stage's
@@ -84,8 +81,12 @@ mod tests {
         for (f, (h, w)) in [(2, (6, 8)), (3, (9, 6))] {
             let big = Tensor::randn(0f32, 1.0, (2, 3, 5, h, w), &dev)?;
             let small = Tensor::randn(0f32, 1.0, (2, 3, 5, h / f, w / f), &dev)?;
-            let want = place_small_logits_generic(&big, &small, f)?;
-            let got = Subset::new(f).place_logits(big.copy()?, &small)?;
+            // The subset's membership, written out: rows and columns that are multiples of f.
+            let mask: Vec<u8> = (0..h * w).map(|k| u8::from((k / w) % f == 0 && (k % w) % f == 0)).collect();
+            let mask = Tensor::from_vec(mask, (h, w), &dev)?;
+            let want = place_small_logits_generic(&big, &small, f, &mask)?;
+            let got = big.copy()?;
+            got.inplace_op2(&small, &PlaceSmallLogits { factor: f })?;
             assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
             // Exactly the small image's pixels changed.
             let changed = got.ne(&big)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
