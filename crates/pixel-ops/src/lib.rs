@@ -7,6 +7,8 @@
 //!   one position for a sampling session;
 //! - [`head`]: the output stack (two ReLU + 1×1 mask-B convolutions, §4), the Bernoulli and 256-way
 //!   softmax distributions, and the log-likelihood in nats and bits/dim;
+//! - [`logistic_mixture`]: the discretized logistic mixture head of PixelCNN++ (Salimans et al.
+//!   2017), as each channel's 256 log-probabilities and as a direct log-likelihood;
 //! - [`lstm`]: the LSTM gates (o, f, i, g) and state-to-state kernels as one matrix product (§3.1–3.2);
 //! - [`recurrent`]: an LSTM stepped on explicit state, the row caches of a sampling session, and the
 //!   model plumbing of a recurrent network, shared by the Row LSTM and the Diagonal BiLSTM;
@@ -31,6 +33,7 @@ pub mod error;
 pub mod head;
 pub mod input;
 pub mod kernels;
+pub mod logistic_mixture;
 pub mod lstm;
 pub mod mask;
 pub mod model;
