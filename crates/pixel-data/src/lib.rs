@@ -3,6 +3,7 @@
 //! - [`files`]: PNG in and out (images to score and complete, sample grids), and atomic writes
 //!   that never leave a half-written file.
 
+mod cache_dirs;
 pub mod datasets;
 pub mod error;
 pub mod files;

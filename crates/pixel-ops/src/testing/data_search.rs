@@ -4,24 +4,20 @@
 // absent (see `pixel_ops::testing::needed`). Paths are written out in full, so that the file
 // can be included anywhere.
 
+// The zoo's cache rule, the library's own file (std only, so a build script can include it too);
+// only the data cache is needed here.
+#[allow(dead_code)]
+mod cache_dirs {
+    include!("../../../pixel-data/src/cache_dirs.rs");
+}
+
 /// The data directory the tests use and whether it holds `mnist/` and `cifar10/`:
 /// `$PIXEL_ZOO_DATA`, else the zoo's data cache once `zoo data fetch mnist` and `zoo data fetch
 /// cifar10` filled it, else `../shared/data` beside the workspace `root` (this project's
 /// development machines).
 pub fn find_data_dir(root: &std::path::Path) -> (std::path::PathBuf, bool) {
     let both = |d: &std::path::Path| d.join("mnist").is_dir() && d.join("cifar10").is_dir();
-    // The rule of pixel_data::datasets::data_cache_dir, again: the build scripts that include this
-    // file have std only.
-    let cache = match std::env::var_os("PIXEL_ZOO_CACHE").filter(|c| !c.is_empty()) {
-        Some(c) => std::path::PathBuf::from(c).join("data"),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .filter(|c| !c.is_empty())
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("pixel-zoo")
-            .join("data"),
-    };
+    let cache = cache_dirs::data_cache_dir();
     let d = match std::env::var_os("PIXEL_ZOO_DATA") {
         Some(d) => std::path::PathBuf::from(d),
         None if both(&cache) => cache,
