@@ -361,3 +361,26 @@ macro_rules! model_tests {
 pub fn random_fixture<C: serde::de::DeserializeOwned>(prefix: &str, name: &str) -> candle_core::Result<(C, Vec<u8>)> {
     weights_with_config(&workspace_root().join(format!("tests/fixtures/{prefix}-random-{name}.safetensors")))
 }
+
+/// The random-weight reference model `name` of architecture `prefix` (its config and weights from
+/// [`random_fixture`]), optionally at another image `size` `(height, width)`, in `dtype` on the CPU:
+/// `image` reaches the config's image fields, `build` makes the network (the crate's `new`). What
+/// every architecture's [`model_tests!`] takes as its `model`.
+pub fn random_model<C, M>(
+    prefix: &str,
+    name: &str,
+    size: Option<(usize, usize)>,
+    dtype: candle_core::DType,
+    image: impl Fn(&mut C) -> &mut crate::ImageSpec,
+    build: impl Fn(&C, candle_nn::VarBuilder) -> candle_core::Result<M>,
+) -> candle_core::Result<M>
+where
+    C: serde::de::DeserializeOwned,
+{
+    let (mut cfg, bytes): (C, _) = random_fixture(prefix, name)?;
+    if let Some((h, w)) = size {
+        let spec = image(&mut cfg);
+        (spec.height, spec.width) = (h, w);
+    }
+    build(&cfg, candle_nn::VarBuilder::from_buffered_safetensors(bytes, dtype, &candle_core::Device::Cpu)?)
+}

@@ -4,19 +4,20 @@
 //! session. (That the causality check catches a wrongly shifted right-to-left direction is a unit
 //! test in `src/lib.rs`.)
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::DType;
 use diagonal_bilstm::{Config, DiagonalBiLstm};
-use pixel_ops::testing::random_fixture;
 
 /// The random-weight reference model `name` (`rgb`, `binary` or `options`: the third-party
 /// checkpoint's options), optionally at another image size.
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<DiagonalBiLstm> {
-    let (mut cfg, bytes): (Config, _) = random_fixture("diagonal-bilstm", name)?;
-    if let Some((h, w)) = size {
-        (cfg.image.height, cfg.image.width) = (h, w);
-    }
-    Ok(DiagonalBiLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
+    Ok(pixel_ops::testing::random_model(
+        "diagonal-bilstm",
+        name,
+        size,
+        dtype,
+        |c: &mut Config| &mut c.image,
+        DiagonalBiLstm::new,
+    )?)
 }
 
 pixel_ops::model_tests! {

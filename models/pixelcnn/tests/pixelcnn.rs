@@ -2,18 +2,13 @@
 //! binary image, reference logits from the PyTorch reference (`reference/pixelzoo_ref/fixtures.py`),
 //! the windowed sampling step and the cached session; masks applied at load time.
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
-use pixel_ops::testing::{random_fixture, workspace_root};
+use candle_core::DType;
+use pixel_ops::testing::workspace_root;
 use pixelcnn::{Config, PixelCnn};
 
 /// The random-weight reference model `name` (`rgb` or `binary`), optionally at another image size.
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<PixelCnn> {
-    let (mut cfg, bytes): (Config, _) = random_fixture("pixelcnn", name)?;
-    if let Some((h, w)) = size {
-        (cfg.image.height, cfg.image.width) = (h, w);
-    }
-    Ok(PixelCnn::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
+    Ok(pixel_ops::testing::random_model("pixelcnn", name, size, dtype, |c: &mut Config| &mut c.image, PixelCnn::new)?)
 }
 
 pixel_ops::model_tests! {

@@ -2,18 +2,12 @@
 //! binary image, reference logits from the PyTorch reference (`reference/pixelzoo_ref/fixtures.py`),
 //! the sampling step and the cached session.
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
-use pixel_ops::testing::random_fixture;
+use candle_core::DType;
 use row_lstm::{Config, RowLstm};
 
 /// The random-weight reference model `name` (`rgb` or `binary`), optionally at another image size.
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<RowLstm> {
-    let (mut cfg, bytes): (Config, _) = random_fixture("row-lstm", name)?;
-    if let Some((h, w)) = size {
-        (cfg.image.height, cfg.image.width) = (h, w);
-    }
-    Ok(RowLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
+    Ok(pixel_ops::testing::random_model("row-lstm", name, size, dtype, |c: &mut Config| &mut c.image, RowLstm::new)?)
 }
 
 pixel_ops::model_tests! {
