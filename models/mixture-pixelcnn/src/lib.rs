@@ -14,7 +14,7 @@
 use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{masked_conv2d, Fused, MaskedConv2d};
-use pixel_ops::logistic_mixture::{channel_log_probs, param_count};
+use pixel_ops::logistic_mixture::{channel_log_probs, channel_log_probs_of, param_count};
 use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
@@ -169,7 +169,7 @@ impl MixturePixelCnn {
         let (b, p) = params.dims2()?;
         let c = self.cfg.image.channels;
         let x = pixel.to_device(&self.device)?.reshape((b, c, 1, 1))?;
-        channel_log_probs(&params.reshape((b, p, 1, 1))?, &x, self.cfg.components)?.i((.., channel, .., 0, 0))
+        channel_log_probs_of(&params.reshape((b, p, 1, 1))?, &x, self.cfg.components, channel)?.i((.., .., 0, 0))
     }
 }
 
