@@ -166,7 +166,7 @@ pub fn frequencies(head: Head, logits: &[f32]) -> Vec<u32> {
             let f1 = 1 + ((p1 * (total - 2) as f64).floor() as u64).min(total - 2);
             vec![(total - f1) as u32, f1 as u32]
         }
-        Head::Softmax256 => {
+        Head::Softmax256 | Head::LogisticMixture => {
             let e = weights;
             let sum: f64 = e.iter().sum();
             let free = (total - logits.len() as u64) as f64;

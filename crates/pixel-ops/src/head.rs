@@ -21,6 +21,14 @@ pub enum Head {
     Bernoulli,
     /// 8-bit pixels 0..=255; 256 logits, a softmax.
     Softmax256,
+    /// 8-bit pixels 0..=255 from a discretized logistic mixture (PixelCNN++,
+    /// [`crate::logistic_mixture`]). The network's parameters become each value's 256
+    /// log-probabilities ([`crate::logistic_mixture::channel_log_probs`]), which are normalised, so
+    /// their softmax is the distribution itself: downstream (likelihood, sampling, coding) this head
+    /// behaves as [`Head::Softmax256`] on those logits. Only networks that output mixture
+    /// parameters have it; the softmax [`OutputStack`] refuses it.
+    #[serde(rename = "logistic-mixture")]
+    LogisticMixture,
 }
 
 impl Head {
@@ -28,7 +36,7 @@ impl Head {
     pub fn levels(self) -> usize {
         match self {
             Head::Bernoulli => 1,
-            Head::Softmax256 => 256,
+            Head::Softmax256 | Head::LogisticMixture => 256,
         }
     }
 
@@ -36,7 +44,7 @@ impl Head {
     pub fn values(self) -> usize {
         match self {
             Head::Bernoulli => 2,
-            Head::Softmax256 => 256,
+            Head::Softmax256 | Head::LogisticMixture => 256,
         }
     }
 
@@ -58,7 +66,7 @@ impl Head {
                 let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
                 (softplus - (x * z)?)?
             }
-            Head::Softmax256 => softmax_nll(logits, x)?,
+            Head::Softmax256 | Head::LogisticMixture => softmax_nll(logits, x)?,
         })
     }
 
@@ -74,7 +82,7 @@ impl Head {
                 let p = 1.0 / (1.0 + (-(logits[0] as f64) / temperature).exp());
                 vec![1.0 - p, p]
             }
-            Head::Softmax256 => {
+            Head::Softmax256 | Head::LogisticMixture => {
                 let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
                 logits.iter().map(|&v| ((v as f64 - max) / temperature).exp()).collect()
             }
@@ -91,7 +99,7 @@ impl Head {
                 let weights = self.value_weights(row, temperature);
                 match self {
                     Head::Bernoulli => u8::from(rng.gen::<f64>() < weights[1]),
-                    Head::Softmax256 => {
+                    Head::Softmax256 | Head::LogisticMixture => {
                         let total: f64 = weights.iter().sum();
                         let mut u = rng.gen::<f64>() * total;
                         for (value, w) in weights.iter().enumerate() {
@@ -126,9 +134,9 @@ impl InputEncoding {
         let x = x.to_dtype(dtype)?;
         match (self, head) {
             (InputEncoding::Centred, Head::Bernoulli) => x.affine(2.0, -1.0),
-            (InputEncoding::Centred, Head::Softmax256) => x.affine(1.0 / 127.5, -1.0),
+            (InputEncoding::Centred, Head::Softmax256 | Head::LogisticMixture) => x.affine(1.0 / 127.5, -1.0),
             (InputEncoding::Unit, Head::Bernoulli) => Ok(x),
-            (InputEncoding::Unit, Head::Softmax256) => x.affine(1.0 / 255.0, 0.0),
+            (InputEncoding::Unit, Head::Softmax256 | Head::LogisticMixture) => x.affine(1.0 / 255.0, 0.0),
         }
     }
 }
@@ -151,6 +159,11 @@ pub struct OutputStack {
 impl OutputStack {
     /// Tensors `hidden.{weight,bias}` and `logits.{weight,bias}` under `vb`.
     pub fn new(in_features: usize, d: usize, colours: usize, head: Head, vb: VarBuilder) -> Result<Self> {
+        if head == Head::LogisticMixture {
+            candle_core::bail!(
+                "the output stack gives Bernoulli or softmax logits, not a logistic mixture's parameters"
+            );
+        }
         let hidden = masked_conv2d(MaskKind::B, in_features, d, (1, 1), colours, vb.pp("hidden"))?;
         let logits = masked_conv2d(MaskKind::B, d, colours * head.levels(), (1, 1), colours, vb.pp("logits"))?;
         Ok(Self { hidden, logits, colours, head })

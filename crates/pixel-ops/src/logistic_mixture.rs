@@ -77,33 +77,37 @@ pub fn components_of(params: usize, channels: usize) -> Result<usize> {
 /// only, so it runs on every device, in the dtype of `params`.
 pub fn channel_log_probs(params: &Tensor, x: &Tensor, components: usize) -> Result<Tensor> {
     let mix = Mixture::new(params, x, components)?;
-    // The inner bin edges e_j = (2j − 1)/255 − 1, j = 1..=255, on the level axis: (1, 1, 255, 1, 1).
-    let edges = Tensor::arange(1u32, VALUES as u32, params.device())?
-        .to_dtype(params.dtype())?
-        .affine(2.0 * HALF_BIN, -1.0 - HALF_BIN)?
-        .reshape((1, 1, VALUES - 1, 1, 1))?;
     let mut weight = candle_nn::ops::log_softmax(&mix.logits, 1)?; // (b, K, h, w)
     let mut out = Vec::with_capacity(mix.channels);
     for c in 0..mix.channels {
         let mu = mix.mean(c)?;
         let inv_s = mix.log_scales[c].neg()?.exp()?;
-        // (b, K, 255, h, w): edge j in units of the scale.
-        let z = edges.broadcast_sub(&mu.unsqueeze(2)?)?.broadcast_mul(&inv_s.unsqueeze(2)?)?;
-        let (log_below, softplus) = log_sigmoid_and_softplus(&z)?;
-        let gap = log_one_minus_exp_neg(&inv_s.affine(2.0 * HALF_BIN, 0.0)?)?.unsqueeze(2)?;
-        let k = VALUES - 1;
-        // v = 0: log σ(z_1); v = 1..=254: log σ(z_{v+1}) − softplus(z_v) + gap; v = 255: −softplus(z_255).
-        let first = log_below.narrow(2, 0, 1)?;
-        let inner = (log_below.narrow(2, 1, k - 1)? - softplus.narrow(2, 0, k - 1)?)?.broadcast_add(&gap)?;
-        let last = softplus.narrow(2, k - 1, 1)?.neg()?;
-        let bins = Tensor::cat(&[first, inner, last], 2)?; // (b, K, 256, h, w)
-        let posterior = candle_nn::ops::log_softmax(&weight, 1)?.unsqueeze(2)?;
-        out.push(bins.broadcast_add(&posterior)?.log_sum_exp(1)?); // (b, 256, h, w)
+        out.push(mix.bins(&mu, &inv_s, &weight)?);
         if c + 1 < mix.channels {
             weight = (weight + mix.log_prob_of_value(c, &mu, &inv_s)?)?;
         }
     }
     Tensor::stack(&out, 1)
+}
+
+/// Channel `channel`'s slice of [`channel_log_probs`], `(b, 256, h, w)`, the same values
+/// computed alone: the 256 bins of that channel only (the earlier channels enter through their true
+/// values' probabilities). What a sampling session needs, one channel at a time. Arguments as
+/// [`channel_log_probs`]'s; an error unless `channel < C`.
+pub fn channel_log_probs_of(params: &Tensor, x: &Tensor, components: usize, channel: usize) -> Result<Tensor> {
+    let mix = Mixture::new(params, x, components)?;
+    if channel >= mix.channels {
+        candle_core::bail!("channel {channel} of a {}-channel mixture", mix.channels);
+    }
+    let mut weight = candle_nn::ops::log_softmax(&mix.logits, 1)?; // (b, K, h, w)
+    for c in 0..channel {
+        let mu = mix.mean(c)?;
+        let inv_s = mix.log_scales[c].neg()?.exp()?;
+        weight = (weight + mix.log_prob_of_value(c, &mu, &inv_s)?)?;
+    }
+    let mu = mix.mean(channel)?;
+    let inv_s = mix.log_scales[channel].neg()?.exp()?;
+    mix.bins(&mu, &inv_s, &weight)
 }
 
 /// `log p(x)` in nats per image, `(b,)`: the sum over pixels of the log of the mixture of the
@@ -174,6 +178,29 @@ impl Mixture {
             mu = (mu + coeff.broadcast_mul(&self.centred.narrow(1, e, 1)?)?)?;
         }
         Ok(mu)
+    }
+
+    /// `(b, 256, h, w)`: the 256 values' log-probabilities of a channel whose components have
+    /// means `mu` and inverse scales `inv_s` (both (b, K, h, w)) and unnormalised log-weights
+    /// `weight` (b, K, h, w): the prior plus the earlier channels' true values' log-probabilities.
+    fn bins(&self, mu: &Tensor, inv_s: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        // The inner bin edges e_j = (2j − 1)/255 − 1, j = 1..=255, on the level axis: (1, 1, 255, 1, 1).
+        let edges = Tensor::arange(1u32, VALUES as u32, mu.device())?
+            .to_dtype(mu.dtype())?
+            .affine(2.0 * HALF_BIN, -1.0 - HALF_BIN)?
+            .reshape((1, 1, VALUES - 1, 1, 1))?;
+        // (b, K, 255, h, w): edge j in units of the scale.
+        let z = edges.broadcast_sub(&mu.unsqueeze(2)?)?.broadcast_mul(&inv_s.unsqueeze(2)?)?;
+        let (log_below, softplus) = log_sigmoid_and_softplus(&z)?;
+        let gap = log_one_minus_exp_neg(&inv_s.affine(2.0 * HALF_BIN, 0.0)?)?.unsqueeze(2)?;
+        let k = VALUES - 1;
+        // v = 0: log σ(z_1); v = 1..=254: log σ(z_{v+1}) − softplus(z_v) + gap; v = 255: −softplus(z_255).
+        let first = log_below.narrow(2, 0, 1)?;
+        let inner = (log_below.narrow(2, 1, k - 1)? - softplus.narrow(2, 0, k - 1)?)?.broadcast_add(&gap)?;
+        let last = softplus.narrow(2, k - 1, 1)?.neg()?;
+        let bins = Tensor::cat(&[first, inner, last], 2)?; // (b, K, 256, h, w)
+        let posterior = candle_nn::ops::log_softmax(weight, 1)?.unsqueeze(2)?;
+        bins.broadcast_add(&posterior)?.log_sum_exp(1) // (b, 256, h, w)
     }
 
     /// (b, K, h, w): each component's log-probability of channel `c`'s true value, given its
@@ -267,6 +294,19 @@ mod tests {
             let single = normalisation_error(&lp)?;
             assert!(single < 1e-5, "f32, C = {channels}, K = {k}: max |Σp − 1| = {single}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn one_channel_alone_is_the_same_slice_of_every_channel() -> Result<()> {
+        let (params, x) = random_inputs((2, 3, 3, 2), 4, 3.0, 9)?;
+        let all = channel_log_probs(&params, &x, 4)?;
+        for c in 0..3 {
+            let one = channel_log_probs_of(&params, &x, 4, c)?;
+            let diff = (one - all.narrow(1, c, 1)?.squeeze(1)?)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
+            assert_eq!(diff, 0.0, "channel {c}");
+        }
+        assert!(channel_log_probs_of(&params, &x, 4, 3).is_err(), "there is no channel 3");
         Ok(())
     }
 

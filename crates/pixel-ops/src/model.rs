@@ -47,7 +47,7 @@ pub trait PixelModel: Send + Sync {
 
     /// Logits of every conditional: `x` `(b, c, h, w)` pixel values (0/1 or 0..=255, any dtype)
     /// → `(b, c, levels, h, w)` in the weights' dtype (f32 for the zoo's models), where `levels` is
-    /// 1 (Bernoulli) or 256 (softmax).
+    /// 1 (Bernoulli) or 256 (softmax, or the logistic mixture's log-probabilities).
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
 
     /// The pixels `(row, col)` in the factorisation order: every pixel once. The default is raster
@@ -84,7 +84,8 @@ pub trait PixelModel: Send + Sync {
     fn log_probs(&self, x: &Tensor) -> Result<Tensor> {
         let logits = self.logits(x)?;
         match self.spec().head {
-            Head::Softmax256 => candle_nn::ops::log_softmax(&logits, 2),
+            // The mixture's logits are log-probabilities already; their log-softmax is themselves.
+            Head::Softmax256 | Head::LogisticMixture => candle_nn::ops::log_softmax(&logits, 2),
             // log σ(z) = −softplus(−z) = min(z, 0) − ln(1 + e^{−|z|})
             Head::Bernoulli => logits.minimum(&logits.zeros_like()?)? - (logits.abs()?.neg()?.exp()? + 1.0)?.log()?,
         }
