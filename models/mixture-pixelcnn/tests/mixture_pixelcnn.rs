@@ -3,8 +3,7 @@
 //! cached session; and, since the images are 8-bit (too many to enumerate), normalisation checked
 //! per conditional and against the mixture's direct likelihood; masks applied at load time.
 
-use candle_core::{DType, Device, IndexOp, D};
-use candle_nn::VarBuilder;
+use candle_core::{DType, IndexOp, D};
 use mixture_pixelcnn::{Config, MixturePixelCnn};
 use pixel_ops::logistic_mixture::log_likelihood;
 use pixel_ops::testing::{random_fixture, random_images, workspace_root};
@@ -12,11 +11,8 @@ use pixel_ops::{Head, PixelModel};
 
 /// The random-weight reference model `name` (`rgb`), optionally at another image size.
 fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<MixturePixelCnn> {
-    let (mut cfg, bytes): (Config, _) = random_fixture("mixture-pixelcnn", name)?;
-    if let Some((h, w)) = size {
-        (cfg.image.height, cfg.image.width) = (h, w);
-    }
-    Ok(MixturePixelCnn::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, dtype, &Device::Cpu)?)?)
+    use pixel_ops::testing::random_model as model;
+    Ok(model("mixture-pixelcnn", name, size, dtype, |c: &mut Config| &mut c.image, MixturePixelCnn::new)?)
 }
 
 pixel_ops::model_tests! {
