@@ -86,7 +86,7 @@ def _shipped(model_id, arch, args, detail=""):
 # Multi-scale: the big (conditional) stage takes the plain size arguments, the small stage the
 # --small-* ones; both stages share --input-kernel and the Row LSTM kernels.
 for _entry in (
-    _shipped("pixelcnn-mnist", "pixelcnn", _pixelcnn(32, 6, 64)),
+    _shipped("pixelcnn-mnist", "pixelcnn", _pixelcnn(24, 12, 64)),
     _shipped("pixelcnn-cifar10", "pixelcnn", _pixelcnn(48, 6, 192)),
     _shipped("row-lstm-mnist", "row-lstm", _row_lstm(32, 64, 4, 64)),
     _shipped("row-lstm-cifar10", "row-lstm", _row_lstm(48, 96, 4, 192)),
