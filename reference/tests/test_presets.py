@@ -22,13 +22,13 @@ def test_the_command_line_trains_the_preset(name):
 
 def test_a_size_flag_against_the_preset_is_refused(capsys):
     with pytest.raises(SystemExit):
-        parse("--preset", "shipped-pixelcnn-mnist", "--layers", "7")
-    assert "--layers 7 (the preset has 6)" in capsys.readouterr().err
+        parse("--preset", "paper-pixelcnn-mnist", "--layers", "7")
+    assert "--layers 7 (the preset has 15)" in capsys.readouterr().err
     # the preset's own value, or another data set of its family, is accepted
-    args = parse("--preset", "shipped-pixelcnn-mnist", "--layers", "6", "--dataset", "mnist-thresholded")
-    assert (args.layers, args.dataset) == (6, "mnist-thresholded")
+    args = parse("--preset", "paper-pixelcnn-mnist", "--layers", "15", "--dataset", "mnist-thresholded")
+    assert (args.layers, args.dataset) == (15, "mnist-thresholded")
     with pytest.raises(SystemExit):
-        parse("--preset", "shipped-pixelcnn-mnist", "--dataset", "cifar10")
+        parse("--preset", "paper-pixelcnn-mnist", "--dataset", "cifar10")
 
 
 def test_the_shipped_presets_are_the_manifest_s_models():
