@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
             let input = median_ms(reps, || model.layer_input(&x))?;
             let mut y = model.layer_input(&x)?;
             let mut blocks_ms = 0.0;
-            for (i, block) in model.blocks().iter().enumerate() {
+            for (i, block) in model.layers().iter().enumerate() {
                 let ms = median_ms(reps, || block.forward_channels_last(&y))?;
                 println!("  block {i}: {ms:8.1}");
                 blocks_ms += ms;

@@ -32,8 +32,23 @@ impl InputStack {
         kernel: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
+        Self::with_colour_groups(spec, encoding, features, kernel, spec.channels, vb)
+    }
+
+    /// As [`InputStack::new`], with the colour groups of mask A given: `spec.channels` (each
+    /// channel reads the earlier channels of the current pixel), or 1 (mask A closes the centre tap
+    /// for every channel, so no feature reads the current pixel: for a network whose head
+    /// conditions the channels of a pixel on each other, as the logistic mixture's does).
+    pub fn with_colour_groups(
+        spec: ImageSpec,
+        encoding: InputEncoding,
+        features: usize,
+        kernel: usize,
+        groups: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let c = spec.channels;
-        let conv = masked_conv2d(MaskKind::A, c, features, (kernel, kernel), c, vb.pp("input_conv"))?;
+        let conv = masked_conv2d(MaskKind::A, c, features, (kernel, kernel), groups, vb.pp("input_conv"))?;
         Ok(Self { conv, encoding, head: spec.head, kernel, device: vb.device().clone() })
     }
 

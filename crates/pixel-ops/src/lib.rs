@@ -10,8 +10,10 @@
 //! - [`logistic_mixture`]: the discretized logistic mixture head of PixelCNN++ (Salimans et al.
 //!   2017), as each channel's 256 log-probabilities and as a direct log-likelihood;
 //! - [`lstm`]: the LSTM gates (o, f, i, g) and state-to-state kernels as one matrix product (§3.1–3.2);
-//! - [`recurrent`]: an LSTM stepped on explicit state, the row caches of a sampling session, and the
-//!   model plumbing of a recurrent network, shared by the Row LSTM and the Diagonal BiLSTM;
+//! - [`recurrent`]: an LSTM stepped on explicit state and the row caches of a sampling session,
+//!   shared by the Row LSTM and the Diagonal BiLSTM;
+//! - [`network`]: input stack → layers → output stack, the network that the PixelCNN, the Row LSTM
+//!   and the Diagonal BiLSTM are, as a [`PixelModel`] and a [`ConditionalModel`];
 //! - [`conditioning`]: the 1×1 map of a conditioning map into LSTM pre-activations (§3.6);
 //! - [`skew`]: skew, unskew, mirror and the one-row shift of the Diagonal BiLSTM (§3.2);
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
@@ -37,6 +39,7 @@ pub mod logistic_mixture;
 pub mod lstm;
 pub mod mask;
 pub mod model;
+pub mod network;
 pub mod recurrent;
 pub mod sampler;
 pub mod skew;

@@ -5,19 +5,17 @@
 //! - [`RecurrentCell`]: one LSTM stepped on explicit state, in the spirit of candle's RNN trait
 //!   (`zero_state`, `step`): its input-to-state map, its state-to-state product over the neighbours'
 //!   hidden states, and its conditioning (§3.6);
-//! - [`RowStates`]: what a row-by-row sampling session keeps of one LSTM;
-//! - [`RecurrentNetwork`]: what a recurrent network provides, from which it is a [`PixelModel`] and
-//!   a [`ConditionalModel`].
+//! - [`RowStates`]: what a row-by-row sampling session keeps of one LSTM.
+//!
+//! The network around the layers is [`crate::network::Network`]'s.
 
-use candle_core::{DType, Device, IndexOp, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 
 use crate::conditioning::{
     add_conditioning, at_position, conditioning_term, input_to_state_given, per_position, Conditioning,
 };
 use crate::conv::MaskedConv2d;
-use crate::head::OutputStack;
 use crate::lstm::{lstm_cell, lstm_update, tap_major};
-use crate::model::{ConditionalModel, ImageSpec, PixelModel, SamplingSession};
 use crate::row_product::RowProduct;
 
 /// The state of an LSTM at n positions: hidden `h` and cell `c`, each `(n, h)`.
@@ -151,76 +149,6 @@ impl RowStates {
     /// The conditioning pre-activations `(b, 4h)` at `(row, col)`, if the layer is conditional.
     pub fn conditioning_at(&self, row: usize, col: usize) -> Result<Option<Tensor>> {
         at_position(&self.conditioning, row, col)
-    }
-}
-
-/// A recurrent network of the zoo (Row LSTM, Diagonal BiLSTM): an input stack, recurrent layers,
-/// the output stack, and optionally a conditioning map (the big stage of the multi-scale PixelRNN,
-/// §3.6). From this it is a [`PixelModel`] (without a map) and a [`ConditionalModel`].
-pub trait RecurrentNetwork: Send + Sync {
-    /// The images the network describes.
-    fn image_spec(&self) -> ImageSpec;
-
-    /// The device the weights live on.
-    fn weights_device(&self) -> &Device;
-
-    /// Features c of the conditioning map of a conditional network; 0 for an unconditional one.
-    fn conditioning(&self) -> usize;
-
-    /// What enters the output stack, channels-last: pixel values `(b, c, H, W)` →
-    /// `(b, H, W, features)`; `cond` `(b, conditioning, H, W)` for a conditional network.
-    fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor>;
-
-    /// The output stack.
-    fn output_stack(&self) -> &OutputStack;
-
-    /// The cached sampling session for `batch` images, given the conditioning map `(batch,
-    /// conditioning, H, W)` of a conditional network.
-    fn row_session(&self, batch: usize, cond: Option<&Tensor>) -> Result<Box<dyn SamplingSession + '_>>;
-
-    /// Logits `(b, c, levels, H, W)` of pixel values `x` `(b, c, H, W)`, given the conditioning map
-    /// of a conditional network (`None` for an unconditional one).
-    fn forward(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        self.output_stack().forward_channels_last(&self.features(x, cond)?)
-    }
-}
-
-impl<N: RecurrentNetwork> PixelModel for N {
-    fn spec(&self) -> ImageSpec {
-        self.image_spec()
-    }
-
-    fn device(&self) -> &Device {
-        self.weights_device()
-    }
-
-    fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward(x, None)
-    }
-
-    /// Runs the layers on rows `0..=row` only (later rows cannot reach them) and the 1×1 output
-    /// stack on the one position drawn.
-    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let at = self.features(&x.narrow(2, 0, row + 1)?, None)?.narrow(1, row, 1)?.narrow(2, col, 1)?;
-        self.output_stack().forward_channels_last(&at)?.i((.., channel, .., 0, 0))
-    }
-
-    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
-        Ok(Some(self.row_session(batch, None)?))
-    }
-}
-
-impl<N: RecurrentNetwork> ConditionalModel for N {
-    fn conditioning_features(&self) -> usize {
-        self.conditioning()
-    }
-
-    fn logits_given(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
-        self.forward(x, Some(cond))
-    }
-
-    fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>> {
-        self.row_session(batch, Some(cond))
     }
 }
 

@@ -30,14 +30,15 @@
 //! `(4h, c, 1, 1)` if conditional,
 //! `layers.{i}.residual.*` if `residual_conv`, `output_projection.*` if set, `output.{hidden,logits}.*`.
 
-use candle_core::{Device, IndexOp, Result, Tensor};
+use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conditioning::Conditioning;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::{lstm_update, GATES};
 use pixel_ops::model::{record_at, starts_next_row};
-use pixel_ops::recurrent::{is_zero, LstmState, RecurrentCell, RecurrentNetwork, RowStates};
+use pixel_ops::network::{Layer, Network, Parts};
+use pixel_ops::recurrent::{is_zero, LstmState, RecurrentCell, RowStates};
 use pixel_ops::skew::{mirror, shift_down, skew, unskew};
 #[cfg(doc)]
 use pixel_ops::ConditionalModel;
@@ -266,12 +267,6 @@ impl DiagonalBiLstmLayer {
         Ok((image(&out[0])?, mirror(&image(&out[1])?)?))
     }
 
-    /// Channels-last `(b, H, W, features)` → `(b, H, W, features)`, given the conditioning map if
-    /// conditional.
-    pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        self.add_to_stream(x, &self.scan(x, cond)?)
-    }
-
     /// Channels-last `(b, H, W, features)` → `(b, H, W, features)` (an unconditional layer).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_given(x, None)
@@ -287,19 +282,15 @@ impl DiagonalBiLstmLayer {
     }
 }
 
-/// The Diagonal BiLSTM network.
-#[derive(Debug, Clone)]
-pub struct DiagonalBiLstm {
-    cfg: Config,
-    input: InputStack,
-    layers: Vec<DiagonalBiLstmLayer>,
-    output_projection: Option<MaskedConv2d>,
-    output: OutputStack,
-}
+/// The Diagonal BiLSTM network: [`pixel_ops::network::Network`] of Diagonal BiLSTM layers.
+pub type DiagonalBiLstm = Network<DiagonalBiLstmLayer>;
 
-impl DiagonalBiLstm {
-    /// Builds the network from `vb`; every masked weight is masked here.
-    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+/// What the Diagonal BiLSTM adds to [`Network`]: its layers, how it is built (the output
+/// projection if the config has it), its session.
+impl Layer for DiagonalBiLstmLayer {
+    type Config = Config;
+
+    fn network(cfg: &Config, vb: VarBuilder) -> Result<DiagonalBiLstm> {
         cfg.check()?;
         let (c, f) = (cfg.image.channels, cfg.features);
         let input = InputStack::new(cfg.spec(), cfg.input_encoding, f, cfg.input_kernel, vb.clone())?;
@@ -311,22 +302,21 @@ impl DiagonalBiLstm {
             None
         };
         let output = OutputStack::new(f, cfg.output_features, c, cfg.image.head, vb.pp("output"))?;
-        Ok(Self { cfg: cfg.clone(), input, layers, output_projection, output })
+        let (spec, conditioning) = (cfg.spec(), cfg.conditioning);
+        let parts = Parts { spec, conditioning, input, layers, output_projection, output };
+        Ok(Network::from_parts(cfg, parts))
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
+    fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        self.add_to_stream(x, &self.scan(x, cond)?)
     }
 
-    /// The recurrent layers, in order.
-    pub fn layers(&self) -> &[DiagonalBiLstmLayer] {
-        &self.layers
-    }
-
-    /// The input stack's output on pixel values `(b, c, H, W)`, channels-last: the first layer's
-    /// input `(b, H, W, features)`.
-    pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
-        self.input.forward_channels_last(x)
+    fn session<'a>(
+        model: &'a DiagonalBiLstm,
+        batch: usize,
+        cond: Option<&Tensor>,
+    ) -> Result<Box<dyn SamplingSession + 'a>> {
+        Ok(Box::new(Session::given(model, batch, cond)?))
     }
 }
 
@@ -360,9 +350,9 @@ impl<'a> Session<'a> {
 
     /// A session of a conditional network given its conditioning map `(batch, conditioning, H, W)`.
     pub fn given(model: &'a DiagonalBiLstm, batch: usize, cond: Option<&Tensor>) -> Result<Self> {
-        let (h, w) = (model.cfg.image.height, model.cfg.image.width);
+        let (h, w) = (model.config().image.height, model.config().image.width);
         let layers = model
-            .layers
+            .layers()
             .iter()
             .map(|layer| {
                 let (l2r, r2l) = (&layer.left_to_right, &layer.right_to_left);
@@ -381,9 +371,9 @@ impl<'a> Session<'a> {
     /// Row `self.row` is complete: run the right-to-left direction over it, layer by layer, and
     /// make both directions' states of it the row above.
     fn finish_row(&mut self) -> Result<()> {
-        let w = self.model.cfg.image.width;
+        let w = self.model.config().image.width;
         let row = self.row;
-        for (layer, cache) in self.model.layers.iter().zip(&mut self.layers) {
+        for (layer, cache) in self.model.layers().iter().zip(&mut self.layers) {
             let r2l = &mut cache.r2l;
             for col in (0..w).rev() {
                 let before = if col + 1 < w { &r2l.row[col + 1] } else { &cache.r2l_padding[row] };
@@ -406,8 +396,8 @@ impl SamplingSession for Session<'_> {
             self.finish_row()?;
         }
         let m = self.model;
-        let mut y = m.input.forward_at(x, row, col)?;
-        for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
+        let mut y = m.input().forward_at(x, row, col)?;
+        for (layer, cache) in m.layers().iter().zip(&mut self.layers) {
             record_at(&mut cache.inputs, col, &y);
             let l2r = &mut cache.l2r;
             let before = if col > 0 { &l2r.row[col - 1] } else { &cache.l2r_padding[row] };
@@ -421,46 +411,10 @@ impl SamplingSession for Session<'_> {
                 None => (y + out)?,
             };
         }
-        if let Some(conv) = &m.output_projection {
+        if let Some(conv) = m.output_projection() {
             y = conv.forward_at(&y)?;
         }
-        m.output.forward_at(&y)?.i((.., channel, ..))
-    }
-}
-
-/// The Diagonal BiLSTM as a [`pixel_ops::PixelModel`] and a [`pixel_ops::ConditionalModel`].
-impl RecurrentNetwork for DiagonalBiLstm {
-    fn image_spec(&self) -> ImageSpec {
-        self.cfg.spec()
-    }
-
-    fn weights_device(&self) -> &Device {
-        self.input.device()
-    }
-
-    fn conditioning(&self) -> usize {
-        self.cfg.conditioning
-    }
-
-    /// What enters the output stack: the residual stream, through the output projection if the
-    /// config has it.
-    fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        let mut y = self.layer_input(x)?;
-        for layer in &self.layers {
-            y = layer.forward_given(&y, cond)?;
-        }
-        match &self.output_projection {
-            Some(conv) => conv.forward_channels_last(&y),
-            None => Ok(y),
-        }
-    }
-
-    fn output_stack(&self) -> &OutputStack {
-        &self.output
-    }
-
-    fn row_session(&self, batch: usize, cond: Option<&Tensor>) -> Result<Box<dyn SamplingSession + '_>> {
-        Ok(Box::new(Session::given(self, batch, cond)?))
+        m.output_stack().forward_at(&y)?.i((.., channel, ..))
     }
 }
 
@@ -478,37 +432,46 @@ mod tests {
         DiagonalBiLstm::new(&cfg, VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)?)
     }
 
-    /// The network with its right-to-left direction combined by `combine(l2r, r2l)` instead of
-    /// [`DiagonalBiLstmLayer::scan`]'s shift down one row: a model the causality check must refuse.
+    /// A layer whose right-to-left direction is combined by `combine(l2r, r2l)` instead of
+    /// [`DiagonalBiLstmLayer::scan`]'s shift down one row: in a network, a model the causality
+    /// check must refuse.
     struct Miswired {
-        model: DiagonalBiLstm,
+        layer: DiagonalBiLstmLayer,
         combine: Combine,
     }
 
     /// How a layer adds its right-to-left hidden states to its left-to-right ones.
     type Combine = fn(&Tensor, &Tensor) -> Result<Tensor>;
 
-    impl PixelModel for Miswired {
-        fn spec(&self) -> ImageSpec {
-            self.model.spec()
+    impl Layer for Miswired {
+        type Config = Config;
+
+        fn network(_: &Config, _: VarBuilder) -> Result<Network<Self>> {
+            candle_core::bail!("a miswired network is made from a Diagonal BiLSTM's parts (`miswired`)")
         }
 
-        fn device(&self) -> &Device {
-            self.model.device()
+        fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+            let (left_to_right, right_to_left) = self.layer.directions(x, cond)?;
+            self.layer.add_to_stream(x, &(self.combine)(&left_to_right, &right_to_left)?)
         }
 
-        fn logits(&self, x: &Tensor) -> Result<Tensor> {
-            let m = &self.model;
-            let mut y = m.layer_input(x)?;
-            for layer in &m.layers {
-                let (left_to_right, right_to_left) = layer.directions(&y, None)?;
-                y = layer.add_to_stream(&y, &(self.combine)(&left_to_right, &right_to_left)?)?;
-            }
-            if let Some(conv) = &m.output_projection {
-                y = conv.forward_channels_last(&y)?;
-            }
-            m.output.forward_channels_last(&y)
+        fn session<'a>(_: &'a Network<Self>, _: usize, _: Option<&Tensor>) -> Result<Box<dyn SamplingSession + 'a>> {
+            candle_core::bail!("a miswired network has no cached session")
         }
+    }
+
+    /// `model` with every layer's directions combined by `combine`.
+    fn miswired(model: &DiagonalBiLstm, combine: Combine) -> Network<Miswired> {
+        let layers = model.layers().iter().map(|layer| Miswired { layer: layer.clone(), combine }).collect();
+        let parts = Parts {
+            spec: model.spec(),
+            conditioning: 0,
+            input: model.input().clone(),
+            layers,
+            output_projection: model.output_projection().cloned(),
+            output: model.output_stack().clone(),
+        };
+        Network::from_parts(model.config(), parts)
     }
 
     fn future_leaks(v: &[String]) -> usize {
@@ -523,16 +486,16 @@ mod tests {
             let rows = r.dim(1)?;
             l + r.narrow(1, 1, rows - 1)?.pad_with_zeros(1, 0, 1)?
         };
-        let model = |combine| -> Result<Miswired> { Ok(Miswired { model: random_rgb_model()?, combine }) };
+        let model = random_rgb_model()?;
         // As the network itself combines them, the check finds nothing (and the logits are the network's).
-        let right = model(shifted_down)?;
+        let right = miswired(&model, shifted_down);
         assert_eq!(future_leaks(&causality_violations(&right, &[1])?), 0);
         let x = pixel_ops::testing::random_images(&right, 1, 5)?;
         let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
-        assert_eq!(flat(right.logits(&x)?)?, flat(right.model.logits(&x)?)?);
+        assert_eq!(flat(right.logits(&x)?)?, flat(model.logits(&x)?)?);
         let wrong: [(Combine, &str); 2] = [(not_shifted, "not shifted"), (shifted_up, "shifted up")];
         for (combine, what) in wrong {
-            let leaks = future_leaks(&causality_violations(&model(combine)?, &[1])?);
+            let leaks = future_leaks(&causality_violations(&miswired(&model, combine), &[1])?);
             assert!(leaks > 0, "{what}: positions read their own row from the right, the check must say so");
         }
         Ok(())

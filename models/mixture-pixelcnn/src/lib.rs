@@ -15,7 +15,8 @@ use candle_core::{Device, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::logistic_mixture::{channel_log_probs, channel_log_probs_of, param_count};
-use pixel_ops::{Head, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
+use pixel_ops::network::causal_window;
+use pixel_ops::{Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The mixture PixelCNN's configuration, stored as JSON in the weights' safetensors metadata.
@@ -88,10 +89,10 @@ impl PointwiseBlock {
 #[derive(Debug, Clone)]
 pub struct MixturePixelCnn {
     cfg: Config,
-    input_conv: MaskedConv2d,
+    /// The inputs centred, then the k×k convolution.
+    input: InputStack,
     blocks: Vec<PointwiseBlock>,
     params: MaskedConv2d,
-    device: Device,
 }
 
 impl MixturePixelCnn {
@@ -108,33 +109,23 @@ impl MixturePixelCnn {
                 cfg.input_kernel
             );
         }
-        let (c, f, k) = (cfg.image.channels, cfg.hidden, cfg.input_kernel);
+        let (f, k) = (cfg.hidden, cfg.input_kernel);
         // One colour group: mask A closes the centre tap for every channel (the whole pixel).
-        let input_conv = masked_conv2d(MaskKind::A, c, f, (k, k), 1, vb.pp("input_conv"))?;
+        let input = InputStack::with_colour_groups(cfg.spec(), InputEncoding::Centred, f, k, 1, vb.clone())?;
         let blocks =
             (0..cfg.layers).map(|i| PointwiseBlock::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
         let params = masked_conv2d(MaskKind::B, f, cfg.params(), (1, 1), 1, vb.pp("params"))?;
-        Ok(Self { cfg: cfg.clone(), input_conv, blocks, params, device: vb.device().clone() })
+        Ok(Self { cfg: cfg.clone(), input, blocks, params })
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
     }
 
-    /// Pixel values `(b, c, H, W)` (any dtype, any device) → the network's input, centred to
-    /// [−1, 1] (x/127.5 − 1), in the weights' dtype.
-    fn encode(&self, x: &Tensor) -> Result<Tensor> {
-        InputEncoding::Centred.encode(
-            self.cfg.image.head,
-            &x.to_device(&self.device)?,
-            self.input_conv.weight().dtype(),
-        )
-    }
-
     /// The mixture's parameters: pixel values `(b, c, H, W)` → `(b, P, H, W)` with
     /// P = [`Config::params`] (layout in [`pixel_ops::logistic_mixture`]).
     pub fn mixture_params(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = self.input_conv.forward_channels_last(&self.encode(x)?.permute((0, 2, 3, 1))?)?;
+        let mut y = self.input.forward_channels_last(x)?;
         for block in &self.blocks {
             y = block.forward_channels_last(&y)?;
         }
@@ -144,18 +135,7 @@ impl MixturePixelCnn {
     /// The mixture's parameters at `(row, col)` only, `(b, P)`, from the pixel values `x`
     /// `(b, c, H, W)` around it (values at and after the position are ignored).
     pub fn mixture_params_at(&self, x: &Tensor, row: usize, col: usize) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        let r = self.cfg.receptive_radius();
-        let (top, left) = (row.saturating_sub(r), col.saturating_sub(r));
-        let (bottom, right) = ((row + r + 1).min(h), (col + r + 1).min(w));
-        let inside = self.encode(&x.narrow(2, top, bottom - top)?.narrow(3, left, right - left)?)?;
-        // The k×k window centred at (row, col), zero (the 'same' padding) where it leaves the image.
-        let window = inside.pad_with_zeros(2, r - (row - top), row + r + 1 - bottom)?.pad_with_zeros(
-            3,
-            r - (col - left),
-            col + r + 1 - right,
-        )?;
-        let mut y = self.input_conv.forward_at(&window)?;
+        let mut y = self.input.forward_at(x, row, col)?;
         for block in &self.blocks {
             y = block.forward_at(&y)?;
         }
@@ -168,7 +148,7 @@ impl MixturePixelCnn {
     fn pixel_log_probs(&self, params: &Tensor, pixel: &Tensor, channel: usize) -> Result<Tensor> {
         let (b, p) = params.dims2()?;
         let c = self.cfg.image.channels;
-        let x = pixel.to_device(&self.device)?.reshape((b, c, 1, 1))?;
+        let x = pixel.to_device(self.input.device())?.reshape((b, c, 1, 1))?;
         channel_log_probs_of(&params.reshape((b, p, 1, 1))?, &x, self.cfg.components, channel)?.i((.., .., 0, 0))
     }
 }
@@ -211,24 +191,21 @@ impl PixelModel for MixturePixelCnn {
     }
 
     fn device(&self) -> &Device {
-        &self.device
+        self.input.device()
     }
 
     /// Each channel's 256 log-probabilities given the earlier sub-pixels of its pixel
     /// ([`channel_log_probs`]): `(b, c, 256, H, W)`. They are normalised, so the softmax over the
     /// level axis that the likelihood and the sampler take leaves them as they are.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        channel_log_probs(&self.mixture_params(x)?, &x.to_device(&self.device)?, self.cfg.components)
+        channel_log_probs(&self.mixture_params(x)?, &x.to_device(self.input.device())?, self.cfg.components)
     }
 
     /// Runs the network on the window that the parameters at `(row, col)` can see: rows
     /// `row−r..=row` and columns `col−r..=col+r` (r = ⌊input_kernel/2⌋), clipped to the image; then
     /// the head at that one pixel.
     fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let r = self.cfg.receptive_radius();
-        let (top, left) = (row.saturating_sub(r), col.saturating_sub(r));
-        let right = (col + r + 1).min(x.dim(3)?);
-        let window = x.narrow(2, top, row + 1 - top)?.narrow(3, left, right - left)?;
+        let (window, top, left) = causal_window(x, row, col, self.cfg.receptive_radius())?;
         let params = self.mixture_params(&window)?.i((.., .., row - top, col - left))?;
         self.pixel_log_probs(&params, &x.i((.., .., row, col))?, channel)
     }

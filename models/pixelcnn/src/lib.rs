@@ -5,11 +5,12 @@
 //! Tensor names equal the PyTorch reference's (`reference/pixelzoo_ref/pixelcnn.py`):
 //! `input_conv.*`, `blocks.{i}.{reduce,spatial,expand}.*`, `output.{hidden,logits}.*`.
 
-use candle_core::{Device, IndexOp, Result, Tensor};
+use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conv::{masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
-use pixel_ops::{ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
+use pixel_ops::network::{Layer, Network, Parts};
+use pixel_ops::{ImageSpec, InputEncoding, InputStack, MaskKind, SamplingSession};
 use serde::{Deserialize, Serialize};
 
 /// The PixelCNN configuration, stored as JSON in the weights' safetensors metadata.
@@ -43,6 +44,12 @@ impl Config {
     pub fn spec(&self) -> ImageSpec {
         self.image
     }
+
+    /// How far (in rows up, and columns either side) the logits at one position can see:
+    /// ⌊input_kernel/2⌋ + layers·⌊block_kernel/2⌋.
+    pub fn receptive_radius(&self) -> usize {
+        self.input_kernel / 2 + self.layers * (self.block_kernel / 2)
+    }
 }
 
 /// A residual block: 2h →ReLU→ 1×1 → h →ReLU→ k×k mask B → h →ReLU→ 1×1 → 2h, plus the input.
@@ -75,18 +82,15 @@ impl ResidualBlock {
     }
 }
 
-/// The PixelCNN.
-#[derive(Debug, Clone)]
-pub struct PixelCnn {
-    cfg: Config,
-    input: InputStack,
-    blocks: Vec<ResidualBlock>,
-    output: OutputStack,
-}
+/// The PixelCNN: [`pixel_ops::network::Network`] of residual blocks.
+pub type PixelCnn = Network<ResidualBlock>;
 
-impl PixelCnn {
-    /// Builds the network from `vb`; every weight is masked here.
-    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+/// What the PixelCNN adds to [`Network`]: its blocks, how it is built, its receptive field, its
+/// session.
+impl Layer for ResidualBlock {
+    type Config = Config;
+
+    fn network(cfg: &Config, vb: VarBuilder) -> Result<PixelCnn> {
         if cfg.image.channels != 1 && cfg.image.channels != 3 {
             candle_core::bail!("PixelCNN takes 1 or 3 colour channels, the config says {}", cfg.image.channels);
         }
@@ -96,37 +100,29 @@ impl PixelCnn {
             (0..cfg.layers).map(|i| ResidualBlock::new(cfg, vb.pp("blocks").pp(i))).collect::<Result<Vec<_>>>()?;
         let output =
             OutputStack::new(cfg.features(), cfg.output_features, cfg.image.channels, cfg.image.head, vb.pp("output"))?;
-        Ok(Self { cfg: cfg.clone(), input, blocks, output })
+        let parts = Parts { spec: cfg.spec(), conditioning: 0, input, layers: blocks, output_projection: None, output };
+        Ok(Network::from_parts(cfg, parts))
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
+    /// [`Config::receptive_radius`]: the naive step runs the network on the window the logits can
+    /// see, rows `row−R..=row` and columns `col−R..=col+R`.
+    fn receptive_radius(cfg: &Config) -> Option<usize> {
+        Some(cfg.receptive_radius())
     }
 
-    /// The residual stream before the output stack, channels-last: pixel values `(b, c, H, W)` →
-    /// `(b, H, W, 2h)`. The whole pass stays channels-last (no transposes between layers).
-    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = self.input.forward_channels_last(x)?;
-        for block in &self.blocks {
-            y = block.forward_channels_last(&y)?;
+    /// The block; the PixelCNN takes no conditioning map.
+    fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        if cond.is_some() {
+            candle_core::bail!("the PixelCNN takes no conditioning map");
         }
-        Ok(y)
+        self.forward_channels_last(x)
     }
 
-    /// The first block's input, channels-last: the input stack on pixel values `(b, c, H, W)`.
-    pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
-        self.input.forward_channels_last(x)
-    }
-
-    /// The residual blocks, in order.
-    pub fn blocks(&self) -> &[ResidualBlock] {
-        &self.blocks
-    }
-
-    /// How far (in rows up, and columns either side) the logits at one position can see:
-    /// ⌊input_kernel/2⌋ + layers·⌊block_kernel/2⌋.
-    pub fn receptive_radius(&self) -> usize {
-        self.cfg.input_kernel / 2 + self.cfg.layers * (self.cfg.block_kernel / 2)
+    fn session<'a>(model: &'a PixelCnn, batch: usize, cond: Option<&Tensor>) -> Result<Box<dyn SamplingSession + 'a>> {
+        if cond.is_some() {
+            candle_core::bail!("the PixelCNN takes no conditioning map");
+        }
+        Ok(Box::new(Session::new(model, batch)?))
     }
 }
 
@@ -142,19 +138,20 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn new(model: &'a PixelCnn, batch: usize) -> Result<Self> {
-        let positions = model.cfg.image.height * model.cfg.image.width;
-        let zero = Tensor::zeros((batch, model.cfg.hidden), model.input.dtype(), model.input.device())?;
-        Ok(Self { model, reduced: vec![vec![None; positions]; model.blocks.len()], zero })
+        let (cfg, input) = (model.config(), model.input());
+        let positions = cfg.image.height * cfg.image.width;
+        let zero = Tensor::zeros((batch, cfg.hidden), input.dtype(), input.device())?;
+        Ok(Self { model, reduced: vec![vec![None; positions]; model.layers().len()], zero })
     }
 }
 
 impl SamplingSession for Session<'_> {
     fn step(&mut self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let m = self.model;
-        let (h, w) = (m.cfg.image.height, m.cfg.image.width);
-        let mut y = m.input.forward_at(x, row, col)?;
-        let r = m.cfg.block_kernel / 2;
-        for (block, cache) in m.blocks.iter().zip(&mut self.reduced) {
+        let (m, cfg) = (self.model, self.model.config());
+        let (h, w) = (cfg.image.height, cfg.image.width);
+        let mut y = m.input().forward_at(x, row, col)?;
+        let r = cfg.block_kernel / 2;
+        for (block, cache) in m.layers().iter().zip(&mut self.reduced) {
             let reduced = block.reduce.forward_at(&y.relu()?)?.relu()?;
             cache[row * w + col] = Some(reduced);
             // The k×k window around (row, col): computed positions (rows above, this row up to col).
@@ -171,41 +168,10 @@ impl SamplingSession for Session<'_> {
                     taps.push(tap.unwrap_or(&self.zero));
                 }
             }
-            let window = Tensor::stack(&taps, 2)?.reshape((self.zero.dim(0)?, m.cfg.hidden, 2 * r + 1, 2 * r + 1))?;
+            let window = Tensor::stack(&taps, 2)?.reshape((self.zero.dim(0)?, cfg.hidden, 2 * r + 1, 2 * r + 1))?;
             let spatial = block.spatial.forward_at(&window)?.relu()?;
             y = (y + block.expand.forward_at(&spatial)?)?;
         }
-        m.output.forward_at(&y)?.i((.., channel, ..))
-    }
-}
-
-impl PixelModel for PixelCnn {
-    fn spec(&self) -> ImageSpec {
-        self.cfg.spec()
-    }
-
-    fn device(&self) -> &Device {
-        self.input.device()
-    }
-
-    fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.output.forward_channels_last(&self.features(x)?)
-    }
-
-    /// Runs the network on the window that the logits at `(row, col)` can see: rows
-    /// `row−R..=row` and columns `col−R..=col+R` (R = [`PixelCnn::receptive_radius`]), clipped to
-    /// the image. Exact: values outside the window reach at most R positions into it.
-    fn step_logits(&self, x: &Tensor, row: usize, col: usize, channel: usize) -> Result<Tensor> {
-        let r = self.receptive_radius();
-        let (top, left) = (row.saturating_sub(r), col.saturating_sub(r));
-        let right = (col + r + 1).min(x.dim(3)?);
-        let window = x.narrow(2, top, row + 1 - top)?.narrow(3, left, right - left)?;
-        // The output stack is 1×1: run it on the one position needed, not the whole window.
-        let at = self.features(&window)?.narrow(1, row - top, 1)?.narrow(2, col - left, 1)?;
-        self.output.forward_channels_last(&at)?.i((.., channel, .., 0, 0))
-    }
-
-    fn session(&self, batch: usize) -> Result<Option<Box<dyn SamplingSession + '_>>> {
-        Ok(Some(Box::new(Session::new(self, batch)?)))
+        m.output_stack().forward_at(&y)?.i((.., channel, ..))
     }
 }

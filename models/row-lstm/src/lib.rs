@@ -23,14 +23,15 @@
 //! `layers.{i}.residual.*`, `layers.{i}.conditioning.weight` `(4h, c, 1, 1)` if conditional,
 //! `output.{hidden,logits}.*`.
 
-use candle_core::{Device, IndexOp, Result, Tensor};
+use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 use pixel_ops::conditioning::Conditioning;
 use pixel_ops::conv::{gated_masked_conv2d, masked_conv2d, open_tap_columns, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::lstm::GATES;
 use pixel_ops::model::{record_at, starts_next_row};
-use pixel_ops::recurrent::{is_zero, LstmState, RecurrentCell, RecurrentNetwork, RowStates};
+use pixel_ops::network::{Layer, Network, Parts};
+use pixel_ops::recurrent::{is_zero, LstmState, RecurrentCell, RowStates};
 #[cfg(doc)]
 use pixel_ops::ConditionalModel;
 use pixel_ops::{ImageSpec, InputEncoding, InputStack, MaskKind, SamplingSession};
@@ -140,52 +141,37 @@ impl RowLstmLayer {
         Tensor::cat(&out, 1)
     }
 
-    /// Channels-last `(b, H, W, features)` → `(b, H, W, features)`, given the conditioning map if
-    /// conditional.
-    pub fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        self.residual.forward_fused(&self.scan(x, cond)?, Fused { residual: Some(x), ..Fused::default() })
-    }
-
     /// Channels-last `(b, H, W, features)` → `(b, H, W, features)` (an unconditional layer).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_given(x, None)
     }
 }
 
-/// The Row LSTM network.
-#[derive(Debug, Clone)]
-pub struct RowLstm {
-    cfg: Config,
-    input: InputStack,
-    layers: Vec<RowLstmLayer>,
-    output: OutputStack,
-}
+/// The Row LSTM network: [`pixel_ops::network::Network`] of Row LSTM layers.
+pub type RowLstm = Network<RowLstmLayer>;
 
-impl RowLstm {
-    /// Builds the network from `vb`; every masked weight is masked here.
-    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+/// What the Row LSTM adds to [`Network`]: its layers, how it is built, its session.
+impl Layer for RowLstmLayer {
+    type Config = Config;
+
+    fn network(cfg: &Config, vb: VarBuilder) -> Result<RowLstm> {
         cfg.check()?;
         // The Row LSTM's inputs are always centred.
         let input = InputStack::new(cfg.spec(), InputEncoding::Centred, cfg.features, cfg.input_kernel, vb.clone())?;
         let layers = (0..cfg.layers).map(|i| RowLstmLayer::new(cfg, vb.pp("layers").pp(i))).collect::<Result<_>>()?;
         let (c, head) = (cfg.image.channels, cfg.image.head);
         let output = OutputStack::new(cfg.features, cfg.output_features, c, head, vb.pp("output"))?;
-        Ok(Self { cfg: cfg.clone(), input, layers, output })
+        let (spec, conditioning) = (cfg.spec(), cfg.conditioning);
+        let parts = Parts { spec, conditioning, input, layers, output_projection: None, output };
+        Ok(Network::from_parts(cfg, parts))
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
+    fn forward_given(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        self.residual.forward_fused(&self.scan(x, cond)?, Fused { residual: Some(x), ..Fused::default() })
     }
 
-    /// The recurrent layers, in order.
-    pub fn layers(&self) -> &[RowLstmLayer] {
-        &self.layers
-    }
-
-    /// The input stack's output on pixel values `(b, c, H, W)`, channels-last: the first layer's
-    /// input `(b, H, W, features)`.
-    pub fn layer_input(&self, x: &Tensor) -> Result<Tensor> {
-        self.input.forward_channels_last(x)
+    fn session<'a>(model: &'a RowLstm, batch: usize, cond: Option<&Tensor>) -> Result<Box<dyn SamplingSession + 'a>> {
+        Ok(Box::new(Session::given(model, batch, cond)?))
     }
 }
 
@@ -214,11 +200,12 @@ impl<'a> Session<'a> {
 
     /// A session of a conditional network given its conditioning map `(batch, conditioning, H, W)`.
     pub fn given(model: &'a RowLstm, batch: usize, cond: Option<&Tensor>) -> Result<Self> {
-        let (w, dtype, device) = (model.cfg.image.width, model.input.dtype(), model.input.device());
-        let zero_hidden = Tensor::zeros((batch, model.cfg.hidden), dtype, device)?;
-        let zero_input = Tensor::zeros((batch, model.cfg.features), dtype, device)?;
+        let (cfg, input) = (model.config(), model.input());
+        let (w, dtype, device) = (cfg.image.width, input.dtype(), input.device());
+        let zero_hidden = Tensor::zeros((batch, cfg.hidden), dtype, device)?;
+        let zero_input = Tensor::zeros((batch, cfg.features), dtype, device)?;
         let layers = model
-            .layers
+            .layers()
             .iter()
             .map(|layer| Ok(LayerCache { states: RowStates::new(&layer.lstm, batch, w, cond)?, inputs: Vec::new() }))
             .collect::<Result<_>>()?;
@@ -236,12 +223,12 @@ impl SamplingSession for Session<'_> {
             self.row = row;
         }
         let m = self.model;
-        let w = m.cfg.image.width;
-        let mut y = m.input.forward_at(x, row, col)?;
-        for (layer, cache) in m.layers.iter().zip(&mut self.layers) {
+        let w = m.config().image.width;
+        let mut y = m.input().forward_at(x, row, col)?;
+        for (layer, cache) in m.layers().iter().zip(&mut self.layers) {
             record_at(&mut cache.inputs, col, &y);
             // The 1×k input-to-state window along the row (its taps right of `col` are masked).
-            let (input_radius, state_radius) = (m.cfg.input_to_state_kernel / 2, layer.state_kernel / 2);
+            let (input_radius, state_radius) = (m.config().input_to_state_kernel / 2, layer.state_kernel / 2);
             let input_taps: Vec<&Tensor> = (0..2 * input_radius + 1)
                 .map(|j| {
                     (col + j).checked_sub(input_radius).and_then(|c| cache.inputs.get(c)).unwrap_or(&self.zero_input)
@@ -261,38 +248,6 @@ impl SamplingSession for Session<'_> {
             y = (y + layer.residual.forward_at(&state.h)?)?;
             cache.states.row[col] = state;
         }
-        m.output.forward_at(&y)?.i((.., channel, ..))
-    }
-}
-
-/// The Row LSTM as a [`pixel_ops::PixelModel`] and a [`pixel_ops::ConditionalModel`].
-impl RecurrentNetwork for RowLstm {
-    fn image_spec(&self) -> ImageSpec {
-        self.cfg.spec()
-    }
-
-    fn weights_device(&self) -> &Device {
-        self.input.device()
-    }
-
-    fn conditioning(&self) -> usize {
-        self.cfg.conditioning
-    }
-
-    /// The residual stream before the output stack.
-    fn features(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        let mut y = self.layer_input(x)?;
-        for layer in &self.layers {
-            y = layer.forward_given(&y, cond)?;
-        }
-        Ok(y)
-    }
-
-    fn output_stack(&self) -> &OutputStack {
-        &self.output
-    }
-
-    fn row_session(&self, batch: usize, cond: Option<&Tensor>) -> Result<Box<dyn SamplingSession + '_>> {
-        Ok(Box::new(Session::given(self, batch, cond)?))
+        m.output_stack().forward_at(&y)?.i((.., channel, ..))
     }
 }
