@@ -9,7 +9,7 @@
 #   docs/drawing/ID.gif      16 samples being drawn (`zoo sample ID -n 16 --seed 2016 --gif …`), for
 #                            the ids in $GIFS (default: multiscale-mnist pixelcnn-mnist)
 #   docs/curves-*.png        the training curves, from docs/curves/*.csv (reference/pixelzoo_ref/plot_curves.py)
-# Usage: scripts/pictures.sh [ID...]   (ZOO=path/to/zoo, PIXEL_ZOO_DATA=data dir; default: all models;
+# Usage: scripts/pictures.sh [ID...]   (ZOO=path/to/zoo, PIXEL_ZOO_DATA=data dir; default: every trained model of the manifest;
 #        ONLY=upscale: the upscaling pictures and the GIFs alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +17,14 @@ ZOO=${ZOO:-target/release/zoo}
 DATA=${PIXEL_ZOO_DATA:-../shared/data}
 [ -x "$ZOO" ] || { echo "no zoo binary at $ZOO: cargo build --release -p zoo, or set ZOO" >&2; exit 1; }
 ids=("$@")
-[ ${#ids[@]} -gt 0 ] || ids=(pixelcnn-mnist row-lstm-mnist diagonal-bilstm-mnist multiscale-mnist
-                             pixelcnn-cifar10 row-lstm-cifar10 diagonal-bilstm-cifar10 multiscale-cifar10)
+# Default: every model the zoo trained (the manifest's entries less the third-party ones), so a new
+# model needs no edit here.
+if [ ${#ids[@]} -eq 0 ]; then
+  mapfile -t ids < <("$ZOO" list --json | python3 -c 'import json, sys
+for m in json.load(sys.stdin):
+    if not m["third_party"]:
+        print(m["id"])')
+fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # Test images 0-3 of each data set as PNGs (greyscale MNIST: the zoo reads a value >= 128 as 1).
 python3 - "$DATA" "$tmp" <<'PY'
