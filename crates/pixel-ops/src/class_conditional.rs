@@ -58,13 +58,24 @@ pub fn class_labels(classes: &[usize], count: usize, device: &Device) -> Result<
 }
 
 /// The marginal negative log-likelihood of each image in nats, −log Σ_c p(c) p(x | c) with
-/// p(c) = 1/C: `x` `(b, c, h, w)` → `(b,)` f64 on the CPU. Exact (a log-sum-exp over the classes'
-/// log-likelihoods, [`ClassConditionalModel::class_log_likelihoods`]).
+/// p(c) = 1/C: `x` `(b, c, h, w)` → `(b,)` in the dtype and on the device of the per-class NLL
+/// ([`ClassConditionalModel::nll_given_classes`]), as every model's NLL. Exact: a log-sum-exp
+/// over the classes' log-likelihoods, taken in f64.
 pub fn marginal_nll(model: &dyn ClassConditionalModel, x: &Tensor) -> Result<Tensor> {
-    let per_class = model.class_log_likelihoods(x)?.to_vec2::<f64>()?;
+    let b = x.dim(0)?;
+    let mut per_image = vec![Vec::with_capacity(model.classes()); b];
+    let mut like = None;
+    for c in 0..model.classes() {
+        let nll = model.nll_given_classes(x, &vec![c; b])?;
+        for (ll, v) in per_image.iter_mut().zip(nll.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.to_vec1::<f64>()?) {
+            ll.push(-v);
+        }
+        like = Some(nll);
+    }
+    let like = like.ok_or_else(|| candle_core::Error::Msg("a class-conditional model with no classes".into()))?;
     let log_classes = (model.classes() as f64).ln();
-    let nll: Vec<f64> = per_class.iter().map(|ll| log_classes - log_sum_exp(ll)).collect();
-    Tensor::from_vec(nll, per_class.len(), &Device::Cpu)
+    let nll: Vec<f64> = per_image.iter().map(|ll| log_classes - log_sum_exp(ll)).collect();
+    Tensor::from_vec(nll, b, &Device::Cpu)?.to_dtype(like.dtype())?.to_device(like.device())
 }
 
 /// The class posterior p(c | x) from log p(x | c) under the uniform prior, as log-probabilities.
