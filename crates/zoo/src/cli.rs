@@ -137,10 +137,10 @@ pub struct SampleArgs {
     pub gif: Option<PathBuf>,
 }
 
+/// Where the test set is, how much of it, and how many images per forward pass: what `eval` and
+/// `classify --test` share.
 #[derive(clap::Args, Debug)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
+pub struct TestSetArgs {
     /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA, else the data cache that
     /// `zoo data fetch` fills).
     #[arg(long, env = "PIXEL_ZOO_DATA")]
@@ -148,9 +148,30 @@ pub struct EvalArgs {
     /// Only the first N test images.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Images per forward pass.
+    /// Images per forward pass (a class-conditional model's: per class).
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
+}
+
+impl TestSetArgs {
+    /// An error for a batch or a limit of 0.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.batch == 0 {
+            anyhow::bail!("--batch must be at least 1");
+        }
+        if self.limit == Some(0) {
+            anyhow::bail!("--limit must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub test_set: TestSetArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -210,19 +231,12 @@ pub struct ClassifyArgs {
     /// .bmp, .gif and .webp files, in name order).
     #[arg(long, value_name = "IMAGE|DIR", num_args = 1.., required_unless_present = "test", conflicts_with = "test")]
     pub images: Vec<PathBuf>,
-    /// Classify the model's data set's test images instead, and print the accuracy.
+    /// Classify the model's data set's test images instead, and print the accuracy
+    /// (`--data-dir`, `--limit`).
     #[arg(long)]
     pub test: bool,
-    /// With --test: the directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA, else the
-    /// data cache that `zoo data fetch` fills).
-    #[arg(long, env = "PIXEL_ZOO_DATA")]
-    pub data_dir: Option<PathBuf>,
-    /// With --test: only the first N test images.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Images per forward pass (each runs once per class).
-    #[arg(long, default_value_t = 50)]
-    pub batch: usize,
+    #[command(flatten)]
+    pub test_set: TestSetArgs,
     /// Per image: the class, and log p(x | c) and p(c | x) for every class.
     #[arg(long)]
     pub json: bool,

@@ -163,6 +163,22 @@ pub fn class_log_likelihoods(
     Ok(parts.into_iter().flatten().collect())
 }
 
+/// An error unless the test images of `dataset` are of the model's size and channels.
+pub fn check_test_images(dataset: &str, images: &pixel_data::datasets::Images, spec: &ImageSpec) -> Result<()> {
+    if (images.channels, images.height, images.width) != (spec.channels, spec.height, spec.width) {
+        anyhow::bail!(
+            "{dataset} test images are {}x{}x{} but the model takes {}x{}x{}",
+            images.channels,
+            images.height,
+            images.width,
+            spec.channels,
+            spec.height,
+            spec.width
+        );
+    }
+    Ok(())
+}
+
 /// Fails early, before any work, if `path` cannot be written.
 pub fn check_output(path: &Path) -> Result<()> {
     Ok(pixel_data::files::check_writable(path)?)

@@ -11,22 +11,19 @@ use pixel_ops::class_conditional::class_log_posterior;
 use pixel_zoo::Zoo;
 use serde_json::json;
 
-use crate::cli::{ClassifyArgs, DeviceArg};
+use crate::cli::{ClassifyArgs, DeviceArg, TestSetArgs};
 use crate::context::{
-    class_conditional, class_label, class_log_likelihoods, class_names, load, progress_bar, read_images,
+    check_test_images, class_conditional, class_label, class_log_likelihoods, class_names, load, progress_bar,
+    read_images,
 };
 
 /// The extensions of the files `--images DIR` takes from a directory.
 const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "gif", "webp"];
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: ClassifyArgs) -> Result<()> {
-    let ClassifyArgs { model, images, test, data_dir, limit, batch, json } = args;
-    if batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    if limit == Some(0) {
-        bail!("--limit must be at least 1");
-    }
+    let ClassifyArgs { model, images, test, test_set, json } = args;
+    test_set.check()?;
+    let TestSetArgs { data_dir, limit, batch } = test_set;
     if limit.is_some() && !test {
         bail!("--limit is for --test (the first N test images); with --images, name the images to classify");
     }
@@ -52,18 +49,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: ClassifyArgs) -> Result<()> {
             images.truncate(l);
             labels.truncate(l);
         }
-        if (images.channels, images.height, images.width) != (spec.channels, spec.height, spec.width) {
-            bail!(
-                "{} test images are {}x{}x{} but the model takes {}x{}x{}",
-                dataset.name(),
-                images.channels,
-                images.height,
-                images.width,
-                spec.channels,
-                spec.height,
-                spec.width
-            );
-        }
+        check_test_images(dataset.name(), &images, &spec)?;
         let names: Vec<String> = (0..images.n).map(|i| format!("test image {i}")).collect();
         (images.pixels, names, Some(labels))
     } else {

@@ -6,23 +6,19 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use pixel_data::datasets::Dataset;
 use pixel_ops::head::bits_per_dim;
 use pixel_zoo::{MultiScaleModel, Tensor, Zoo};
 use serde_json::json;
 
-use crate::cli::{DeviceArg, EvalArgs};
-use crate::context::{class_log_likelihoods, class_names, load, per_batch, progress_bar, total_nll};
+use crate::cli::{DeviceArg, EvalArgs, TestSetArgs};
+use crate::context::{check_test_images, class_log_likelihoods, class_names, load, per_batch, progress_bar, total_nll};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
-    let EvalArgs { model, data_dir, limit, batch, json } = args;
-    if batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    if limit == Some(0) {
-        bail!("--limit must be at least 1");
-    }
+    let EvalArgs { model, test_set, json } = args;
+    test_set.check()?;
+    let TestSetArgs { data_dir, limit, batch } = test_set;
     let entry = zoo.entry(&model.id)?;
     let dataset = Dataset::from_name(&entry.dataset).context("manifest data set")?;
     let data_dir = dataset.locate(data_dir.as_deref())?;
@@ -35,18 +31,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
     }
     let m = load(zoo, &model, device)?;
     let spec = m.spec();
-    if (images.channels, images.height, images.width) != (spec.channels, spec.height, spec.width) {
-        bail!(
-            "{} test images are {}x{}x{} but the model takes {}x{}x{}",
-            entry.dataset,
-            images.channels,
-            images.height,
-            images.width,
-            spec.channels,
-            spec.height,
-            spec.width
-        );
-    }
+    check_test_images(&entry.dataset, &images, &spec)?;
     let t = Instant::now();
     let bar = progress_bar(images.n as u64, "evaluating images");
     // A class-conditional model's test labels, if its classes are the data set's.
