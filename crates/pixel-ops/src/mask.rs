@@ -63,10 +63,11 @@ pub fn gated_mask_values(
         let g_out = gated_colour_group(o, out_ch, colours, gates);
         for i in 0..in_ch {
             let g_in = colour_group(i, in_ch, colours);
+            // The colour rule at the centre tap (the vertical masks have none: they open whole rows).
             let centre_open = match kind {
                 MaskKind::A => g_in < g_out,
-                MaskKind::B | MaskKind::VerticalB => g_in <= g_out,
-                MaskKind::VerticalA => false,
+                MaskKind::B => g_in <= g_out,
+                MaskKind::VerticalA | MaskKind::VerticalB => false,
             };
             for y in 0..kh {
                 for x in 0..kw {
