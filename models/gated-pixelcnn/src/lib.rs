@@ -243,7 +243,7 @@ impl<'a> Session<'a> {
     /// each layer's outputs kept so far).
     fn begin_row(&mut self, x: &Tensor, row: usize) -> Result<()> {
         let m = self.model;
-        let (h, w) = (m.cfg.image.height, m.cfg.image.width);
+        let w = m.cfg.image.width;
         // The image's rows above, channels-last `(b, rows, W, c)`.
         let input = m.encode(x)?.permute((0, 2, 3, 1))?;
         self.link_input.clear();
@@ -257,9 +257,9 @@ impl<'a> Session<'a> {
             } else {
                 Tensor::stack(&self.vertical[l - 1][top..=row], 1)?
             };
-            // The k×k windows of the whole row, zero where the 'same' padding is or (below) masked.
-            let below = (row + r + 1).min(h + r) - row - 1;
-            let strip = strip.pad_with_zeros(1, r - (row - top), below)?.pad_with_zeros(2, r, r)?;
+            // The k×k windows of the whole row: zeros where the 'same' padding is, and for the r rows
+            // below, which the mask closes.
+            let strip = strip.pad_with_zeros(1, r - (row - top), r)?.pad_with_zeros(2, r, r)?;
             let columns = (0..w)
                 .map(|q| {
                     layer.vertical.forward_at(&strip.narrow(2, q, layer.kernel)?.permute((0, 3, 1, 2))?.contiguous()?)
