@@ -18,11 +18,12 @@ use pixel_ops::{ImageSpec, PixelModel};
 use serde::Serialize;
 
 /// The architectures the zoo can build, by their manifest names.
-pub const ARCHITECTURES: &[&str] = &["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale", "mixture-pixelcnn"];
+pub const ARCHITECTURES: &[&str] =
+    &["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale", "mixture-pixelcnn", "gated-pixelcnn"];
 
 /// The architectures that no model of the manifest uses yet (the zoo can build them from a weights
 /// file; their trained weights are still to come).
-pub const WITHOUT_WEIGHTS: &[&str] = &["mixture-pixelcnn"];
+pub const WITHOUT_WEIGHTS: &[&str] = &["mixture-pixelcnn", "gated-pixelcnn"];
 
 /// The third-party checkpoint formats the zoo can convert ([`crate::import`]).
 pub const FORMATS: &[&str] = &["lasagne-npz"];
@@ -37,6 +38,7 @@ pub enum ModelConfig {
     DiagonalBiLstm(diagonal_bilstm::Config),
     MultiScale(multiscale::Config),
     MixturePixelCnn(mixture_pixelcnn::Config),
+    GatedPixelCnn(gated_pixelcnn::Config),
 }
 
 /// Evaluates `$parse` (a `Result<$C, String>`) with `$C` the config type of architecture `$arch`
@@ -63,6 +65,10 @@ macro_rules! by_architecture {
             "mixture-pixelcnn" => {
                 type $C = mixture_pixelcnn::Config;
                 $parse.map(ModelConfig::MixturePixelCnn)
+            }
+            "gated-pixelcnn" => {
+                type $C = gated_pixelcnn::Config;
+                $parse.map(ModelConfig::GatedPixelCnn)
             }
             other => Err(format!("unknown architecture '{other}' (known: {})", ARCHITECTURES.join(", "))),
         }
@@ -91,6 +97,7 @@ impl ModelConfig {
             Self::DiagonalBiLstm(_) => "diagonal-bilstm",
             Self::MultiScale(_) => "multiscale",
             Self::MixturePixelCnn(_) => "mixture-pixelcnn",
+            Self::GatedPixelCnn(_) => "gated-pixelcnn",
         }
     }
 
@@ -102,6 +109,7 @@ impl ModelConfig {
             Self::DiagonalBiLstm(c) => c.spec(),
             Self::MultiScale(c) => c.spec(),
             Self::MixturePixelCnn(c) => c.spec(),
+            Self::GatedPixelCnn(c) => c.spec(),
         }
     }
 
@@ -127,6 +135,7 @@ impl ModelConfig {
             Self::DiagonalBiLstm(c) => Box::new(diagonal_bilstm::DiagonalBiLstm::new(c, vb)?),
             Self::MultiScale(c) => Box::new(multiscale::MultiScale::new(c, vb)?),
             Self::MixturePixelCnn(c) => Box::new(mixture_pixelcnn::MixturePixelCnn::new(c, vb)?),
+            Self::GatedPixelCnn(c) => Box::new(gated_pixelcnn::GatedPixelCnn::new(c, vb)?),
         })
     }
 }

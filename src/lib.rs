@@ -50,8 +50,8 @@ pub use error::ZooError;
 pub use manifest::{Manifest, ModelEntry};
 pub use pixel_data as data;
 pub use pixel_ops as ops;
-pub use pixel_ops::sampler::{complete, sample, upscale, SampleOptions};
-pub use pixel_ops::{Head, ImageSpec, MultiScaleModel, PixelModel};
+pub use pixel_ops::sampler::{complete, sample, upscale, ClassChoice, SampleOptions};
+pub use pixel_ops::{ClassConditionalModel, Head, ImageSpec, MultiScaleModel, PixelModel};
 pub use registry::{LoadedModel, Zoo};
 pub use weights::{FetchedWeights, WeightsSource};
 

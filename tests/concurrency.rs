@@ -35,7 +35,7 @@ fn load(id: &str) -> Arc<LoadedModel> {
 }
 
 fn opts(seed: u64) -> SampleOptions {
-    SampleOptions { count: 2, seed, temperature: 1.0, method: Method::Cached, threads: 1 }
+    SampleOptions { count: 2, seed, temperature: 1.0, method: Method::Cached, threads: 1, ..Default::default() }
 }
 
 fn draw(m: &LoadedModel, o: &SampleOptions) -> Vec<u8> {
@@ -78,7 +78,7 @@ fn one_model_used_on_several_threads_at_once_gives_what_sequential_calls_give() 
         let handles: Vec<_> = jobs
             .iter()
             .map(|o| {
-                let (m, o) = (Arc::clone(&m), *o);
+                let (m, o) = (Arc::clone(&m), o.clone());
                 std::thread::spawn(move || draw(&m, &o))
             })
             .collect();

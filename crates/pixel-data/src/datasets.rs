@@ -151,8 +151,43 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<Images> {
     Ok(Images { pixels: bytes[16..].to_vec(), n, channels: 1, height: rows, width: cols })
 }
 
+/// Parses an IDX file of u8 labels (magic 0x00000801, MNIST's `t10k-labels-idx1-ubyte`): one
+/// label per image.
+pub fn parse_idx_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    if bytes.len() < 8 {
+        return Err(Error::bad_file(path, format!("IDX file too short ({} bytes) for its 8-byte header", bytes.len())));
+    }
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
+    if be(0) != 0x0801 {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "not an IDX u8 label file: magic 0x{:08x}, expected 0x00000801; MNIST's label files \
+                 (t10k-labels-idx1-ubyte, gz or raw) have it",
+                be(0)
+            ),
+        ));
+    }
+    let n = be(4);
+    if bytes.len() - 8 != n {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "IDX header says {n} labels but the file has {}: truncated or corrupt; download it again",
+                bytes.len() - 8
+            ),
+        ));
+    }
+    Ok(bytes[8..].to_vec())
+}
+
 /// Parses CIFAR-10 binary records (1 label byte + 3072 pixel bytes): `(n, 3, 32, 32)`.
 pub fn parse_cifar(bytes: &[u8], path: &Path) -> Result<Images> {
+    Ok(parse_cifar_labelled(bytes, path)?.0)
+}
+
+/// As [`parse_cifar`], with each image's label (0..=9, [`CIFAR10_CLASSES`]).
+pub fn parse_cifar_labelled(bytes: &[u8], path: &Path) -> Result<(Images, Vec<u8>)> {
     const REC: usize = 1 + 3 * 32 * 32;
     if bytes.is_empty() || !bytes.len().is_multiple_of(REC) {
         return Err(Error::bad_file(
@@ -180,8 +215,16 @@ pub fn parse_cifar(bytes: &[u8], path: &Path) -> Result<Images> {
         }
         pixels.extend_from_slice(&rec[1..]);
     }
-    Ok(Images { pixels, n, channels: 3, height: 32, width: 32 })
+    let labels = bytes.chunks(REC).map(|rec| rec[0]).collect();
+    Ok((Images { pixels, n, channels: 3, height: 32, width: 32 }, labels))
 }
+
+/// The names of MNIST's classes, by label: the digits.
+pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// The names of CIFAR-10's classes, by label (its `batches.meta.txt`).
+pub const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// The data sets the zoo's models are trained and evaluated on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +280,41 @@ impl Dataset {
                 } else {
                     dir.join("test_batch_first1000.bin")
                 }
+            }
+        }
+    }
+
+    /// The names of the data set's classes, by label.
+    pub fn class_names(self) -> &'static [&'static str] {
+        match self {
+            Self::MnistBinarized | Self::MnistThresholded => &MNIST_CLASSES,
+            Self::Cifar10 => &CIFAR10_CLASSES,
+        }
+    }
+
+    /// The test images and each one's label (its class, [`Dataset::class_names`]): MNIST's labels
+    /// from `mnist/t10k-labels-idx1-ubyte` (raw or `.gz`), CIFAR-10's from the records of its test
+    /// file.
+    pub fn load_test_labelled(self, data_dir: &Path) -> Result<(Images, Vec<u8>)> {
+        match self {
+            Self::MnistBinarized | Self::MnistThresholded => {
+                let images = self.load_test(data_dir)?;
+                let (bytes, path) = read_either(&data_dir.join("mnist").join("t10k-labels-idx1-ubyte"))?;
+                let labels = parse_idx_labels(&bytes, &path)?;
+                if labels.len() != images.n {
+                    return Err(Error::bad_file(
+                        &path,
+                        format!("holds {} labels for {} test images: not MNIST's test labels", labels.len(), images.n),
+                    ));
+                }
+                if let Some(l) = labels.iter().find(|&&l| l > 9) {
+                    return Err(Error::bad_file(&path, format!("holds the label {l}; MNIST's labels are 0..=9")));
+                }
+                Ok((images, labels))
+            }
+            Self::Cifar10 => {
+                let (bytes, path) = read_either(&self.test_file(data_dir))?;
+                parse_cifar_labelled(&bytes, &path)
             }
         }
     }
@@ -322,6 +400,25 @@ mod tests {
         let half = binarize_static(&[128u8; 100_000], 7);
         let mean = half.iter().map(|&b| b as f64).sum::<f64>() / 1e5;
         assert!((mean - 128.0 / 255.0).abs() < 0.01, "mean {mean}");
+    }
+
+    #[test]
+    fn labels_come_from_idx_label_files_and_cifar_records() {
+        let p = Path::new("labels.idx");
+        assert_eq!(parse_idx_labels(&[0, 0, 8, 1, 0, 0, 0, 3, 7, 0, 9], p).unwrap(), [7, 0, 9]);
+        let e = parse_idx_labels(&[0, 0, 8, 3, 0, 0, 0, 1, 7], p).unwrap_err().to_string();
+        assert!(e.contains("not an IDX u8 label file"), "{e}");
+        let e = parse_idx_labels(&[0, 0, 8, 1, 0, 0, 0, 4, 7], p).unwrap_err().to_string();
+        assert!(e.contains("says 4 labels but the file has 1"), "{e}");
+        // Two CIFAR-10 records, labels 7 (horse) and 0 (airplane).
+        let mut bytes = vec![7u8];
+        bytes.extend(vec![1u8; 3072]);
+        bytes.push(0);
+        bytes.extend(vec![2u8; 3072]);
+        let (images, labels) = parse_cifar_labelled(&bytes, Path::new("test_batch.bin")).unwrap();
+        assert_eq!((images.n, labels.as_slice()), (2, &[7u8, 0][..]));
+        assert_eq!(Dataset::Cifar10.class_names()[7], "horse");
+        assert_eq!(Dataset::MnistBinarized.class_names()[7], "7");
     }
 
     #[test]

@@ -70,6 +70,40 @@ impl Head {
         })
     }
 
+    /// Log-probabilities of every value, `(b, c, values, h, w)`, from logits `(b, c, levels, h, w)`:
+    /// the Bernoulli head's [log σ(−z), log σ(z)] (values 0 and 1), the softmax's log-softmax over
+    /// the 256 levels (the logistic mixture's logits are log-probabilities already, which it leaves
+    /// as they are).
+    pub fn value_log_probs(self, logits: &Tensor) -> Result<Tensor> {
+        match self {
+            Head::Bernoulli => Tensor::cat(&[log_sigmoid(&logits.neg()?)?, log_sigmoid(logits)?], 2),
+            Head::Softmax256 | Head::LogisticMixture => candle_nn::ops::log_softmax(logits, 2),
+        }
+    }
+
+    /// As [`Head::value_log_probs`] for one value's `levels` logits on the host, in f64: the
+    /// log-probability of each of the [`Head::values`] values.
+    pub fn value_log_probs_host(self, logits: &[f64]) -> Vec<f64> {
+        match self {
+            Head::Bernoulli => vec![log_sigmoid_f64(-logits[0]), log_sigmoid_f64(logits[0])],
+            Head::Softmax256 | Head::LogisticMixture => {
+                let max = logits.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+                let log_total = max + logits.iter().map(|&v| (v - max).exp()).sum::<f64>().ln();
+                logits.iter().map(|&v| v - log_total).collect()
+            }
+        }
+    }
+
+    /// Logits `(…, levels)` from the log-probabilities of every value `(…, values)` along `dim`:
+    /// the inverse of [`Head::value_log_probs`] (for the softmax the log-probabilities themselves,
+    /// for the Bernoulli head z = log p(1) − log p(0)).
+    pub fn logits_from_value_log_probs(self, log_probs: &Tensor, dim: usize) -> Result<Tensor> {
+        match self {
+            Head::Bernoulli => log_probs.narrow(dim, 1, 1)? - log_probs.narrow(dim, 0, 1)?,
+            Head::Softmax256 | Head::LogisticMixture => Ok(log_probs.clone()),
+        }
+    }
+
     /// The distribution of one value from its `levels` logits at `temperature`, as weights
     /// proportional to each value's probability, in f64 by fixed code (the same logits give the
     /// same bits on every machine with IEEE f64): the Bernoulli head's `[1 − p, p]` with
@@ -139,6 +173,16 @@ impl InputEncoding {
             (InputEncoding::Unit, Head::Softmax256 | Head::LogisticMixture) => x.affine(1.0 / 255.0, 0.0),
         }
     }
+}
+
+/// log σ(z) = −softplus(−z) = min(z, 0) − ln(1 + e^{−|z|}), elementwise, without overflow.
+pub fn log_sigmoid(z: &Tensor) -> Result<Tensor> {
+    z.minimum(&z.zeros_like()?)? - (z.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+/// [`log_sigmoid`] of one f64.
+fn log_sigmoid_f64(z: f64) -> f64 {
+    z.min(0.0) - (-z.abs()).exp().ln_1p()
 }
 
 /// Nats per image → bits per dimension, for images of `dims` = c·h·w values.

@@ -14,6 +14,10 @@
 //!   shared by the Row LSTM and the Diagonal BiLSTM;
 //! - [`network`]: input stack → layers → output stack, the network that the PixelCNN, the Row LSTM
 //!   and the Diagonal BiLSTM are, as a [`PixelModel`] and a [`ConditionalModel`];
+//! - [`gate`]: the gated unit tanh ⊙ σ of the Gated PixelCNN;
+//! - [`class_conditional`]: class conditioning (the per-class bias of the Gated PixelCNN), a
+//!   conditional model given one class per image, and the marginal over classes (likelihood,
+//!   conditionals, session);
 //! - [`conditioning`]: the 1×1 map of a conditioning map into LSTM pre-activations (§3.6);
 //! - [`skew`]: skew, unskew, mirror and the one-row shift of the Diagonal BiLSTM (§3.2);
 //! - [`model`]: the [`PixelModel`] trait every architecture implements;
@@ -29,9 +33,11 @@
 //!
 //! Data sets and image files are the `pixel-data` crate's.
 
+pub mod class_conditional;
 pub mod conditioning;
 pub mod conv;
 pub mod error;
+pub mod gate;
 pub mod head;
 pub mod input;
 pub mod kernels;
@@ -54,4 +60,4 @@ pub use head::{Head, InputEncoding};
 pub use input::InputStack;
 pub use kernels::row_product;
 pub use mask::MaskKind;
-pub use model::{ConditionalModel, ImageSpec, MultiScaleModel, PixelModel, SamplingSession};
+pub use model::{ClassConditionalModel, ConditionalModel, ImageSpec, MultiScaleModel, PixelModel, SamplingSession};

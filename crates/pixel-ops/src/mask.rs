@@ -9,6 +9,13 @@
 //! An LSTM input-to-state map has `gates` blocks of `h` outputs (o, f, i, g). Its output `k` takes
 //! the group of hidden feature `k mod h`, so the four gates of one hidden feature see the same
 //! colours as that feature ([`gated_colour_group`]).
+//!
+//! The Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
+//! Decoders", §2.2) splits the receptive field into two stacks. Its vertical stack reads whole rows:
+//! [`MaskKind::VerticalA`] opens the rows above the centre row only (its first layer, on the
+//! image), [`MaskKind::VerticalB`] also the whole centre row (the later layers, on vertical
+//! features that themselves only know the rows above). Colours play no part there. Its horizontal
+//! stack is a 1×k kernel under mask A or B.
 
 /// Which centre-tap rule a mask uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +24,11 @@ pub enum MaskKind {
     A,
     /// Every later layer: output group `j` reads input groups `i ≤ j` at the centre.
     B,
+    /// The Gated PixelCNN's first vertical layer: the rows above the centre row, every tap of them.
+    VerticalA,
+    /// The Gated PixelCNN's later vertical layers (and its 1×1 vertical-to-horizontal link): the
+    /// rows above and the whole centre row.
+    VerticalB,
 }
 
 /// The colour group of feature `k` among `n` features split into `colours` groups.
@@ -51,13 +63,21 @@ pub fn gated_mask_values(
         let g_out = gated_colour_group(o, out_ch, colours, gates);
         for i in 0..in_ch {
             let g_in = colour_group(i, in_ch, colours);
+            // The colour rule at the centre tap (the vertical masks have none: they open whole rows).
             let centre_open = match kind {
                 MaskKind::A => g_in < g_out,
                 MaskKind::B => g_in <= g_out,
+                MaskKind::VerticalA | MaskKind::VerticalB => false,
             };
             for y in 0..kh {
                 for x in 0..kw {
-                    let open = y < cy || (y == cy && x < cx) || (y == cy && x == cx && centre_open);
+                    let open = match kind {
+                        MaskKind::A | MaskKind::B => {
+                            y < cy || (y == cy && x < cx) || (y == cy && x == cx && centre_open)
+                        }
+                        MaskKind::VerticalA => y < cy,
+                        MaskKind::VerticalB => y <= cy,
+                    };
                     if open {
                         m[((o * in_ch + i) * kh + y) * kw + x] = 1.0;
                     }
@@ -134,6 +154,45 @@ mod tests {
         }
         // Contiguous grouping would have given the o gate only R: a different (wrong) mask.
         assert_ne!(m, mask_values(MaskKind::B, 12, 3, 1, 1, 3));
+    }
+
+    #[test]
+    fn vertical_stack_masks_by_hand() {
+        // 3x3: V-A opens the row above only; V-B the row above and the whole centre row.
+        #[rustfmt::skip]
+        let va = [1., 1., 1.,
+                  0., 0., 0.,
+                  0., 0., 0.];
+        #[rustfmt::skip]
+        let vb = [1., 1., 1.,
+                  1., 1., 1.,
+                  0., 0., 0.];
+        assert_eq!(spatial(MaskKind::VerticalA, 3), va);
+        assert_eq!(spatial(MaskKind::VerticalB, 3), vb);
+        // Colours play no part: with 3 colours every output reads every input at every open tap.
+        let rgb = mask_values(MaskKind::VerticalB, 6, 3, 3, 3, 3);
+        for (o, chunk) in rgb.chunks(3 * 9).enumerate() {
+            let per_input: Vec<&[f32]> = chunk.chunks(9).collect();
+            assert!(per_input.iter().all(|m| *m == vb), "output {o}");
+        }
+        // A 1x1 V-B kernel (the vertical-to-horizontal link) is open; a 1x1 V-A kernel closed.
+        assert_eq!(mask_values(MaskKind::VerticalB, 2, 2, 1, 1, 1), [1., 1., 1., 1.]);
+        assert_eq!(spatial(MaskKind::VerticalA, 1), [0.]);
+    }
+
+    #[test]
+    fn horizontal_stack_kernel_1_by_k_opens_the_left_taps_and_the_centre_by_colour() {
+        // 1x3, 3 colours, mask A: every output reads the left tap of every input; at the centre
+        // R reads nothing, G reads R, B reads R and G; the right tap is closed.
+        let m = mask_values(MaskKind::A, 3, 3, 1, 3, 3);
+        for o in 0..3 {
+            for i in 0..3 {
+                let taps = &m[(o * 3 + i) * 3..(o * 3 + i) * 3 + 3];
+                assert_eq!(taps[0], 1.0, "left tap {o}<-{i}");
+                assert_eq!(taps[1], if i < o { 1.0 } else { 0.0 }, "centre tap {o}<-{i}");
+                assert_eq!(taps[2], 0.0, "right tap {o}<-{i}");
+            }
+        }
     }
 
     #[test]

@@ -86,14 +86,19 @@ pub trait PixelModel: Send + Sync {
         match self.spec().head {
             // The mixture's logits are log-probabilities already; their log-softmax is themselves.
             Head::Softmax256 | Head::LogisticMixture => candle_nn::ops::log_softmax(&logits, 2),
-            // log σ(z) = −softplus(−z) = min(z, 0) − ln(1 + e^{−|z|})
-            Head::Bernoulli => logits.minimum(&logits.zeros_like()?)? - (logits.abs()?.neg()?.exp()? + 1.0)?.log()?,
+            Head::Bernoulli => crate::head::log_sigmoid(&logits),
         }
     }
 
     /// The model as a multi-scale model ([`MultiScaleModel`]), if it is one; `None` for a
     /// single-scale model.
     fn multi_scale(&self) -> Option<&dyn MultiScaleModel> {
+        None
+    }
+
+    /// The model as a class-conditional model ([`ClassConditionalModel`]), if it is one; `None` for
+    /// an unconditional model.
+    fn class_conditional(&self) -> Option<&dyn ClassConditionalModel> {
         None
     }
 
@@ -119,6 +124,47 @@ pub trait ConditionalModel: PixelModel {
 
     /// A cached sampling session for `batch` images given their map `cond` `(batch, c, H, W)`.
     fn session_given(&self, batch: usize, cond: &Tensor) -> Result<Box<dyn SamplingSession + '_>>;
+}
+
+/// A class-conditional model p(x | c) (Gated PixelCNN, van den Oord et al. 2016, "Conditional Image
+/// Generation with PixelCNN Decoders", §2.3): every layer adds a learned bias of the image's class
+/// c ∈ 0..[`ClassConditionalModel::classes`]. Its plain [`PixelModel`] methods describe the
+/// *marginal* p(x) = Σ_c p(c) p(x | c) with the uniform prior p(c) = 1/C, exactly: `nll` is
+/// −log Σ_c p(c) p(x | c), and `logits` / `session` give the marginal conditionals
+/// p(x_i | x_<i) = Σ_c p(c | x_<i) p(x_i | x_<i, c) ([`crate::class_conditional`]), so sampling,
+/// completion and compression with the plain methods use p(x). The methods here take one class
+/// per image.
+pub trait ClassConditionalModel: PixelModel {
+    /// C: the classes are `0..C`.
+    fn classes(&self) -> usize;
+
+    /// Logits `(b, c, levels, h, w)` of p(x | class) given pixel values `x` `(b, c, h, w)` and one
+    /// class per image (`classes.len() == b`, each `< C`).
+    fn logits_given_classes(&self, x: &Tensor, classes: &[usize]) -> Result<Tensor>;
+
+    /// A cached sampling session of p(x | class) for `classes.len()` images, image `i` of class
+    /// `classes[i]`.
+    fn session_given_classes(&self, classes: &[usize]) -> Result<Box<dyn SamplingSession + '_>>;
+
+    /// −log p(x | class) of each image in nats: `x` `(b, c, h, w)` → `(b,)`.
+    fn nll_given_classes(&self, x: &Tensor, classes: &[usize]) -> Result<Tensor> {
+        self.spec().head.nll_per_image(&self.logits_given_classes(x, classes)?, &x.to_device(self.device())?)
+    }
+
+    /// log p(x | c) of each image for every class, in nats: `x` `(b, c, h, w)` → `(b, C)`, f64
+    /// on the CPU. One pass of the network per class.
+    fn class_log_likelihoods(&self, x: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let per_class = (0..self.classes())
+            .map(|c| {
+                self.nll_given_classes(x, &vec![c; b])?
+                    .to_device(&Device::Cpu)?
+                    .to_dtype(candle_core::DType::F64)?
+                    .neg()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&per_class, 1)
+    }
 }
 
 /// A multi-scale model (§3.6): its factorisation order begins with the small image, the pixels

@@ -7,14 +7,30 @@ use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::class_conditional::{class_log_posterior, GivenClasses};
 use crate::error::{Error, Result};
-use crate::model::PixelModel;
+use crate::model::{ClassConditionalModel, PixelModel};
 pub use crate::stepper::Given;
 pub use crate::stepper::Method;
 use crate::stepper::{in_parallel, step_through, threads_on};
 
+/// The classes of the images a class-conditional model ([`PixelModel::class_conditional`]) draws.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClassChoice {
+    /// Each image's class drawn from p(c | the given pixels), with the seeded generator: from the
+    /// uniform prior p(c) when nothing is given (sampling), from the posterior given the kept
+    /// pixels when completing, so that class and image together are a draw of the marginal
+    /// p(x | given). The only choice for an unconditional model.
+    #[default]
+    Drawn,
+    /// One class for every image.
+    One(usize),
+    /// One class per image, in order (a grid with one row per class, say).
+    PerImage(Vec<usize>),
+}
+
 /// How to sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SampleOptions {
     /// Images to draw (≥ 1).
     pub count: usize,
@@ -27,13 +43,29 @@ pub struct SampleOptions {
     pub method: Method,
     /// Threads the batch is split over (0: one per core). The images do not depend on it.
     pub threads: usize,
+    /// The images' classes, for a class-conditional model; anything but [`ClassChoice::Drawn`] is
+    /// an error for an unconditional one.
+    pub classes: ClassChoice,
 }
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        Self { count: 16, seed: 0, temperature: 1.0, method: Method::Cached, threads: 0 }
+        Self { count: 16, seed: 0, temperature: 1.0, method: Method::Cached, threads: 0, classes: ClassChoice::Drawn }
     }
 }
+
+/// Images drawn by the sampler and, for a class-conditional model, the class of each.
+#[derive(Debug, Clone)]
+pub struct Sampled {
+    /// `(n, c, h, w)` u8 pixel values.
+    pub images: Tensor,
+    /// Image `i`'s class (a class-conditional model), else `None`.
+    pub classes: Option<Vec<usize>>,
+}
+
+/// The stream of the seed's ChaCha8 generator that draws the images' classes (image `i`'s values
+/// use stream `i`, below [`MAX_COUNT`]).
+const CLASS_STREAM: u64 = u64::MAX;
 
 /// The most images one call draws (or completes): their pixels are held in memory at once.
 pub const MAX_COUNT: usize = 65_536;
@@ -63,6 +95,16 @@ impl SampleOptions {
 /// Draws `opts.count` new images: `(n, c, h, w)` u8 pixel values (0/1 or 0..=255).
 /// `progress(done, total)` is called after each `width` generated pixels (a row's worth).
 pub fn sample(model: &dyn PixelModel, opts: &SampleOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Tensor> {
+    Ok(sample_with_classes(model, opts, progress)?.images)
+}
+
+/// As [`sample`], also giving each image's class for a class-conditional model
+/// ([`SampleOptions::classes`]).
+pub fn sample_with_classes(
+    model: &dyn PixelModel,
+    opts: &SampleOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Sampled> {
     opts.validate()?;
     let s = model.spec();
     let start = vec![0u8; opts.count * s.dims()];
@@ -79,6 +121,18 @@ pub fn complete(
     opts: &SampleOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Tensor> {
+    Ok(complete_with_classes(model, given, keep_rows, opts, progress)?.images)
+}
+
+/// As [`complete`], also giving each completion's class for a class-conditional model
+/// ([`SampleOptions::classes`]: one per completion, `n·count`, for [`ClassChoice::PerImage`]).
+pub fn complete_with_classes(
+    model: &dyn PixelModel,
+    given: &Tensor,
+    keep_rows: usize,
+    opts: &SampleOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Sampled> {
     opts.validate()?;
     let s = model.spec();
     if keep_rows > s.height {
@@ -88,10 +142,10 @@ pub fn complete(
         )));
     }
     let per_image = images_of(given, &s, "the images to complete")?;
-    SampleOptions { count: per_image.len().saturating_mul(opts.count), ..*opts }.validate()?;
+    SampleOptions { count: per_image.len().saturating_mul(opts.count), ..opts.clone() }.validate()?;
     let start: Vec<u8> =
         per_image.iter().flat_map(|img| (0..opts.count).flat_map(move |_| img.iter().copied())).collect();
-    let opts = SampleOptions { count: per_image.len() * opts.count, ..*opts };
+    let opts = SampleOptions { count: per_image.len() * opts.count, ..opts.clone() };
     generate(model, start, Given::Rows(keep_rows), &opts, progress)
 }
 
@@ -120,7 +174,7 @@ pub fn upscale(
     })?;
     let f = multi.factor();
     let per_image = images_of(small, &multi.small_stage().spec(), "the small images to upscale")?;
-    SampleOptions { count: per_image.len().saturating_mul(opts.count), ..*opts }.validate()?;
+    SampleOptions { count: per_image.len().saturating_mul(opts.count), ..opts.clone() }.validate()?;
     let mut start = Vec::with_capacity(per_image.len() * opts.count * s.dims());
     for img in &per_image {
         let mut big = vec![0u8; s.dims()];
@@ -129,8 +183,8 @@ pub fn upscale(
             start.extend_from_slice(&big);
         }
     }
-    let opts = SampleOptions { count: per_image.len() * opts.count, ..*opts };
-    generate(model, start, Given::Subsampled(f), &opts, progress)
+    let opts = SampleOptions { count: per_image.len() * opts.count, ..opts.clone() };
+    Ok(generate(model, start, Given::Subsampled(f), &opts, progress)?.images)
 }
 
 /// The images of `x` `(n, c, h, w)` (n ≥ 1) as u8 values on the CPU, one `Vec` each, checked
@@ -183,9 +237,11 @@ fn generate(
     given: Given,
     opts: &SampleOptions,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Tensor> {
+) -> Result<Sampled> {
     let s = model.spec();
     let (n, dims) = (opts.count, s.dims());
+    let classes = image_classes(model, &pixels, given, opts)?;
+    let classes = classes.as_deref();
     let threads = threads_on(model.device(), opts.threads, n);
     let most = if model.device().is_cpu() { PART_IMAGES } else { DEVICE_PART_IMAGES };
     let per_part = n.div_ceil(threads).min(most);
@@ -199,20 +255,115 @@ fn generate(
         let mut report = |done: usize, total: usize| progress(wave * total + done, waves * total);
         in_parallel(
             this_wave,
-            |(first_image, part)| generate_part(model, part, first_image, given, opts, &mut report),
-            |_, (first_image, part)| generate_part(model, part, first_image, given, opts, &mut |_, _| {}),
+            |(first_image, part)| generate_part(model, classes, part, first_image, given, opts, &mut report),
+            |_, (first_image, part)| generate_part(model, classes, part, first_image, given, opts, &mut |_, _| {}),
             || Err(Error::WorkerPanicked("sampling")),
         )
         .into_iter()
         .collect::<Result<Vec<()>>>()?;
     }
     let (c, h, w) = (s.channels, s.height, s.width);
-    Ok(Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?)
+    Ok(Sampled {
+        images: Tensor::from_vec(pixels, (n, c, h, w), &Device::Cpu)?,
+        classes: classes.map(<[usize]>::to_vec),
+    })
 }
 
-/// Samples the images in `pixels` (whole images, the first is image `first_image` of the batch).
+/// The class of each of the `opts.count` images in `pixels` (row-major `(n, c, h, w)`, the
+/// `given` pixels filled in) for a class-conditional model, as [`SampleOptions::classes`] asks;
+/// `None` for an unconditional model, which refuses any other choice than [`ClassChoice::Drawn`].
+fn image_classes(
+    model: &dyn PixelModel,
+    pixels: &[u8],
+    given: Given,
+    opts: &SampleOptions,
+) -> Result<Option<Vec<usize>>> {
+    let Some(conditional) = model.class_conditional() else {
+        return match opts.classes {
+            ClassChoice::Drawn => Ok(None),
+            _ => Err(Error::InvalidArgument(
+                "the model is not class-conditional: it takes no class; leave the class out".into(),
+            )),
+        };
+    };
+    let count = conditional.classes();
+    let classes = match &opts.classes {
+        ClassChoice::Drawn => draw_classes(conditional, pixels, given, opts)?,
+        ClassChoice::One(c) => vec![*c; opts.count],
+        ClassChoice::PerImage(classes) => {
+            if classes.len() != opts.count {
+                return Err(Error::InvalidArgument(format!(
+                    "{} classes given for {} images: give one class per image",
+                    classes.len(),
+                    opts.count
+                )));
+            }
+            classes.clone()
+        }
+    };
+    if let Some(c) = classes.iter().find(|&&c| c >= count) {
+        return Err(Error::InvalidArgument(format!(
+            "class {c} is out of range: the model's classes are 0..={}",
+            count - 1
+        )));
+    }
+    Ok(Some(classes))
+}
+
+/// Each image's class drawn from p(c | given pixels) ∝ p(given pixels | c) (the uniform prior when
+/// none are given), by the seed's ChaCha8 generator on its own stream, image by image. The given
+/// pixels come first in the factorisation order (rows kept from the top, a multi-scale model's small
+/// image), so their log-likelihood is the sum of their values' log-probabilities.
+fn draw_classes(
+    model: &dyn ClassConditionalModel,
+    pixels: &[u8],
+    given: Given,
+    opts: &SampleOptions,
+) -> Result<Vec<usize>> {
+    use rand::Rng;
+    let s = model.spec();
+    let (n, classes) = (opts.count, model.classes());
+    let mut log_weights = vec![vec![0f64; classes]; n];
+    if given != Given::Nothing {
+        let x = Tensor::from_slice(pixels, (n, s.channels, s.height, s.width), model.device())?;
+        let kept: Vec<f32> = (0..s.height)
+            .flat_map(|row| (0..s.width).map(move |col| if given.contains(row, col) { 1.0 } else { 0.0 }))
+            .collect();
+        let kept = Tensor::from_vec(kept, (1, 1, s.height, s.width), model.device())?;
+        for c in 0..classes {
+            let nll = s.head.nll_per_value(&model.logits_given_classes(&x, &vec![c; n])?, &x)?;
+            let nll = nll.broadcast_mul(&kept.to_dtype(nll.dtype())?)?.reshape((n, ()))?.sum(1)?;
+            let nll = nll.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            for (weights, v) in log_weights.iter_mut().zip(nll) {
+                weights[c] = -v;
+            }
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    rng.set_stream(CLASS_STREAM);
+    Ok(log_weights
+        .iter()
+        .map(|weights| {
+            let posterior = class_log_posterior(weights);
+            let mut u = rng.gen::<f64>();
+            for (c, p) in posterior.iter().enumerate() {
+                u -= p.exp();
+                if u < 0.0 {
+                    return c;
+                }
+            }
+            // Rounding left u past the last class: the last class with non-zero probability.
+            posterior.iter().rposition(|p| p.exp() > 0.0).unwrap_or(0)
+        })
+        .collect())
+}
+
+/// Samples the images in `pixels` (whole images, the first is image `first_image` of the batch);
+/// `classes`: every image's class, for a class-conditional model (the part's images are sampled
+/// given theirs).
 fn generate_part(
     model: &dyn PixelModel,
+    classes: Option<&[usize]>,
     pixels: &mut [u8],
     first_image: usize,
     given: Given,
@@ -229,6 +380,16 @@ fn generate_part(
             rng
         })
         .collect();
+    let given_classes = match (model.class_conditional(), classes) {
+        (Some(conditional), Some(classes)) => {
+            Some(GivenClasses::new(conditional, classes[first_image..first_image + n].to_vec())?)
+        }
+        _ => None,
+    };
+    let model: &dyn PixelModel = match &given_classes {
+        Some(given_classes) => given_classes,
+        None => model,
+    };
     let levels = s.head.levels();
     let to_draw = model.pixel_order().iter().filter(|&&(row, col)| !given.contains(row, col)).count();
     let mut drawn = 0;

@@ -51,6 +51,9 @@ pub enum Command {
     Logits(ImagesToFileArgs),
     /// Keep the top rows of an image and sample the rest: original, occluded, completions side by side.
     Complete(CompleteArgs),
+    /// Classify images with a class-conditional model, as a generative classifier: the class c
+    /// that maximises p(x | c). Given images, or the test set (with its accuracy).
+    Classify(ClassifyArgs),
     /// Upscale a low-resolution image with a multi-scale model: the image becomes the small image
     /// x[::f, ::f] and the model samples the other pixels given it (exact at the input's pixels).
     /// Writes the input (enlarged), the upscalings and, with --from-full, the original side by side.
@@ -121,6 +124,11 @@ pub struct SampleArgs {
     pub count: usize,
     #[command(flatten)]
     pub draw: DrawArgs,
+    /// Class-conditional models: the class of every image, a name of the data set's classes
+    /// (horse, 7) or an index; `all`: -n images of each class, one row per class. Without it each
+    /// image's class is drawn from the uniform prior p(c) (logged with -v).
+    #[arg(long, value_name = "CLASS")]
+    pub class: Option<String>,
     #[arg(short, long, default_value = "samples.png")]
     pub output: PathBuf,
     /// Also write an animated GIF of the grid being drawn, value by value in the model's order
@@ -129,10 +137,10 @@ pub struct SampleArgs {
     pub gif: Option<PathBuf>,
 }
 
+/// Where the test set is, how much of it, and how many images per forward pass: what `eval` and
+/// `classify --test` share.
 #[derive(clap::Args, Debug)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
+pub struct TestSetArgs {
     /// Directory holding mnist/ and cifar10/ (default: $PIXEL_ZOO_DATA, else the data cache that
     /// `zoo data fetch` fills).
     #[arg(long, env = "PIXEL_ZOO_DATA")]
@@ -140,9 +148,30 @@ pub struct EvalArgs {
     /// Only the first N test images.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Images per forward pass.
+    /// Images per forward pass (a class-conditional model's: per class).
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
+}
+
+impl TestSetArgs {
+    /// An error for a batch or a limit of 0.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.batch == 0 {
+            anyhow::bail!("--batch must be at least 1");
+        }
+        if self.limit == Some(0) {
+            anyhow::bail!("--limit must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub test_set: TestSetArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -183,11 +212,34 @@ pub struct CompleteArgs {
     pub count: usize,
     #[command(flatten)]
     pub draw: DrawArgs,
+    /// Class-conditional models: the class of the completions, a name or an index. Without it each
+    /// completion's class is drawn from p(c | the kept rows) (logged with -v).
+    #[arg(long, value_name = "CLASS")]
+    pub class: Option<String>,
     #[arg(short, long, default_value = "completions.png")]
     pub output: PathBuf,
     /// Also write an animated GIF of the completions being drawn (a frame per row).
     #[arg(long, value_name = "FILE")]
     pub gif: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Images of the model's size and channels, or directories of them (their .png, .jpg, .jpeg,
+    /// .bmp, .gif and .webp files, in name order).
+    #[arg(long, value_name = "IMAGE|DIR", num_args = 1.., required_unless_present = "test", conflicts_with = "test")]
+    pub images: Vec<PathBuf>,
+    /// Classify the model's data set's test images instead, and print the accuracy
+    /// (`--data-dir`, `--limit`).
+    #[arg(long)]
+    pub test: bool,
+    #[command(flatten)]
+    pub test_set: TestSetArgs,
+    /// Per image: the class, and log p(x | c) and p(c | x) for every class.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_compress;
+mod classify;
 mod complete;
 mod compress;
 mod data;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score::run(&zoo, device, args),
         Command::Logits(args) => logits::run(&zoo, device, args),
         Command::Complete(args) => complete::run(&zoo, device, args),
+        Command::Classify(args) => classify::run(&zoo, device, args),
         Command::Upscale(args) => upscale::run(&zoo, device, args),
     }
 }

@@ -1,8 +1,9 @@
 //! What the subcommands share: the thread count of candle's products, the device, loading a model,
 //! the models the benchmarks measure by default, the progress bar, checking an output path before
 //! any work, reading input images, the NLL of a set of images, the GIF of a grid being drawn, and
-//! the settings and file names of the compression commands, and the command-line words the
-//! library's errors leave to the binary.
+//! the settings and file names of the compression commands, the classes of a class-conditional
+//! model (names, `--class`, each image's log-likelihood under every class), and the command-line
+//! words the library's errors leave to the binary.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use pixel_data::files::{read_image, reveal_frames, write_gif};
 use pixel_ops::sampler::Given;
 use pixel_ops::stepper::{in_parallel, threads_on};
 use pixel_zoo::pixel_format;
-use pixel_zoo::{ImageSpec, LoadedModel, PixelModel, Zoo};
+use pixel_zoo::{ClassConditionalModel, ImageSpec, LoadedModel, PixelModel, Zoo};
 
 use crate::cli::{Command, DeviceArg, ModelArgs};
 
@@ -30,6 +31,7 @@ pub fn set_threads_per_product(command: &Command) {
             | Command::Upscale(_)
             | Command::Bench(_)
             | Command::Eval(_)
+            | Command::Classify(_)
             | Command::Compress(_)
             | Command::Decompress(_)
             | Command::BenchCompress(_) => 1,
@@ -88,6 +90,93 @@ pub fn given_or_local_models(zoo: &Zoo, ids: Vec<String>) -> Vec<String> {
     } else {
         ids
     }
+}
+
+/// The model as a class-conditional model, or an error saying that `what` (a flag or a command)
+/// takes one, that this model is not, and `instead`: what to do.
+pub fn class_conditional<'a>(m: &'a LoadedModel, what: &str, instead: &str) -> Result<&'a dyn ClassConditionalModel> {
+    m.class_conditional().with_context(|| {
+        format!(
+            "{} is not class-conditional ({}): {what} takes a class-conditional model (a gated-pixelcnn with \
+             classes); {instead}",
+            m.entry.id,
+            m.entry.architecture()
+        )
+    })
+}
+
+/// The names of a class-conditional model's classes, by index: its data set's
+/// ([`pixel_data::datasets::Dataset::class_names`]) when the model has as many classes as the data
+/// set has names; `None` otherwise (the classes are then known by index only).
+pub fn class_names(m: &LoadedModel) -> Option<&'static [&'static str]> {
+    let classes = m.class_conditional()?.classes();
+    let names = pixel_data::datasets::Dataset::from_name(&m.entry.dataset)?.class_names();
+    (names.len() == classes).then_some(names)
+}
+
+/// Class `c` as the tool shows it: `horse (7)`, or `7` for a model whose classes have no names.
+pub fn class_label(m: &LoadedModel, c: usize) -> String {
+    match class_names(m) {
+        Some(names) if names[c] != c.to_string() => format!("{} ({c})", names[c]),
+        _ => c.to_string(),
+    }
+}
+
+/// A class given on the command line (`--class`): a name of the model's data set's classes or an
+/// index; an error listing the valid ones otherwise, or if the model is not class-conditional.
+pub fn parse_class(m: &LoadedModel, arg: &str) -> Result<usize> {
+    let classes = class_conditional(m, "--class", "leave --class out")?.classes();
+    let names = class_names(m);
+    if let Some(c) = names.and_then(|names| names.iter().position(|n| n.eq_ignore_ascii_case(arg))) {
+        return Ok(c);
+    }
+    if let Ok(c) = arg.parse::<usize>() {
+        if c < classes {
+            return Ok(c);
+        }
+    }
+    let valid = match names {
+        Some(names) => names.iter().enumerate().map(|(c, n)| class_label_of(n, c)).collect::<Vec<_>>().join(", "),
+        None => format!("0..={}", classes - 1),
+    };
+    anyhow::bail!("unknown class '{arg}': the classes of {} are {valid} (a name or an index)", m.entry.id)
+}
+
+fn class_label_of(name: &str, c: usize) -> String {
+    if name == c.to_string() {
+        name.to_string()
+    } else {
+        format!("{name} ({c})")
+    }
+}
+
+/// log p(x | c) in nats of each image of `pixels` (whole images of the model's size, row-major)
+/// under every class: one `Vec` of C values per image, in order; in batches of `batch`, split over
+/// the cores as [`total_nll`] does; `done(b)` after each batch.
+pub fn class_log_likelihoods(
+    m: &dyn ClassConditionalModel,
+    pixels: &[u8],
+    batch: usize,
+    done: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<f64>>> {
+    let parts = per_batch(m, pixels, batch, done, &|x: &Tensor| Ok(m.class_log_likelihoods(x)?.to_vec2::<f64>()?))?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// An error unless the test images of `dataset` are of the model's size and channels.
+pub fn check_test_images(dataset: &str, images: &pixel_data::datasets::Images, spec: &ImageSpec) -> Result<()> {
+    if (images.channels, images.height, images.width) != (spec.channels, spec.height, spec.width) {
+        anyhow::bail!(
+            "{dataset} test images are {}x{}x{} but the model takes {}x{}x{}",
+            images.channels,
+            images.height,
+            images.width,
+            spec.channels,
+            spec.height,
+            spec.width
+        );
+    }
+    Ok(())
 }
 
 /// Fails early, before any work, if `path` cannot be written.

@@ -4,6 +4,8 @@
 //! nothing left behind. The bad files are generated here from the shipped ones, in a temporary
 //! folder; only the few that the image crate cannot write are committed (tests/bad-inputs/*.png).
 
+#[path = "../../../tests/support/gated.rs"]
+mod gated;
 #[path = "../../../tests/support/hub.rs"]
 mod hub;
 
@@ -297,6 +299,9 @@ block_kernel = 3
     let mut png = Vec::new();
     image::DynamicImage::from(noise).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
     put("truncated-32x32.png", &png[..png.len() / 2]);
+    put("noise-32x32.png", &png);
+    // A class-conditional model (its manifest and weights folder), for the class cases.
+    gated::install(&root(), &dir.join("gated"));
     put("text.png", b"GIF89a? no: plain text\n");
     put("empty.png", b"");
 

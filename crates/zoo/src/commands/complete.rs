@@ -1,19 +1,27 @@
 //! `zoo complete`: keep the top rows of an image and sample the rest; writes the original, the
-//! occluded image and the completions side by side, and with `--gif` the completions being drawn.
+//! occluded image and the completions side by side, and with `--gif` the completions being drawn;
+//! a class-conditional model's of the class `--class` names, or of classes drawn from p(c | kept
+//! rows).
 
 use anyhow::{bail, Result};
 use candle_core::Device;
 use pixel_data::files::{grid, write_png};
-use pixel_ops::sampler::{complete, Given};
+use pixel_ops::sampler::{complete_with_classes, ClassChoice, Given};
 use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
 
 use crate::cli::{CompleteArgs, DeviceArg};
-use crate::context::{check_output, drawing_frames, load, progress_bar, read_images, write_drawing_gif};
+use crate::context::{
+    check_output, class_label, drawing_frames, load, parse_class, progress_bar, read_images, write_drawing_gif,
+};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
-    let CompleteArgs { model, image, keep_rows, count, draw, output, gif } = args;
+    let CompleteArgs { model, image, keep_rows, count, draw, class, output, gif } = args;
     let m = load(zoo, &model, device)?;
+    let classes = match class.as_deref() {
+        None => ClassChoice::Drawn,
+        Some(name) => ClassChoice::One(parse_class(&m, name)?),
+    };
     check_output(&output)?;
     if let Some(gif) = &gif {
         check_output(gif)?;
@@ -23,10 +31,18 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
     if keep_rows > spec.height {
         bail!("--keep-rows {keep_rows} is beyond the image height {}; use 0..={}", spec.height, spec.height);
     }
-    let opts = draw.options(count);
+    let opts = pixel_ops::sampler::SampleOptions { classes, ..draw.options(count) };
     let bar = progress_bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
-    let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
+    let done = complete_with_classes(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
     bar.finish_and_clear();
+    if let (ClassChoice::Drawn, Some(classes)) = (&opts.classes, &done.classes) {
+        let shown: Vec<String> = classes.iter().map(|&c| class_label(&m, c)).collect();
+        tracing::info!(
+            "no --class: each completion's class was drawn from p(c | the kept rows), in order: {}",
+            shown.join(", ")
+        );
+    }
+    let done = done.images;
     // One row: the original, the occluded input (dropped rows grey), the completions.
     let original = given.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<u8>()?;
     let mut occluded = original.clone();

@@ -1,26 +1,24 @@
 //! `zoo eval`: a model's NLL on its data set's test images, in nats/image and bits/dim; for a
 //! multi-scale model also split exactly into the small image's NLL, −log p(x[::f, ::f]), and the
-//! upscaling's, −log p(x | x[::f, ::f]), each in bits per its own values.
+//! upscaling's, −log p(x | x[::f, ::f]), each in bits per its own values; for a class-conditional
+//! model the marginal NLL −log Σ_c p(c) p(x | c) (the model's likelihood), and beside it the NLL
+//! given each image's true class, −log p(x | label).
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use pixel_data::datasets::Dataset;
 use pixel_ops::head::bits_per_dim;
 use pixel_zoo::{MultiScaleModel, Tensor, Zoo};
 use serde_json::json;
 
-use crate::cli::{DeviceArg, EvalArgs};
-use crate::context::{load, per_batch, progress_bar, total_nll};
+use crate::cli::{DeviceArg, EvalArgs, TestSetArgs};
+use crate::context::{check_test_images, class_log_likelihoods, class_names, load, per_batch, progress_bar, total_nll};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
-    let EvalArgs { model, data_dir, limit, batch, json } = args;
-    if batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    if limit == Some(0) {
-        bail!("--limit must be at least 1");
-    }
+    let EvalArgs { model, test_set, json } = args;
+    test_set.check()?;
+    let TestSetArgs { data_dir, limit, batch } = test_set;
     let entry = zoo.entry(&model.id)?;
     let dataset = Dataset::from_name(&entry.dataset).context("manifest data set")?;
     let data_dir = dataset.locate(data_dir.as_deref())?;
@@ -33,27 +31,42 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
     }
     let m = load(zoo, &model, device)?;
     let spec = m.spec();
-    if (images.channels, images.height, images.width) != (spec.channels, spec.height, spec.width) {
-        bail!(
-            "{} test images are {}x{}x{} but the model takes {}x{}x{}",
-            entry.dataset,
-            images.channels,
-            images.height,
-            images.width,
-            spec.channels,
-            spec.height,
-            spec.width
-        );
-    }
+    check_test_images(&entry.dataset, &images, &spec)?;
     let t = Instant::now();
     let bar = progress_bar(images.n as u64, "evaluating images");
-    let (total, split) = match m.multi_scale() {
-        Some(multi) => {
+    // A class-conditional model's test labels, if its classes are the data set's.
+    let labels = match (m.class_conditional(), class_names(&m)) {
+        (Some(_), Some(_)) => Some(dataset.load_test_labelled(&data_dir)?.1),
+        (Some(conditional), None) => {
+            tracing::warn!(
+                "{} has {} classes, {} has {}: no NLL given the true class",
+                entry.id,
+                conditional.classes(),
+                entry.dataset,
+                dataset.class_names().len()
+            );
+            None
+        }
+        _ => None,
+    };
+    // Σ −log p(x | label) of a class-conditional model, in nats.
+    let mut given_label = None;
+    let (total, split) = match (m.multi_scale(), m.class_conditional()) {
+        (Some(multi), _) => {
             let (small, up) = split_nll(multi, &images.pixels, batch, &mut |b| bar.inc(b as u64))?;
             (small + up, Some((small / images.n as f64, up / images.n as f64)))
         }
-        None => (total_nll(&m, &images.pixels, batch, &mut |b| bar.inc(b as u64))?, None),
+        (None, Some(conditional)) => {
+            // One pass per class gives both: the marginal and the true class's term.
+            let ll = class_log_likelihoods(conditional, &images.pixels, batch, &mut |b| bar.inc(b as u64))?;
+            let log_classes = (conditional.classes() as f64).ln();
+            let marginal: f64 = ll.iter().map(|l| log_classes - pixel_ops::class_conditional::log_sum_exp(l)).sum();
+            given_label = labels.map(|labels| ll.iter().zip(labels).map(|(l, c)| -l[usize::from(c)]).sum::<f64>());
+            (marginal, None)
+        }
+        (None, None) => (total_nll(&m, &images.pixels, batch, &mut |b| bar.inc(b as u64))?, None),
     };
+    let given_label = given_label.map(|t| t / images.n as f64);
     let d = spec.dims();
     bar.finish_and_clear();
     let nats = total / images.n as f64;
@@ -75,6 +88,9 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
             v["small_image"] = part(small);
             v["upscaling"] = part(up);
         }
+        if let Some(c) = given_label {
+            v["given_true_class"] = json!({"nll_nats_per_image": c, "bits_per_dim": bits_per_dim(c, d)});
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if entry.dataset == "cifar10" {
         println!(
@@ -85,6 +101,13 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: EvalArgs) -> Result<()> {
         println!(
             "{}: {nats:.3} nats/image ({bpd:.5} bits/dim) on {} {} test images ({test_file}), {secs:.1} s",
             entry.id, images.n, entry.dataset
+        );
+    }
+    if let (false, Some(c)) = (json, given_label) {
+        println!(
+            "  given the true class, −log p(x | c): {:.4} bits/dim ({c:.3} nats/image); the figure above is the \
+             marginal over the uniform classes",
+            bits_per_dim(c, d)
         );
     }
     if let (false, Some(((sn, sd, sb), (un, ud, ub)))) = (json, parts) {

@@ -1,33 +1,56 @@
 //! `zoo sample`: draw new images and write them as a PNG grid (a multi-scale model's each beside
-//! its small image), and with `--gif` the grid being drawn.
+//! its small image), and with `--gif` the grid being drawn; a class-conditional model's of the
+//! class `--class` names, of each class a row (`--class all`), or of classes drawn from p(c).
 
 use std::time::Instant;
 
 use anyhow::Result;
 use pixel_data::files::{grid, write_png};
-use pixel_ops::sampler::{sample, Given};
+use pixel_ops::sampler::{sample_with_classes, ClassChoice, Given};
 use pixel_ops::subset::Subset;
 use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
 
 use crate::cli::{DeviceArg, SampleArgs};
-use crate::context::{check_output, drawing_frames, load, progress_bar, write_drawing_gif};
+use crate::context::{
+    check_output, class_conditional, class_label, drawing_frames, load, parse_class, progress_bar, write_drawing_gif,
+};
+
+/// `--class all`: `-n` images of each class, one row per class.
+const EVERY_CLASS: &str = "all";
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: SampleArgs) -> Result<()> {
-    let SampleArgs { model, count, draw, output, gif } = args;
+    let SampleArgs { model, count, draw, class, output, gif } = args;
     let m = load(zoo, &model, device)?;
-    let opts = draw.options(count);
+    // The images' classes, and the grid's columns when each class has a row of its own.
+    let (classes, count, row_per_class) = match class.as_deref() {
+        None => (ClassChoice::Drawn, count, None),
+        Some(EVERY_CLASS) => {
+            let classes = class_conditional(&m, "--class", "leave --class out")?.classes();
+            let per_image = (0..classes).flat_map(|c| std::iter::repeat_n(c, count)).collect();
+            (ClassChoice::PerImage(per_image), classes.saturating_mul(count), Some(count))
+        }
+        Some(name) => (ClassChoice::One(parse_class(&m, name)?), count, None),
+    };
+    let opts = pixel_ops::sampler::SampleOptions { classes, ..draw.options(count) };
     check_output(&output)?;
     if let Some(gif) = &gif {
         check_output(gif)?;
     }
     let t = Instant::now();
     let bar = progress_bar(m.spec().height as u64, "sampling rows");
-    let images = sample(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
+    let drawn = sample_with_classes(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    if let (ClassChoice::Drawn, Some(classes)) = (&opts.classes, &drawn.classes) {
+        let shown: Vec<String> = classes.iter().map(|&c| class_label(&m, c)).collect();
+        tracing::info!(
+            "no --class: each image's class was drawn from the uniform prior p(c), in grid order: {}",
+            shown.join(", ")
+        );
+    }
     let spec = m.spec();
-    let pixels = images.flatten_all()?.to_vec1::<u8>()?;
-    let cols = (count as f64).sqrt().ceil() as usize;
+    let pixels = drawn.images.flatten_all()?.to_vec1::<u8>()?;
+    let cols = row_per_class.unwrap_or_else(|| (count as f64).sqrt().ceil() as usize);
     let (reveal, frames) = drawing_frames(m.as_ref(), Given::Nothing);
     let what = match m.entry.config.multiscale_factor() {
         // Each sample beside its small image (the first stage's output), enlarged to the same size.
@@ -54,8 +77,13 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: SampleArgs) -> Result<()> {
         }
     };
     let gif_note = gif.map(|g| format!(" (and the drawing to {})", g.display())).unwrap_or_default();
+    let class_note = match &opts.classes {
+        ClassChoice::One(c) => format!(" of class {}", class_label(&m, *c)),
+        ClassChoice::PerImage(_) => " (a row per class)".to_string(),
+        ClassChoice::Drawn => String::new(),
+    };
     eprintln!(
-        "wrote {count} {what} of {} to {}{gif_note} in {:.1} s",
+        "wrote {count} {what}{class_note} of {} to {}{gif_note} in {:.1} s",
         m.entry.id,
         output.display(),
         t.elapsed().as_secs_f64()
