@@ -165,26 +165,44 @@ mod tests {
         assert!(err.contains("unknown architecture 'pixel-transformer'"), "{err}");
     }
 
+    /// Every random-weight fixture the reference wrote (`tests/fixtures/ARCH-random-NAME.safetensors`,
+    /// one or more per architecture) names an architecture of [`ARCHITECTURES`], parses through
+    /// this table (its arm of `by_architecture!` and of [`ModelConfig::architecture`] agree) and
+    /// builds into a network of the right shape; and every architecture has one. So a new
+    /// architecture whose fixture exists but whose name, arm or variant is missing here fails this
+    /// test, not a user.
     #[test]
-    fn an_architecture_without_weights_parses_and_builds_from_its_reference_fixture() {
-        for arch in WITHOUT_WEIGHTS {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(format!("tests/fixtures/{arch}-random-rgb.safetensors"));
+    fn every_reference_fixture_parses_and_builds_through_this_table() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.contains("-random-") || name.ends_with(".logits.safetensors") {
+                continue;
+            }
             let bytes = std::fs::read(&path).unwrap();
             let meta = pixel_ops::weights_config::read_config(&bytes).unwrap();
-            assert_eq!(meta.architecture, Some(serde_json::json!(arch)), "{}", path.display());
-            let config = ModelConfig::from_json(arch, &meta.config).unwrap();
-            assert_eq!(config.architecture(), *arch);
-            assert_eq!(ModelConfig::from_json(arch, &config.to_json()).unwrap(), config);
+            let arch = meta.architecture.as_ref().and_then(|a| a.as_str()).unwrap_or_default().to_string();
+            assert!(name.starts_with(&format!("{arch}-random-")), "{name}: metadata says architecture {arch:?}");
+            assert!(ARCHITECTURES.contains(&arch.as_str()), "{name}: add '{arch}' to ARCHITECTURES");
+            let config = ModelConfig::from_json(&arch, &meta.config).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(config.architecture(), arch, "{name}: the name arm and `architecture()` disagree");
+            assert_eq!(ModelConfig::from_json(&arch, &config.to_json()).unwrap(), config, "{name}");
             let vb = VarBuilder::from_buffered_safetensors(bytes, candle_core::DType::F32, &candle_core::Device::Cpu)
                 .unwrap();
             let model = config.build(vb).unwrap();
             let s = model.spec();
+            assert_eq!(s, config.spec(), "{name}");
             let x =
                 candle_core::Tensor::zeros((1, s.channels, s.height, s.width), candle_core::DType::U8, model.device())
                     .unwrap();
             let logits = model.logits(&x).unwrap();
-            assert_eq!(logits.dims(), &[1, s.channels, s.head.levels(), s.height, s.width], "{arch}");
+            assert_eq!(logits.dims(), &[1, s.channels, s.head.levels(), s.height, s.width], "{name}");
+            seen.insert(arch);
+        }
+        for arch in ARCHITECTURES {
+            assert!(seen.contains(*arch), "{arch}: no random fixture (python -m pixelzoo_ref.fixtures --only {arch})");
         }
     }
 }
