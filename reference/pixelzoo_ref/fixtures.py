@@ -7,15 +7,19 @@ Writes into ../tests/fixtures/:
   layout, its weights stored UNMASKED (the zoo must apply the masks at load time), config in the
   metadata (`rgb`, `binary`, and for the Diagonal BiLSTM `options`: the third-party options);
 - <arch>-random-<name>.logits.safetensors: `input` (n, c, h, w) u8, for a class-conditional model
-  `labels` (n,) u8, and `logits` (n, c, levels, h, w) computed by this reference (`nets.logits`: for
-  the logistic mixture, each channel's 256 log-probabilities), and `nll` (n,) nats;
+  `labels` (n,) u8 and `marginal_nll` (n,), and `logits` (n, c, levels, h, w) computed by this
+  reference (`nets.logits`: for the logistic mixture, each channel's 256 log-probabilities), and
+  `nll` (n,) nats;
 - <model-id>.logits.safetensors for each shipped model in ../weights: `input` = its first test
-  images, `logits` of the first 2 images in rows 0..4 (n, c, levels, 4, w), `nll` (n,) nats of all.
+  images, `logits` of the first 2 images in rows 0..4 (n, c, levels, 4, w), `nll` (n,) nats of all;
+  for a class-conditional model also `labels` (their true classes), the logits and `nll` given them,
+  and `marginal_nll` (n,), -log sum_c p(c) p(x | c) with the uniform p(c).
 
 Logits and NLL are computed in float64 from the float32 weights, so they are the exact values the
 weights define; float32 implementations (the zoo's and this one's) differ from them by rounding only.
 """
 import argparse
+import math
 import os
 
 import numpy as np
@@ -74,6 +78,21 @@ RANDOM = {
 }
 
 
+def reference_outputs(model, cfg, x, labels=None):
+    """The float64 model's `logits` and `nll` of x (given `labels`, the classes of a
+    class-conditional model), and for such a model the `marginal_nll` -log sum_c p(c) p(x | c) with
+    the uniform p(c), from one pass per class."""
+    head = "softmax256" if cfg["head"] == "logistic-mixture" else cfg["head"]  # log-probs as logits
+    with torch.no_grad():
+        logits = nets.logits(model, cfg, x, labels)
+        out = {"logits": logits, "nll": nll_per_image(logits, x, head)}
+        if labels is not None:
+            per_class = torch.stack([nll_per_image(nets.logits(model, cfg, x, torch.full_like(labels, c)), x, head)
+                                     for c in range(cfg["classes"])], dim=1)
+            out["marginal_nll"] = math.log(cfg["classes"]) - torch.logsumexp(-per_class, dim=1)
+    return out
+
+
 def random_fixture(arch, name, cfg, out, seed):
     torch.manual_seed(seed)
     cfg = dict(architecture=arch, **cfg)
@@ -92,13 +111,10 @@ def random_fixture(arch, name, cfg, out, seed):
     if cfg.get("classes"):
         labels = torch.randint(0, cfg["classes"], (3,), dtype=torch.int64)
         tensors["labels"] = labels.to(torch.uint8)
-    model = model.double()
-    with torch.no_grad():
-        logits = nets.logits(model, cfg, x, labels)
-        nll = nll_per_image(logits, x, "softmax256" if cfg["head"] == "logistic-mixture" else cfg["head"])
-    tensors.update(logits=logits.contiguous(), nll=nll.contiguous())
+    outputs = reference_outputs(model.double(), cfg, x, labels)
+    tensors.update({k: v.contiguous() for k, v in outputs.items()})
     save_file(tensors, os.path.join(out, f"{stem}.logits.safetensors"))
-    print(f"random {stem}: logits {tuple(logits.shape)}, nll {nll.tolist()}")
+    print(f"random {stem}: logits {tuple(outputs['logits'].shape)}, nll {outputs['nll'].tolist()}")
 
 
 def write_random(out, only=()):
@@ -114,11 +130,17 @@ def shipped_fixture(path, model_id, data_dir, out, n=8):
     model = model.double()
     dataset = "cifar10" if cfg["channels"] == 3 else ("mnist-binarized" if "lasagne" not in model_id else "mnist-thresholded")
     x = torch.from_numpy(np.ascontiguousarray(D.load(dataset, data_dir, "test")[:n]))
-    with torch.no_grad():
-        logits = model(x)
-        nll = nll_per_image(logits, x, cfg["head"])
-    save_file({"input": x, "logits": logits[:2, :, :, :4].contiguous(), "nll": nll.contiguous()},
-              os.path.join(out, f"{model_id}.logits.safetensors"))
+    tensors = {"input": x}
+    labels = None
+    if cfg.get("classes", 0):
+        # A class-conditional model: the logits and NLL given each image's true class.
+        labels = torch.from_numpy(D.load_labels(dataset, data_dir, "test")[:n].astype(np.int64))
+        tensors["labels"] = labels.to(torch.uint8)
+    outputs = reference_outputs(model, cfg, x, labels)
+    nll = outputs["nll"]
+    outputs["logits"] = outputs["logits"][:2, :, :, :4]
+    tensors.update({k: v.contiguous() for k, v in outputs.items()})
+    save_file(tensors, os.path.join(out, f"{model_id}.logits.safetensors"))
     print(f"{model_id}: nll of the first {n} test images {[round(v, 3) for v in nll.tolist()]}")
 
 

@@ -183,7 +183,10 @@ pub struct ReferenceDiff {
 
 /// Compares a model with reference logits from the PyTorch reference: the fixture file holds
 /// `input` (n, c, h, w) u8, `logits` (m, c, levels, r, w) for the first m images and rows, and
-/// `nll` (n,) nats, computed in float64.
+/// `nll` (n,) nats, computed in float64. A class-conditional model's fixture also holds `labels`
+/// (n,) u8: its logits and `nll` are given those classes; and, if it has one, `marginal_nll` (n,),
+/// which the model's own NLL (the marginal over classes) is compared with too (`max_rel_nll` is
+/// the larger of the two).
 pub fn compare_with_reference(model: &dyn PixelModel, fixture: &Path) -> candle_core::Result<ReferenceDiff> {
     let t = candle_core::safetensors::load(fixture, &Device::Cpu)?;
     let get = |k: &str| {
@@ -191,15 +194,34 @@ pub fn compare_with_reference(model: &dyn PixelModel, fixture: &Path) -> candle_
     };
     let (input, want_logits, want_nll) = (get("input")?, get("logits")?.to_dtype(DType::F64)?, get("nll")?);
     let x = input.to_device(model.device())?;
-    let logits = model.logits(&x)?.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    let to_f64 = |t: Tensor| t.to_device(&Device::Cpu)?.to_dtype(DType::F64);
+    let (logits, nll) = match t.get("labels") {
+        None => (to_f64(model.logits(&x)?)?, to_f64(model.nll(&x)?)?),
+        Some(labels) => {
+            let conditional = model.class_conditional().ok_or_else(|| {
+                candle_core::Error::Msg(format!("{}: labels for a model without classes", fixture.display()))
+            })?;
+            let classes: Vec<usize> = labels.to_vec1::<u8>()?.into_iter().map(usize::from).collect();
+            (
+                to_f64(conditional.logits_given_classes(&x, &classes)?)?,
+                to_f64(conditional.nll_given_classes(&x, &classes)?)?,
+            )
+        }
+    };
     let (m, _, _, rows, _) = want_logits.dims5()?;
     let diff = (logits.i((0..m, .., .., 0..rows, ..))? - &want_logits)?.abs()?;
     let scale = want_logits.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?.max(1.0);
     let max_abs_logit = diff.flatten_all()?.max(0)?.to_scalar::<f64>()?;
     let max_rel_logit = max_abs_logit / scale;
-    let nll = model.nll(&x)?.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.to_vec1::<f64>()?;
-    let want = want_nll.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    let max_rel_nll = nll.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0f64, f64::max);
+    let rel = |got: &[f64], want: &Tensor| -> candle_core::Result<f64> {
+        let want = want.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        Ok(got.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0f64, f64::max))
+    };
+    let mut max_rel_nll = rel(&nll.to_vec1::<f64>()?, &want_nll)?;
+    if let Some(want_marginal) = t.get("marginal_nll") {
+        let marginal = to_f64(model.nll(&x)?)?.to_vec1::<f64>()?;
+        max_rel_nll = max_rel_nll.max(rel(&marginal, want_marginal)?);
+    }
     Ok(ReferenceDiff { max_abs_logit, max_rel_logit, max_rel_nll })
 }
 

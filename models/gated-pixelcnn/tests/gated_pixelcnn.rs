@@ -1,9 +1,10 @@
 //! Gated PixelCNN checks ([`pixel_ops::model_tests!`]): causality, normalisation, reference logits
 //! from the PyTorch reference (`reference/pixelzoo_ref/fixtures.py`), the naive step and the cached
-//! session equal to the full pass. The `rgb` fixture is class-conditional (4 classes), so the suite
-//! checks its marginal over the classes there; its per-class logits are compared with the
-//! reference's given the fixture's labels below, with the marginal's own checks and the sampler's
-//! class choices.
+//! session equal to the full pass. The `rgb` fixture is class-conditional (4 classes): the suite
+//! checks its marginal over the classes for causality, normalisation and the sessions, and its
+//! logits given the fixture's labels and its marginal NLL against the reference's; below, the
+//! per-class logits in float32 and float64, the marginal's own checks and the sampler's class
+//! choices.
 
 use std::collections::HashMap;
 
@@ -27,10 +28,9 @@ pixel_ops::model_tests! {
     fixtures: "gated-pixelcnn",
     causal: [("rgb", [1, 2, 3]), ("binary", [4, 5, 6])],
     normalised: ("binary", f32: (4, 4), f64: (3, 4)),
-    // The binary model is unconditional: its logits are the reference's. The rgb model's plain
-    // logits are the marginal's, which the reference does not compute; its per-class logits are
-    // checked below.
-    reference: ["binary"],
+    // The binary model is unconditional; the rgb model's fixture holds labels: its logits and NLL
+    // given them, and its marginal NLL, against the reference's.
+    reference: ["binary", "rgb"],
     naive_step: ("rgb", (7, 6)),
     sessions: [("rgb", (5, 4)), ("binary", (6, 5))],
 }
