@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the pictures the README shows, from the zoo's own commands with fixed seeds:
-#   docs/samples/ID.png      64 samples of each trained model (`zoo sample ID -n 64 --seed 2016`)
+#   docs/samples/ID.png      64 samples of each trained model (`zoo sample ID -n 64 --seed 2016`); of a
+#                            class-conditional one 8 of each class, a row each (`--class all -n 8`)
 #   docs/completions/ID.png  each model completing test image 0 from its top half
 #                            (`zoo complete ID --image … --keep-rows H/2 -n 4 --seed 2016`)
 #   docs/upscale/ID.png      a multi-scale model upscaling test images 0-3 from their x[::2, ::2]
@@ -42,12 +43,19 @@ for i in range(4):
     rec = cifar[3073 * i + 1:3073 * (i + 1)]
     png(f"{out}/cifar10-{i}.png", 32, 32, 3, bytes(rec[p + c * 1024] for p in range(1024) for c in range(3)))
 PY
+classes_of() { "$ZOO" list --json | python3 -c 'import json, sys
+print(next(m["classes"] for m in json.load(sys.stdin) if m["id"] == sys.argv[1]))' "$1"; }
 mkdir -p docs/samples docs/completions docs/upscale docs/drawing
 for id in "${ids[@]}"; do
   case $id in *cifar10*) set=cifar10 half=16 ;; *) set=mnist half=14 ;; esac
   echo "$id"
   if [ "${ONLY:-}" != upscale ]; then
-    "$ZOO" sample "$id" -n 64 --seed 2016 -o "docs/samples/$id.png"
+    # A class-conditional model: 8 samples of each class, a row per class.
+    if [ "$(classes_of "$id")" -gt 0 ]; then
+      "$ZOO" sample "$id" --class all -n 8 --seed 2016 -o "docs/samples/$id.png"
+    else
+      "$ZOO" sample "$id" -n 64 --seed 2016 -o "docs/samples/$id.png"
+    fi
     "$ZOO" complete "$id" --image "$tmp/$set-0.png" --keep-rows $half -n 4 --seed 2016 -o "docs/completions/$id.png"
   fi
   case $id in multiscale-*)

@@ -23,7 +23,7 @@ pub const ARCHITECTURES: &[&str] =
 
 /// The architectures that no model of the manifest uses yet (the zoo can build them from a weights
 /// file; their trained weights are still to come).
-pub const WITHOUT_WEIGHTS: &[&str] = &["mixture-pixelcnn", "gated-pixelcnn"];
+pub const WITHOUT_WEIGHTS: &[&str] = &["mixture-pixelcnn"];
 
 /// The third-party checkpoint formats the zoo can convert ([`crate::import`]).
 pub const FORMATS: &[&str] = &["lasagne-npz"];
@@ -119,6 +119,15 @@ impl ModelConfig {
         match self {
             Self::MultiScale(c) => Some(c.factor),
             _ => None,
+        }
+    }
+
+    /// The class labels a class-conditional network is conditioned on; 0 for an unconditional one.
+    pub fn classes(&self) -> usize {
+        match self {
+            Self::GatedPixelCnn(c) => c.classes,
+            Self::PixelCnn(_) | Self::RowLstm(_) | Self::DiagonalBiLstm(_) | Self::MultiScale(_) => 0,
+            Self::MixturePixelCnn(_) => 0,
         }
     }
 

@@ -115,9 +115,14 @@ pub struct Upstream {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
+    /// −log p(x) per test image; for a class-conditional model the marginal over its classes,
+    /// −log Σ_c p(c) p(x | c) with the uniform p(c).
     pub test_nll_nats: f64,
     pub test_bits_per_dim: f64,
     pub test_images: usize,
+    /// A class-conditional model's −log p(x | c) given each test image's true class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_nll_nats_given_class: Option<f64>,
     pub measured_with: String,
 }
 

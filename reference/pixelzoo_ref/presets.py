@@ -102,6 +102,8 @@ for _entry in (
                   small_arch="row-lstm", small_hidden=32, small_features=64, small_layers=2,
                   small_output_features=128),
              " (small: Row LSTM 16x16; big: Row LSTM)"),
+    _shipped("gated-pixelcnn-mnist", "gated-pixelcnn", dict(_pixelcnn(32, 8, 64), classes=10),
+             " (conditioned on the digit)"),
 ):
     PRESETS.update(_entry)
 

@@ -108,6 +108,8 @@ def main():
     if any(l.startswith("test_bits_per_dim") for l in metrics[1]):
         set_key(metrics[1], "test_bits_per_dim", f"{ev['bits_per_dim']:.5f}")
     set_key(metrics[1], "test_images", str(ev["images"]))
+    if "given_true_class" in ev:  # a class-conditional model: the NLL given the true classes
+        set_key(metrics[1], "test_nll_nats_given_class", f"{ev['given_true_class']['nll_nats_per_image']:.3f}")
 
     # A run the old [model.training] table describes in its own keys becomes the first leg.
     ti = next(i for i, t in enumerate(tabs) if t[0] == "[model.training]")

@@ -75,6 +75,9 @@ fn list_shows_every_model_with_its_figures() {
         assert!(r["parameters"].as_u64().unwrap() > 1000, "{r}");
         assert!(r["test_nll_nats"].as_f64().is_some(), "{r}");
         assert!(r["weights"].as_str().unwrap().starts_with("local"), "{r}");
+        // Only the class-conditional architecture has classes: MNIST's and CIFAR-10's ten.
+        let want = if r["architecture"] == "gated-pixelcnn" { 10 } else { 0 };
+        assert_eq!(r["classes"], want, "{r}");
     }
     let table = ok(&zoo(&["list"]));
     assert!(table.contains("pixelcnn-cifar10") && table.contains("bits/dim"), "{table}");

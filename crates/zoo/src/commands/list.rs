@@ -1,5 +1,6 @@
 //! `zoo list`: every model in the manifest with its architecture, data set, parameters, test NLL
-//! and where its weights are, as a table or JSON.
+//! and where its weights are, as a table or JSON (which also gives a class-conditional model's
+//! number of classes, 0 for the others).
 
 use std::path::Path;
 
@@ -24,6 +25,7 @@ pub fn run(zoo: &Zoo, args: ListArgs) -> Result<()> {
         };
         rows.push(json!({
             "id": e.id, "architecture": e.architecture(), "dataset": e.dataset, "parameters": params,
+            "classes": e.config.classes(),
             "test_nll_nats": e.metrics.as_ref().map(|m| m.test_nll_nats),
             "test_bits_per_dim": e.metrics.as_ref().map(|m| m.test_bits_per_dim),
             "test_images": e.metrics.as_ref().map(|m| m.test_images),
