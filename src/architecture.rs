@@ -4,8 +4,8 @@
 //! architectures themselves.
 //!
 //! It is not the only place that names them. Adding an architecture means a crate under
-//! `models/` (and its line in the workspace `Cargo.toml`), a variant of [`ModelConfig`] and a line
-//! in each `match` below; a variant of `multiscale`'s `SmallStage` / `BigStage` if it can be a
+//! `models/` (and its line in the workspace `Cargo.toml`), its line in the `architectures!` table
+//! below (and an arm in [`ModelConfig::classes`] if it is class-conditional); a variant of `multiscale`'s `SmallStage` / `BigStage` if it can be a
 //! stage of the multi-scale model; its model, presets and fixtures in the PyTorch reference
 //! (`reference/`), which trains the weights and writes the test fixtures; and its entries in
 //! `weights-manifest.toml`. Tests, examples (`examples/forward_profile.rs`) and scripts name
@@ -15,11 +15,69 @@
 use candle_core::Result;
 use candle_nn::VarBuilder;
 use pixel_ops::{ImageSpec, PixelModel};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The architectures the zoo can build, by their manifest names.
-pub const ARCHITECTURES: &[&str] =
-    &["pixelcnn", "row-lstm", "diagonal-bilstm", "multiscale", "mixture-pixelcnn", "gated-pixelcnn"];
+/// The zoo's architectures, one line each: the [`ModelConfig`] variant, the manifest name, the
+/// config type and the network it builds (`NETWORK::new(&config, vb)`). From these lines
+/// `architectures!` writes [`ARCHITECTURES`], [`ModelConfig`], the name → config parse behind
+/// [`ModelConfig::from_toml`] / [`ModelConfig::from_json`], and [`ModelConfig::architecture`],
+/// [`ModelConfig::spec`] and [`ModelConfig::build`].
+macro_rules! architectures {
+    ($($Variant:ident => $name:literal, $Config:ty, $Network:ty;)*) => {
+        /// The architectures the zoo can build, by their manifest names.
+        pub const ARCHITECTURES: &[&str] = &[$($name),*];
+
+        /// The configuration of a network of any architecture: what a manifest entry's
+        /// `[model.config]` and a weights file's `config` metadata (without its `architecture` key)
+        /// describe.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(untagged)]
+        pub enum ModelConfig {
+            $($Variant($Config),)*
+        }
+
+        impl ModelConfig {
+            /// Parses `value` as a config of `architecture` and wraps it in its variant.
+            fn parse(architecture: &str, value: impl ParseConfig) -> std::result::Result<Self, String> {
+                match architecture {
+                    $($name => value.parse::<$Config>().map(Self::$Variant),)*
+                    other => Err(format!("unknown architecture '{other}' (known: {})", ARCHITECTURES.join(", "))),
+                }
+            }
+
+            /// The architecture's manifest name.
+            pub fn architecture(&self) -> &'static str {
+                match self {
+                    $(Self::$Variant(_) => $name,)*
+                }
+            }
+
+            /// The images the network describes.
+            pub fn spec(&self) -> ImageSpec {
+                match self {
+                    $(Self::$Variant(c) => c.spec(),)*
+                }
+            }
+
+            /// Builds the network from `vb` (tensor names as the reference's; masks applied here).
+            pub fn build(&self, vb: VarBuilder) -> Result<Box<dyn PixelModel>> {
+                Ok(match self {
+                    $(Self::$Variant(c) => Box::new(<$Network>::new(c, vb)?),)*
+                })
+            }
+        }
+    };
+}
+
+architectures! {
+    PixelCnn => "pixelcnn", pixelcnn::Config, pixelcnn::PixelCnn;
+    RowLstm => "row-lstm", row_lstm::Config, row_lstm::RowLstm;
+    DiagonalBiLstm => "diagonal-bilstm", diagonal_bilstm::Config, diagonal_bilstm::DiagonalBiLstm;
+    MultiScale => "multiscale", multiscale::Config, multiscale::MultiScale;
+    MixturePixelCnn => "mixture-pixelcnn", mixture_pixelcnn::Config, mixture_pixelcnn::MixturePixelCnn;
+    GatedPixelCnn => "gated-pixelcnn", gated_pixelcnn::Config, gated_pixelcnn::GatedPixelCnn;
+}
 
 /// The architectures that no model of the manifest uses yet (the zoo can build them from a weights
 /// file; their trained weights are still to come).
@@ -28,89 +86,35 @@ pub const WITHOUT_WEIGHTS: &[&str] = &["mixture-pixelcnn"];
 /// The third-party checkpoint formats the zoo can convert ([`crate::import`]).
 pub const FORMATS: &[&str] = &["lasagne-npz"];
 
-/// The configuration of a network of any architecture: what a manifest entry's `[model.config]` and
-/// a weights file's `config` metadata (without its `architecture` key) describe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum ModelConfig {
-    PixelCnn(pixelcnn::Config),
-    RowLstm(row_lstm::Config),
-    DiagonalBiLstm(diagonal_bilstm::Config),
-    MultiScale(multiscale::Config),
-    MixturePixelCnn(mixture_pixelcnn::Config),
-    GatedPixelCnn(gated_pixelcnn::Config),
+/// A manifest's TOML table or a weights file's JSON, parsed as any architecture's config.
+trait ParseConfig {
+    fn parse<C: DeserializeOwned>(self) -> std::result::Result<C, String>;
 }
 
-/// Evaluates `$parse` (a `Result<$C, String>`) with `$C` the config type of architecture `$arch`
-/// and wraps the value in its variant.
-macro_rules! by_architecture {
-    ($arch:expr, $C:ident => $parse:expr) => {
-        match $arch {
-            "pixelcnn" => {
-                type $C = pixelcnn::Config;
-                $parse.map(ModelConfig::PixelCnn)
-            }
-            "row-lstm" => {
-                type $C = row_lstm::Config;
-                $parse.map(ModelConfig::RowLstm)
-            }
-            "diagonal-bilstm" => {
-                type $C = diagonal_bilstm::Config;
-                $parse.map(ModelConfig::DiagonalBiLstm)
-            }
-            "multiscale" => {
-                type $C = multiscale::Config;
-                $parse.map(ModelConfig::MultiScale)
-            }
-            "mixture-pixelcnn" => {
-                type $C = mixture_pixelcnn::Config;
-                $parse.map(ModelConfig::MixturePixelCnn)
-            }
-            "gated-pixelcnn" => {
-                type $C = gated_pixelcnn::Config;
-                $parse.map(ModelConfig::GatedPixelCnn)
-            }
-            other => Err(format!("unknown architecture '{other}' (known: {})", ARCHITECTURES.join(", "))),
-        }
-    };
+impl ParseConfig for toml::Value {
+    /// The error is one line (toml puts the key on a line of its own).
+    fn parse<C: DeserializeOwned>(self) -> std::result::Result<C, String> {
+        self.try_into::<C>().map_err(|e| e.to_string().trim_end().replace('\n', " "))
+    }
+}
+
+impl ParseConfig for &serde_json::Value {
+    fn parse<C: DeserializeOwned>(self) -> std::result::Result<C, String> {
+        serde_json::from_value::<C>(self.clone()).map_err(|e| e.to_string())
+    }
 }
 
 impl ModelConfig {
     /// Parses a manifest's `[model.config]` table as a config of `architecture`. The error is one
     /// line (toml puts the key on a line of its own).
     pub fn from_toml(architecture: &str, table: &toml::Table) -> std::result::Result<Self, String> {
-        let value = toml::Value::Table(table.clone());
-        by_architecture!(architecture, C => value.clone().try_into::<C>().map_err(|e| e.to_string().trim_end().replace('\n', " ")))
+        Self::parse(architecture, toml::Value::Table(table.clone()))
     }
 
     /// Parses the JSON config of a weights file's metadata (without its `architecture` key) as a
     /// config of `architecture`.
     pub fn from_json(architecture: &str, value: &serde_json::Value) -> std::result::Result<Self, String> {
-        by_architecture!(architecture, C => serde_json::from_value::<C>(value.clone()).map_err(|e| e.to_string()))
-    }
-
-    /// The architecture's manifest name.
-    pub fn architecture(&self) -> &'static str {
-        match self {
-            Self::PixelCnn(_) => "pixelcnn",
-            Self::RowLstm(_) => "row-lstm",
-            Self::DiagonalBiLstm(_) => "diagonal-bilstm",
-            Self::MultiScale(_) => "multiscale",
-            Self::MixturePixelCnn(_) => "mixture-pixelcnn",
-            Self::GatedPixelCnn(_) => "gated-pixelcnn",
-        }
-    }
-
-    /// The images the network describes.
-    pub fn spec(&self) -> ImageSpec {
-        match self {
-            Self::PixelCnn(c) => c.spec(),
-            Self::RowLstm(c) => c.spec(),
-            Self::DiagonalBiLstm(c) => c.spec(),
-            Self::MultiScale(c) => c.spec(),
-            Self::MixturePixelCnn(c) => c.spec(),
-            Self::GatedPixelCnn(c) => c.spec(),
-        }
+        Self::parse(architecture, value)
     }
 
     /// For a multi-scale model, n / s: the small image holds the pixels at rows and columns that
@@ -126,26 +130,13 @@ impl ModelConfig {
     pub fn classes(&self) -> usize {
         match self {
             Self::GatedPixelCnn(c) => c.classes,
-            Self::PixelCnn(_) | Self::RowLstm(_) | Self::DiagonalBiLstm(_) | Self::MultiScale(_) => 0,
-            Self::MixturePixelCnn(_) => 0,
+            _ => 0,
         }
     }
 
     /// The config as JSON, with every field (defaults included) and the keys sorted.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("configs are plain data")
-    }
-
-    /// Builds the network from `vb` (tensor names as the reference's; masks applied here).
-    pub fn build(&self, vb: VarBuilder) -> Result<Box<dyn PixelModel>> {
-        Ok(match self {
-            Self::PixelCnn(c) => Box::new(pixelcnn::PixelCnn::new(c, vb)?),
-            Self::RowLstm(c) => Box::new(row_lstm::RowLstm::new(c, vb)?),
-            Self::DiagonalBiLstm(c) => Box::new(diagonal_bilstm::DiagonalBiLstm::new(c, vb)?),
-            Self::MultiScale(c) => Box::new(multiscale::MultiScale::new(c, vb)?),
-            Self::MixturePixelCnn(c) => Box::new(mixture_pixelcnn::MixturePixelCnn::new(c, vb)?),
-            Self::GatedPixelCnn(c) => Box::new(gated_pixelcnn::GatedPixelCnn::new(c, vb)?),
-        })
     }
 }
 
@@ -176,7 +167,7 @@ mod tests {
 
     /// Every random-weight fixture the reference wrote (`tests/fixtures/ARCH-random-NAME.safetensors`,
     /// one or more per architecture) names an architecture of [`ARCHITECTURES`], parses through
-    /// this table (its arm of `by_architecture!` and of [`ModelConfig::architecture`] agree) and
+    /// this table (its line of `architectures!` names it as the metadata does) and
     /// builds into a network of the right shape; and every architecture has one. So a new
     /// architecture whose fixture exists but whose name, arm or variant is missing here fails this
     /// test, not a user.

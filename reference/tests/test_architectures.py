@@ -16,11 +16,12 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def rust_architectures():
-    """The names in `pub const ARCHITECTURES: &[&str] = &[...]` of src/architecture.rs."""
+    """The manifest names of the `architectures! { Variant => "name", Config, Network; ... }` table
+    of src/architecture.rs, which `ARCHITECTURES` is made from."""
     src = open(os.path.join(ROOT, "src", "architecture.rs")).read()
-    m = re.search(r"pub const ARCHITECTURES: &\[&str\] =\s*&\[(.*?)\];", src, re.S)
-    assert m, "src/architecture.rs no longer declares ARCHITECTURES as a list of names"
-    return tuple(re.findall(r'"([a-z0-9-]+)"', m.group(1)))
+    m = re.search(r"^architectures! \{\n(.*?)^\}", src, re.S | re.M)
+    assert m, "src/architecture.rs no longer has its `architectures! { ... }` table"
+    return tuple(re.findall(r'^\s*\w+ => "([a-z0-9-]+)",', m.group(1), re.M))
 
 
 def test_the_rust_table_and_the_reference_name_the_same_architectures():

@@ -284,6 +284,13 @@ pub fn needed(path: PathBuf, present: bool, why: &str) -> Option<PathBuf> {
 /// reference logits (f64 and f32), the naive step and the
 /// cached session equal to the full pass, the same images by either path and for any thread count.
 ///
+/// Two shorter forms: `network: ("row-lstm", Config, RowLstm),` in place of `model` and `fixtures`
+/// also defines that `random_model` ([`random_model`] of the crate's `Config` and `RowLstm::new`,
+/// for the crate's other tests too); and without `causal`, `normalised` and `reference` the suite
+/// checks the pair of fixtures most architectures have, `rgb` and `binary`: causality of both (seeds
+/// 1, 2, 3 and 4, 5, 6), normalisation of `binary` (f32 4×4, f64 3×4) and the reference logits of
+/// both.
+///
 /// ```ignore
 /// pixel_ops::model_tests! {
 ///     model: random_model,              // fn(name: &str, size: Option<(usize, usize)>, DType) -> anyhow::Result<M>
@@ -377,6 +384,25 @@ macro_rules! model_tests {
             assert_eq!(one, draw(2)?, "2 threads");
             assert_eq!(one, draw(3)?, "3 threads");
             Ok(())
+        }
+    };
+    (network: ($prefix:literal, $Config:ty, $Network:ident), $($rest:tt)*) => {
+        /// The random-weight reference model `name` of `tests/fixtures`, optionally at another image
+        /// size ([`pixel_ops::testing::random_model`]).
+        fn random_model(name: &str, size: Option<(usize, usize)>, dtype: candle_core::DType) -> anyhow::Result<$Network> {
+            Ok($crate::testing::random_model($prefix, name, size, dtype, |c: &mut $Config| &mut c.image, $Network::new)?)
+        }
+
+        $crate::model_tests! { model: random_model, fixtures: $prefix, $($rest)* }
+    };
+    (model: $model:path, fixtures: $prefix:literal, naive_step: $($rest:tt)*) => {
+        $crate::model_tests! {
+            model: $model,
+            fixtures: $prefix,
+            causal: [("rgb", [1, 2, 3]), ("binary", [4, 5, 6])],
+            normalised: ("binary", f32: (4, 4), f64: (3, 4)),
+            reference: ["rgb", "binary"],
+            naive_step: $($rest)*
         }
     };
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixel_data::files::{read_image, reveal_frames, write_gif};
-use pixel_ops::sampler::Given;
+use pixel_ops::sampler::{ClassChoice, Given, SampleOptions, Sampled};
 use pixel_ops::stepper::{in_parallel, threads_on};
 use pixel_zoo::pixel_format;
 use pixel_zoo::{ClassConditionalModel, ImageSpec, LoadedModel, PixelModel, Zoo};
@@ -182,6 +182,26 @@ pub fn check_test_images(dataset: &str, images: &pixel_data::datasets::Images, s
 /// Fails early, before any work, if `path` cannot be written.
 pub fn check_output(path: &Path) -> Result<()> {
     Ok(pixel_data::files::check_writable(path)?)
+}
+
+/// Fails early, before any work, if the picture `output` or the `--gif` file (if asked for) cannot
+/// be written: what `sample`, `complete` and `upscale` check first.
+pub fn check_picture_outputs(output: &Path, gif: Option<&Path>) -> Result<()> {
+    check_output(output)?;
+    if let Some(gif) = gif {
+        check_output(gif)?;
+    }
+    Ok(())
+}
+
+/// Without `--class` (`opts.classes` [`ClassChoice::Drawn`]) a class-conditional model's images
+/// were drawn of classes the sampler drew too; logs them (with -v), `drawn` saying whence and in
+/// what order: "each image's class was drawn from …, in grid order".
+pub fn log_drawn_classes(m: &LoadedModel, opts: &SampleOptions, sampled: &Sampled, drawn: &str) {
+    if let (ClassChoice::Drawn, Some(classes)) = (&opts.classes, &sampled.classes) {
+        let shown: Vec<String> = classes.iter().map(|&c| class_label(m, c)).collect();
+        tracing::info!("no --class: {drawn}: {}", shown.join(", "));
+    }
 }
 
 /// A progress bar of `len` steps labelled `msg`, with elapsed time and ETA.

@@ -7,22 +7,9 @@
 use candle_core::DType;
 use diagonal_bilstm::{Config, DiagonalBiLstm};
 
-/// The random-weight reference model `name` (`rgb`, `binary` or `options`: the third-party
-/// checkpoint's options), optionally at another image size.
-fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<DiagonalBiLstm> {
-    Ok(pixel_ops::testing::random_model(
-        "diagonal-bilstm",
-        name,
-        size,
-        dtype,
-        |c: &mut Config| &mut c.image,
-        DiagonalBiLstm::new,
-    )?)
-}
-
+// The fixtures `rgb`, `binary` and `options` (the third-party checkpoint's options).
 pixel_ops::model_tests! {
-    model: random_model,
-    fixtures: "diagonal-bilstm",
+    network: ("diagonal-bilstm", Config, DiagonalBiLstm),
     causal: [("rgb", [1, 2, 3]), ("binary", [4, 5, 6]), ("options", [7, 8, 9])],
     normalised: ("binary", f32: (4, 4), f64: (3, 4)),
     reference: ["rgb", "binary", "options"],

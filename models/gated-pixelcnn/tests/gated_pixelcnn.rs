@@ -16,21 +16,11 @@ use pixel_ops::sampler::{complete_with_classes, sample, sample_with_classes, Cla
 use pixel_ops::testing::{random_fixture, random_images, total_probability_binary, workspace_root};
 use pixel_ops::{ClassConditionalModel, PixelModel};
 
-/// The random-weight reference model `name` (`rgb`: 4 classes, `binary`: unconditional),
-/// optionally at another image size.
-fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<GatedPixelCnn> {
-    use pixel_ops::testing::random_model as model;
-    Ok(model("gated-pixelcnn", name, size, dtype, |c: &mut Config| &mut c.image, GatedPixelCnn::new)?)
-}
-
+// The fixtures `rgb` (4 classes) and `binary` (unconditional), and `random_model` for the tests
+// below. The binary model is unconditional; the rgb model's fixture holds labels: its logits and
+// NLL given them, and its marginal NLL, against the reference's.
 pixel_ops::model_tests! {
-    model: random_model,
-    fixtures: "gated-pixelcnn",
-    causal: [("rgb", [1, 2, 3]), ("binary", [4, 5, 6])],
-    normalised: ("binary", f32: (4, 4), f64: (3, 4)),
-    // The binary model is unconditional; the rgb model's fixture holds labels: its logits and NLL
-    // given them, and its marginal NLL, against the reference's.
-    reference: ["binary", "rgb"],
+    network: ("gated-pixelcnn", Config, GatedPixelCnn),
     naive_step: ("rgb", (7, 6)),
     sessions: [("rgb", (5, 4)), ("binary", (6, 5))],
 }

@@ -9,15 +9,9 @@ use pixel_ops::logistic_mixture::log_likelihood;
 use pixel_ops::testing::{random_fixture, random_images, workspace_root};
 use pixel_ops::{Head, PixelModel};
 
-/// The random-weight reference model `name` (`rgb`), optionally at another image size.
-fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<MixturePixelCnn> {
-    use pixel_ops::testing::random_model as model;
-    Ok(model("mixture-pixelcnn", name, size, dtype, |c: &mut Config| &mut c.image, MixturePixelCnn::new)?)
-}
-
+// The fixture `rgb`.
 pixel_ops::model_tests! {
-    model: random_model,
-    fixtures: "mixture-pixelcnn",
+    network: ("mixture-pixelcnn", Config, MixturePixelCnn),
     causal: [("rgb", [1, 2, 3])],
     reference: ["rgb"],
     // 9x9 is larger than the receptive window (radius 1), so the window is really cut.

@@ -2,21 +2,12 @@
 //! binary image, reference logits from the PyTorch reference (`reference/pixelzoo_ref/fixtures.py`),
 //! the windowed sampling step and the cached session; masks applied at load time.
 
-use candle_core::DType;
 use pixel_ops::testing::workspace_root;
 use pixelcnn::{Config, PixelCnn};
 
-/// The random-weight reference model `name` (`rgb` or `binary`), optionally at another image size.
-fn random_model(name: &str, size: Option<(usize, usize)>, dtype: DType) -> anyhow::Result<PixelCnn> {
-    Ok(pixel_ops::testing::random_model("pixelcnn", name, size, dtype, |c: &mut Config| &mut c.image, PixelCnn::new)?)
-}
-
+// The fixtures `rgb` and `binary`: the suite's default checks of both.
 pixel_ops::model_tests! {
-    model: random_model,
-    fixtures: "pixelcnn",
-    causal: [("rgb", [1, 2, 3]), ("binary", [4, 5, 6])],
-    normalised: ("binary", f32: (4, 4), f64: (3, 4)),
-    reference: ["rgb", "binary"],
+    network: ("pixelcnn", Config, PixelCnn),
     // 16x16 is larger than the receptive window (radius 3 + 2 = 5), so the window is really cut.
     naive_step: ("rgb", (16, 16)),
     sessions: [("rgb", (9, 8)), ("binary", (6, 5))],

@@ -12,7 +12,8 @@ use pixel_zoo::Zoo;
 
 use crate::cli::{CompleteArgs, DeviceArg};
 use crate::context::{
-    check_output, class_label, drawing_frames, load, parse_class, progress_bar, read_images, write_drawing_gif,
+    check_picture_outputs, drawing_frames, load, log_drawn_classes, parse_class, progress_bar, read_images,
+    write_drawing_gif,
 };
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
@@ -22,10 +23,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
         None => ClassChoice::Drawn,
         Some(name) => ClassChoice::One(parse_class(&m, name)?),
     };
-    check_output(&output)?;
-    if let Some(gif) = &gif {
-        check_output(gif)?;
-    }
+    check_picture_outputs(&output, gif.as_deref())?;
     let spec = m.spec();
     let given = read_images(&m, std::slice::from_ref(&image))?;
     if keep_rows > spec.height {
@@ -35,13 +33,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
     let bar = progress_bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
     let done = complete_with_classes(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
     bar.finish_and_clear();
-    if let (ClassChoice::Drawn, Some(classes)) = (&opts.classes, &done.classes) {
-        let shown: Vec<String> = classes.iter().map(|&c| class_label(&m, c)).collect();
-        tracing::info!(
-            "no --class: each completion's class was drawn from p(c | the kept rows), in order: {}",
-            shown.join(", ")
-        );
-    }
+    log_drawn_classes(&m, &opts, &done, "each completion's class was drawn from p(c | the kept rows), in order");
     let done = done.images;
     // One row: the original, the occluded input (dropped rows grey), the completions.
     let original = given.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<u8>()?;

@@ -13,7 +13,8 @@ use pixel_zoo::Zoo;
 
 use crate::cli::{DeviceArg, SampleArgs};
 use crate::context::{
-    check_output, class_conditional, class_label, drawing_frames, load, parse_class, progress_bar, write_drawing_gif,
+    check_picture_outputs, class_conditional, class_label, drawing_frames, load, log_drawn_classes, parse_class,
+    progress_bar, write_drawing_gif,
 };
 
 /// `--class all`: `-n` images of each class, one row per class.
@@ -33,21 +34,12 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: SampleArgs) -> Result<()> {
         Some(name) => (ClassChoice::One(parse_class(&m, name)?), count, None),
     };
     let opts = pixel_ops::sampler::SampleOptions { classes, ..draw.options(count) };
-    check_output(&output)?;
-    if let Some(gif) = &gif {
-        check_output(gif)?;
-    }
+    check_picture_outputs(&output, gif.as_deref())?;
     let t = Instant::now();
     let bar = progress_bar(m.spec().height as u64, "sampling rows");
     let drawn = sample_with_classes(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
-    if let (ClassChoice::Drawn, Some(classes)) = (&opts.classes, &drawn.classes) {
-        let shown: Vec<String> = classes.iter().map(|&c| class_label(&m, c)).collect();
-        tracing::info!(
-            "no --class: each image's class was drawn from the uniform prior p(c), in grid order: {}",
-            shown.join(", ")
-        );
-    }
+    log_drawn_classes(&m, &opts, &drawn, "each image's class was drawn from the uniform prior p(c), in grid order");
     let spec = m.spec();
     let pixels = drawn.images.flatten_all()?.to_vec1::<u8>()?;
     let cols = row_per_class.unwrap_or_else(|| (count as f64).sqrt().ceil() as usize);

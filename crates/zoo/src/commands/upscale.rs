@@ -13,7 +13,7 @@ use pixel_zoo::pixel_format;
 use pixel_zoo::{ImageSpec, Tensor, Zoo};
 
 use crate::cli::{DeviceArg, UpscaleArgs};
-use crate::context::{check_output, drawing_frames, load, progress_bar, write_drawing_gif};
+use crate::context::{check_output, check_picture_outputs, drawing_frames, load, progress_bar, write_drawing_gif};
 
 pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
     let UpscaleArgs { model, image, from_full, count, draw, output, images, gif } = args;
@@ -29,10 +29,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: UpscaleArgs) -> Result<()> {
     let m = load(zoo, &model, device)?;
     let multi = m.multi_scale().context("the manifest says multi-scale, the network is not")?;
     let (f, subset, spec, small_spec) = (multi.factor(), multi.subset(), m.spec(), multi.small_stage().spec());
-    check_output(&output)?;
-    if let Some(gif) = &gif {
-        check_output(gif)?;
-    }
+    check_picture_outputs(&output, gif.as_deref())?;
     let inputs = image.len().max(from_full.len());
     if let Some(dir) = &images {
         // Created only at the end, so that a failure leaves nothing behind.
