@@ -81,7 +81,7 @@ architectures! {
 
 /// The architectures that no model of the manifest uses yet (the zoo can build them from a weights
 /// file; their trained weights are still to come).
-pub const WITHOUT_WEIGHTS: &[&str] = &["mixture-pixelcnn"];
+pub const WITHOUT_WEIGHTS: &[&str] = &[];
 
 /// The third-party checkpoint formats the zoo can convert ([`crate::import`]).
 pub const FORMATS: &[&str] = &["lasagne-npz"];

@@ -104,6 +104,9 @@ for _entry in (
              " (small: Row LSTM 16x16; big: Row LSTM)"),
     _shipped("gated-pixelcnn-mnist", "gated-pixelcnn", dict(_pixelcnn(32, 8, 64), classes=10),
              " (conditioned on the digit)"),
+    _shipped("gated-pixelcnn-cifar10", "gated-pixelcnn", dict(_pixelcnn(32, 8, 96), classes=10),
+             " (conditioned on the class)"),
+    _shipped("mixture-pixelcnn-cifar10", "mixture-pixelcnn", dict(hidden=256, layers=1, input_kernel=7, components=10)),
 ):
     PRESETS.update(_entry)
 
