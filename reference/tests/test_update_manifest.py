@@ -51,11 +51,15 @@ end_images = 250
 """
 
 
-def run(tmp_path, monkeypatch, *extra, model_id="a", manifest=None):
-    """update_manifest of entry `model_id` of MANIFEST (or `manifest`) with RECORD; the new manifest's text."""
+def run(tmp_path, monkeypatch, *extra, model_id="a", manifest=None, given_class=None):
+    """update_manifest of entry `model_id` of MANIFEST (or `manifest`) with RECORD; the new manifest's
+    text. `given_class`: the eval of a class-conditional model also gives the NLL given the true class."""
     (tmp_path / "m.toml").write_text(manifest or MANIFEST)
     (tmp_path / "r.toml").write_text(RECORD)
-    (tmp_path / "e.json").write_text(json.dumps({"id": model_id, "nll_nats_per_image": 85.4321, "images": 10000}))
+    ev = {"id": model_id, "nll_nats_per_image": 85.4321, "images": 10000}
+    if given_class is not None:
+        ev["given_true_class"] = {"nll_nats_per_image": given_class, "bits_per_dim": 0.0}
+    (tmp_path / "e.json").write_text(json.dumps(ev))
     argv = ["update_manifest", "--id", model_id, "--record", str(tmp_path / "r.toml"),
             "--eval", str(tmp_path / "e.json"), "--manifest", str(tmp_path / "m.toml"), *extra]
     monkeypatch.setattr(sys, "argv", argv)
@@ -155,3 +159,10 @@ def test_a_first_run_in_the_training_table_becomes_the_first_leg(tmp_path, monke
     assert (second["from"], second["start_images"], second["end_images"]) == ("../weights/a.safetensors", 100, 250)
     assert n == {"id": "n"}
     assert '(4.9464 bits/dim)"\n\n[[model.training.legs]]\nfrom = "../weights/a.safetensors"' in out
+
+
+def test_a_conditional_model_s_given_class_figure_is_written_beside_the_marginal(tmp_path, monkeypatch):
+    a = tomllib.loads(run(tmp_path, monkeypatch, given_class=83.21987))["model"][0]
+    assert a["metrics"]["test_nll_nats"] == 85.432 and a["metrics"]["test_nll_nats_given_class"] == 83.22
+    plain = tomllib.loads(run(tmp_path, monkeypatch))["model"][0]
+    assert "test_nll_nats_given_class" not in plain["metrics"]
