@@ -119,7 +119,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
 fi
 say "installing the CUDA $CUDA_RELEASE wheels into .venv-cuda (about 1.2 GB; nothing to do when present)"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PINS[@]}" \
+"$VENV/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check "${PINS[@]}" \
   || die "pip could not install ${PINS[*]} (is PyPI reachable?)"
 
 CU=$("$VENV/bin/python" - <<'EOF'
