@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
     let zoo = Zoo::new()?;
     let model = zoo.load(&id, &Device::Cpu)?;
     let opts = SampleOptions { count, seed: 1, ..Default::default() };
-    let images = pixel_zoo::sample(model.as_ref(), &opts, &mut |row, rows| eprint!("\rrow {row}/{rows}"))?;
+    let images = pixel_zoo::sample(model.as_ref(), &opts, &mut |row, rows| eprint!("\rrow {row}/{rows}"))?.images;
     eprintln!();
 
     // Score what we drew: −log p(x) in nats and bits/dim.

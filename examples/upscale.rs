@@ -16,7 +16,7 @@ fn main() -> anyhow::Result<()> {
     let multi = model.multi_scale().ok_or_else(|| anyhow::anyhow!("{id} is not a multi-scale model"))?;
     // Two images to take the small images of: here samples of the model itself.
     let originals =
-        pixel_zoo::sample(model.as_ref(), &SampleOptions { count: 2, ..Default::default() }, &mut |_, _| {})?;
+        pixel_zoo::sample(model.as_ref(), &SampleOptions { count: 2, ..Default::default() }, &mut |_, _| {})?.images;
     let small = multi.small_image(&originals)?; // (2, c, h/2, w/2)
     let opts = SampleOptions { count, seed: 1, ..Default::default() };
     let up = pixel_zoo::upscale(model.as_ref(), &small, &opts, &mut |row, rows| eprint!("\rrow {row}/{rows}"))?;

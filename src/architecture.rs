@@ -5,7 +5,7 @@
 //!
 //! It is not the only place that names them. Adding an architecture means a crate under
 //! `models/` (and its line in the workspace `Cargo.toml`), its line in the `architectures!` table
-//! below (and an arm in [`ModelConfig::classes`] if it is class-conditional); a variant of `multiscale`'s `SmallStage` / `BigStage` if it can be a
+//! below (and an arm in [`ModelConfig::classes`] if it is class-conditional); a variant of `multiscale`'s `Stage` if it can be a
 //! stage of the multi-scale model; its model, presets and fixtures in the PyTorch reference
 //! (`reference/`), which trains the weights and writes the test fixtures; and its entries in
 //! `weights-manifest.toml`. Tests, examples (`examples/forward_profile.rs`) and scripts name

@@ -6,7 +6,8 @@
 //! # fn main() -> Result<(), pixel_zoo::ZooError> {
 //! let zoo = Zoo::new()?;
 //! let model = zoo.load("pixelcnn-mnist", &Device::Cpu)?;
-//! let images = pixel_zoo::sample(model.as_ref(), &SampleOptions { count: 4, ..Default::default() }, &mut |_, _| {})?;
+//! let drawn = pixel_zoo::sample(model.as_ref(), &SampleOptions { count: 4, ..Default::default() }, &mut |_, _| {})?;
+//! let images = drawn.images; // (4, 1, 28, 28) u8; drawn.classes: a class-conditional model's classes
 //! let nats = model.nll(&images)?; // (4,) negative log-likelihood of each image in nats
 //! # Ok(()) }
 //! ```
@@ -50,7 +51,7 @@ pub use error::ZooError;
 pub use manifest::{Manifest, ModelEntry};
 pub use pixel_data as data;
 pub use pixel_ops as ops;
-pub use pixel_ops::sampler::{complete, sample, upscale, ClassChoice, SampleOptions};
+pub use pixel_ops::sampler::{complete, sample, upscale, ClassChoice, SampleOptions, Sampled};
 pub use pixel_ops::{ClassConditionalModel, Head, ImageSpec, MultiScaleModel, PixelModel};
 pub use registry::{LoadedModel, Zoo};
 pub use weights::{FetchedWeights, WeightsSource};

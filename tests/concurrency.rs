@@ -39,7 +39,7 @@ fn opts(seed: u64) -> SampleOptions {
 }
 
 fn draw(m: &LoadedModel, o: &SampleOptions) -> Vec<u8> {
-    pixel_zoo::sample(m.as_ref(), o, &mut |_, _| {}).unwrap().flatten_all().unwrap().to_vec1::<u8>().unwrap()
+    pixel_zoo::sample(m.as_ref(), o, &mut |_, _| {}).unwrap().images.flatten_all().unwrap().to_vec1::<u8>().unwrap()
 }
 
 #[test]
@@ -119,6 +119,7 @@ fn a_batch_sampled_in_waves_of_parts_gives_the_same_images() {
     let mut reports = Vec::new();
     let waves = pixel_zoo::sample((*m).as_ref(), &o(1), &mut |done, total| reports.push((done, total)))
         .unwrap()
+        .images
         .flatten_all()
         .unwrap()
         .to_vec1::<u8>()

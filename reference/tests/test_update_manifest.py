@@ -4,6 +4,7 @@ import sys
 import tomllib
 
 from pixelzoo_ref import update_manifest
+from pixelzoo_ref.repo import leg_lines
 
 MANIFEST = """# header comment
 
@@ -30,25 +31,21 @@ id = "b"
 sha256 = "untouched"
 """
 
+# The run's legs, as the trainer records them in the weights' metadata.
+LEGS = [
+    {"from": "scratch", "hardware": "the run's own text", "end_images": 100},
+    {"from": "../weights/a.safetensors", "hardware": "the run's own text", "started": "2026-12-02T21:00:00+00:00",
+     "start_images": 100, "end_images": 250},
+]
+
+# What export_run prints for the run: its training table, then its legs.
 RECORD = """sha256 = "new"
 
 [model.training]
 trainer = "reference/pixelzoo_ref/train.py"
 seed = 2
 images_seen = 250
-
-[[model.training.legs]]
-from = "scratch"
-hardware = "the run's own text"
-end_images = 100
-
-[[model.training.legs]]
-from = "../weights/a.safetensors"
-hardware = "the run's own text"
-started = "2026-12-02T21:00:00+00:00"
-start_images = 100
-end_images = 250
-"""
+""" + "".join("\n[[model.training.legs]]\n" + "\n".join(leg_lines(leg)) + "\n" for leg in LEGS)
 
 
 def run(tmp_path, monkeypatch, *extra, model_id="a", manifest=None, given_class=None):

@@ -96,18 +96,15 @@ mod tests {
         mask_values(kind, 1, 1, k, k, 1)
     }
 
+    /// A mask written row by row: `"111 100 000"` is the 3×3 mask A.
+    fn drawn(rows: &str) -> Vec<f32> {
+        rows.chars().filter(|c| !c.is_whitespace()).map(|c| if c == '1' { 1. } else { 0. }).collect()
+    }
+
     #[test]
     fn grey_3x3_masks_by_hand() {
-        #[rustfmt::skip]
-        let a = [1., 1., 1.,
-                 1., 0., 0.,
-                 0., 0., 0.];
-        #[rustfmt::skip]
-        let b = [1., 1., 1.,
-                 1., 1., 0.,
-                 0., 0., 0.];
-        assert_eq!(spatial(MaskKind::A, 3), a);
-        assert_eq!(spatial(MaskKind::B, 3), b);
+        assert_eq!(spatial(MaskKind::A, 3), drawn("111 100 000"));
+        assert_eq!(spatial(MaskKind::B, 3), drawn("111 110 000"));
     }
 
     #[test]
@@ -119,16 +116,8 @@ mod tests {
     #[test]
     fn rgb_centre_taps_by_hand() {
         // 1x1 kernels, 3 outputs x 3 inputs (one feature per colour): rows = output R, G, B.
-        #[rustfmt::skip]
-        let a = [0., 0., 0.,
-                 1., 0., 0.,
-                 1., 1., 0.];
-        #[rustfmt::skip]
-        let b = [1., 0., 0.,
-                 1., 1., 0.,
-                 1., 1., 1.];
-        assert_eq!(mask_values(MaskKind::A, 3, 3, 1, 1, 3), a);
-        assert_eq!(mask_values(MaskKind::B, 3, 3, 1, 1, 3), b);
+        assert_eq!(mask_values(MaskKind::A, 3, 3, 1, 1, 3), drawn("000 100 110"));
+        assert_eq!(mask_values(MaskKind::B, 3, 3, 1, 1, 3), drawn("100 110 111"));
     }
 
     #[test]
@@ -150,7 +139,7 @@ mod tests {
         // Mask B, 1x1, 3 inputs (R, G, B): every gate row is the lower-triangular pattern.
         let m = gated_mask_values(MaskKind::B, 12, 3, (1, 1), 3, 4);
         for gate in 0..4 {
-            assert_eq!(&m[gate * 9..gate * 9 + 9], &[1., 0., 0., 1., 1., 0., 1., 1., 1.], "gate {gate}");
+            assert_eq!(&m[gate * 9..gate * 9 + 9], drawn("100 110 111"), "gate {gate}");
         }
         // Contiguous grouping would have given the o gate only R: a different (wrong) mask.
         assert_ne!(m, mask_values(MaskKind::B, 12, 3, 1, 1, 3));
@@ -159,21 +148,13 @@ mod tests {
     #[test]
     fn vertical_stack_masks_by_hand() {
         // 3x3: V-A opens the row above only; V-B the row above and the whole centre row.
-        #[rustfmt::skip]
-        let va = [1., 1., 1.,
-                  0., 0., 0.,
-                  0., 0., 0.];
-        #[rustfmt::skip]
-        let vb = [1., 1., 1.,
-                  1., 1., 1.,
-                  0., 0., 0.];
-        assert_eq!(spatial(MaskKind::VerticalA, 3), va);
-        assert_eq!(spatial(MaskKind::VerticalB, 3), vb);
+        assert_eq!(spatial(MaskKind::VerticalA, 3), drawn("111 000 000"));
+        assert_eq!(spatial(MaskKind::VerticalB, 3), drawn("111 111 000"));
         // Colours play no part: with 3 colours every output reads every input at every open tap.
         let rgb = mask_values(MaskKind::VerticalB, 6, 3, 3, 3, 3);
         for (o, chunk) in rgb.chunks(3 * 9).enumerate() {
             let per_input: Vec<&[f32]> = chunk.chunks(9).collect();
-            assert!(per_input.iter().all(|m| *m == vb), "output {o}");
+            assert!(per_input.iter().all(|m| *m == drawn("111 111 000")), "output {o}");
         }
         // A 1x1 V-B kernel (the vertical-to-horizontal link) is open; a 1x1 V-A kernel closed.
         assert_eq!(mask_values(MaskKind::VerticalB, 2, 2, 1, 1, 1), [1., 1., 1., 1.]);

@@ -33,6 +33,43 @@ impl ImageSpec {
     }
 }
 
+/// Declares an architecture's configuration, stored as JSON in its weights' safetensors metadata:
+/// the field `image` ([`ImageSpec`], whose keys `channels`, `height`, `width`, `head` stand among the
+/// config's own), then the fields given; derives `Debug`, `Clone`, `PartialEq`, `Eq` and serde's
+/// traits, and refuses unknown keys. The calling crate depends on `serde`.
+///
+/// ```
+/// pixel_ops::architecture_config! {
+///     /// A network of `layers` layers.
+///     pub struct Config {
+///         pub layers: usize,
+///         #[serde(default)]
+///         pub classes: usize,
+///     }
+/// }
+/// let json = r#"{"channels": 1, "height": 28, "width": 28, "head": "bernoulli", "layers": 2}"#;
+/// let config: Config = serde_json::from_str(json).unwrap();
+/// assert_eq!((config.image.height, config.layers, config.classes), (28, 2, 0));
+/// assert!(serde_json::from_str::<Config>(&json.replace("layers", "layer")).is_err());
+/// ```
+#[macro_export]
+macro_rules! architecture_config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// The images: colour channels, height, width, head.
+            #[serde(flatten)]
+            pub image: $crate::ImageSpec,
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+    };
+}
+
 /// An autoregressive image model: logits of every conditional in one parallel pass.
 ///
 /// The logit of channel `c` at pixel `(r, q)` may depend only on pixels before `(r, q)` in the

@@ -92,19 +92,10 @@ impl SampleOptions {
     }
 }
 
-/// Draws `opts.count` new images: `(n, c, h, w)` u8 pixel values (0/1 or 0..=255).
+/// Draws `opts.count` new images: [`Sampled::images`] `(n, c, h, w)` u8 pixel values (0/1 or
+/// 0..=255), and each image's class for a class-conditional model ([`SampleOptions::classes`]).
 /// `progress(done, total)` is called after each `width` generated pixels (a row's worth).
-pub fn sample(model: &dyn PixelModel, opts: &SampleOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Tensor> {
-    Ok(sample_with_classes(model, opts, progress)?.images)
-}
-
-/// As [`sample`], also giving each image's class for a class-conditional model
-/// ([`SampleOptions::classes`]).
-pub fn sample_with_classes(
-    model: &dyn PixelModel,
-    opts: &SampleOptions,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Sampled> {
+pub fn sample(model: &dyn PixelModel, opts: &SampleOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Sampled> {
     opts.validate()?;
     let s = model.spec();
     let start = vec![0u8; opts.count * s.dims()];
@@ -112,21 +103,10 @@ pub fn sample_with_classes(
 }
 
 /// Completes images: keeps rows `0..keep_rows` of `given` `(n, c, h, w)` and samples the rest,
-/// `opts.count` completions of each given image. Returns `(n·count, c, h, w)` u8, the completions of
-/// image 0 first.
-pub fn complete(
-    model: &dyn PixelModel,
-    given: &Tensor,
-    keep_rows: usize,
-    opts: &SampleOptions,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Tensor> {
-    Ok(complete_with_classes(model, given, keep_rows, opts, progress)?.images)
-}
-
-/// As [`complete`], also giving each completion's class for a class-conditional model
+/// `opts.count` completions of each given image. [`Sampled::images`] is `(n·count, c, h, w)` u8, the
+/// completions of image 0 first; a class-conditional model also gives each completion's class
 /// ([`SampleOptions::classes`]: one per completion, `n·count`, for [`ClassChoice::PerImage`]).
-pub fn complete_with_classes(
+pub fn complete(
     model: &dyn PixelModel,
     given: &Tensor,
     keep_rows: usize,

@@ -155,8 +155,8 @@ pub fn step_mismatch(model: &dyn PixelModel, cached: bool) -> candle_core::Resul
 pub fn cached_and_naive_samples(model: &dyn PixelModel, seed: u64) -> crate::Result<(Vec<u8>, Vec<u8>)> {
     use crate::sampler::{sample, SampleOptions};
     let opts = |method| SampleOptions { count: 3, seed, method, ..Default::default() };
-    let cached = sample(model, &opts(Method::Cached), &mut |_, _| {})?.flatten_all()?.to_vec1::<u8>()?;
-    let naive = sample(model, &opts(Method::Naive), &mut |_, _| {})?.flatten_all()?.to_vec1::<u8>()?;
+    let cached = sample(model, &opts(Method::Cached), &mut |_, _| {})?.images.flatten_all()?.to_vec1::<u8>()?;
+    let naive = sample(model, &opts(Method::Naive), &mut |_, _| {})?.images.flatten_all()?.to_vec1::<u8>()?;
     Ok((cached, naive))
 }
 
@@ -378,7 +378,7 @@ macro_rules! model_tests {
             let model = $model($naive, None, candle_core::DType::F32)?;
             let draw = |threads| -> anyhow::Result<Vec<u8>> {
                 let opts = SampleOptions { count: 5, seed: 3, threads, ..Default::default() };
-                Ok(sample(&model, &opts, &mut |_, _| {})?.flatten_all()?.to_vec1::<u8>()?)
+                Ok(sample(&model, &opts, &mut |_, _| {})?.images.flatten_all()?.to_vec1::<u8>()?)
             };
             let one = draw(1)?;
             assert_eq!(one, draw(2)?, "2 threads");

@@ -61,37 +61,34 @@ fn residual_conv_by_default() -> bool {
     true
 }
 
-/// The Diagonal BiLSTM configuration, stored as JSON in the weights' safetensors metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The images: colour channels (1 or 3), height, width, head.
-    #[serde(flatten)]
-    pub image: ImageSpec,
-    /// Features of the residual stream between layers (the paper's 2h).
-    pub features: usize,
-    /// h: state features of each direction of each layer.
-    pub hidden: usize,
-    /// Number of Diagonal BiLSTM layers.
-    pub layers: usize,
-    /// Features d of the first output 1×1 convolution.
-    pub output_features: usize,
-    /// Size of the first, mask-A, convolution (7).
-    pub input_kernel: usize,
-    /// A 1×1 mask-B convolution maps the LSTM output (h) to the residual stream; without it the
-    /// output is added as it is (needs `hidden == features`).
-    #[serde(default = "residual_conv_by_default")]
-    pub residual_conv: bool,
-    #[serde(default)]
-    pub state_bias: StateBias,
-    /// A 1×1 mask-B convolution (features → features) before the output stack.
-    #[serde(default)]
-    pub output_projection: bool,
-    #[serde(default)]
-    pub input_encoding: InputEncoding,
-    /// c > 0: a conditional network, whose layers take a c-feature conditioning map (§3.6).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub conditioning: usize,
+pixel_ops::architecture_config! {
+    /// The Diagonal BiLSTM configuration, stored as JSON in the weights' safetensors metadata.
+    pub struct Config {
+        /// Features of the residual stream between layers (the paper's 2h).
+        pub features: usize,
+        /// h: state features of each direction of each layer.
+        pub hidden: usize,
+        /// Number of Diagonal BiLSTM layers.
+        pub layers: usize,
+        /// Features d of the first output 1×1 convolution.
+        pub output_features: usize,
+        /// Size of the first, mask-A, convolution (7).
+        pub input_kernel: usize,
+        /// A 1×1 mask-B convolution maps the LSTM output (h) to the residual stream; without it the
+        /// output is added as it is (needs `hidden == features`).
+        #[serde(default = "residual_conv_by_default")]
+        pub residual_conv: bool,
+        #[serde(default)]
+        pub state_bias: StateBias,
+        /// A 1×1 mask-B convolution (features → features) before the output stack.
+        #[serde(default)]
+        pub output_projection: bool,
+        #[serde(default)]
+        pub input_encoding: InputEncoding,
+        /// c > 0: a conditional network, whose layers take a c-feature conditioning map (§3.6).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub conditioning: usize,
+    }
 }
 
 impl Config {

@@ -29,28 +29,24 @@ use pixel_ops::gate::gated_activation;
 use pixel_ops::head::OutputStack;
 use pixel_ops::model::record_at;
 use pixel_ops::{ClassConditionalModel, ImageSpec, InputEncoding, MaskKind, PixelModel, SamplingSession};
-use serde::{Deserialize, Serialize};
 
-/// The Gated PixelCNN's configuration, stored as JSON in the weights' safetensors metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The images: colour channels (1 or 3), height, width, head.
-    #[serde(flatten)]
-    pub image: ImageSpec,
-    /// p: features of both stacks (each gated unit has 2p pre-activations).
-    pub hidden: usize,
-    /// Gated layers after the first.
-    pub layers: usize,
-    /// Features d of the first output 1×1 convolution.
-    pub output_features: usize,
-    /// Size n of the first layer's kernels (n×n vertical, 1×n horizontal).
-    pub input_kernel: usize,
-    /// Size n of the later layers' kernels.
-    pub block_kernel: usize,
-    /// C: classes of the class-conditional model; 0 builds the unconditional one.
-    #[serde(default)]
-    pub classes: usize,
+pixel_ops::architecture_config! {
+    /// The Gated PixelCNN's configuration, stored as JSON in the weights' safetensors metadata.
+    pub struct Config {
+        /// p: features of both stacks (each gated unit has 2p pre-activations).
+        pub hidden: usize,
+        /// Gated layers after the first.
+        pub layers: usize,
+        /// Features d of the first output 1×1 convolution.
+        pub output_features: usize,
+        /// Size n of the first layer's kernels (n×n vertical, 1×n horizontal).
+        pub input_kernel: usize,
+        /// Size n of the later layers' kernels.
+        pub block_kernel: usize,
+        /// C: classes of the class-conditional model; 0 builds the unconditional one.
+        #[serde(default)]
+        pub classes: usize,
+    }
 }
 
 impl Config {

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use gated_pixelcnn::{Config, GatedPixelCnn};
 use pixel_ops::class_conditional::GivenClasses;
-use pixel_ops::sampler::{complete_with_classes, sample, sample_with_classes, ClassChoice, SampleOptions};
+use pixel_ops::sampler::{complete, sample, ClassChoice, SampleOptions};
 use pixel_ops::testing::{random_fixture, random_images, total_probability_binary, workspace_root};
 use pixel_ops::{ClassConditionalModel, PixelModel};
 
@@ -165,19 +165,19 @@ fn a_class_per_image_samples_each_image_given_its_class() -> anyhow::Result<()> 
     let classes = vec![3, 0, 2];
     let opts =
         SampleOptions { count: 3, seed: 7, classes: ClassChoice::PerImage(classes.clone()), ..Default::default() };
-    let drawn = sample_with_classes(&model, &opts, &mut |_, _| {})?;
+    let drawn = sample(&model, &opts, &mut |_, _| {})?;
     assert_eq!(drawn.classes.as_deref(), Some(&classes[..]));
     // The same images as the model given those classes, sampled as a plain model.
     let given = GivenClasses::new(conditional(&model), classes)?;
     // (On one thread: the wrapper takes exactly its 3 images, not parts of them.)
     let plain = SampleOptions { classes: ClassChoice::Drawn, threads: 1, ..opts.clone() };
     let want = sample(&given, &plain, &mut |_, _| {})?;
-    assert_eq!(drawn.images.flatten_all()?.to_vec1::<u8>()?, want.flatten_all()?.to_vec1::<u8>()?);
+    assert_eq!(drawn.images.flatten_all()?.to_vec1::<u8>()?, want.images.flatten_all()?.to_vec1::<u8>()?);
     // One class for all is the same as that class per image.
     let one = sample(&model, &SampleOptions { classes: ClassChoice::One(2), ..opts.clone() }, &mut |_, _| {})?;
     let per =
         sample(&model, &SampleOptions { classes: ClassChoice::PerImage(vec![2; 3]), ..opts.clone() }, &mut |_, _| {})?;
-    assert_eq!(one.flatten_all()?.to_vec1::<u8>()?, per.flatten_all()?.to_vec1::<u8>()?);
+    assert_eq!(one.images.flatten_all()?.to_vec1::<u8>()?, per.images.flatten_all()?.to_vec1::<u8>()?);
     Ok(())
 }
 
@@ -185,9 +185,9 @@ fn a_class_per_image_samples_each_image_given_its_class() -> anyhow::Result<()> 
 fn drawn_classes_follow_the_seed_and_the_prior() -> anyhow::Result<()> {
     let model = random_model("rgb", Some((1, 2)), DType::F32)?;
     let opts = |seed| SampleOptions { count: 400, seed, ..Default::default() };
-    let a = sample_with_classes(&model, &opts(1), &mut |_, _| {})?.classes.expect("classes");
-    let again = sample_with_classes(&model, &opts(1), &mut |_, _| {})?.classes.expect("classes");
-    let other = sample_with_classes(&model, &opts(2), &mut |_, _| {})?.classes.expect("classes");
+    let a = sample(&model, &opts(1), &mut |_, _| {})?.classes.expect("classes");
+    let again = sample(&model, &opts(1), &mut |_, _| {})?.classes.expect("classes");
+    let other = sample(&model, &opts(2), &mut |_, _| {})?.classes.expect("classes");
     assert_eq!(a, again, "the same seed draws the same classes");
     assert_ne!(a, other, "another seed draws other classes");
     // Uniform over 4 classes: each about 100 of 400 (binomial sd ≈ 8.7).
@@ -209,14 +209,15 @@ fn completion_draws_classes_from_the_posterior_given_the_kept_rows() -> anyhow::
         &model,
         &SampleOptions { count: n, seed: 3, classes: ClassChoice::One(1), ..Default::default() },
         &mut |_, _| {},
-    )?;
+    )?
+    .images;
     // The kept rows come first in raster order: their likelihood is that of the 3-row images.
     let ll = conditional(&model).class_log_likelihoods(&given.narrow(2, 0, 3)?)?.to_vec2::<f64>()?;
     let posterior: Vec<f64> = ll.iter().map(|l| 1.0 / (1.0 + (l[0] - l[1]).exp())).collect();
     let (mean, var) = posterior.iter().fold((0.0, 0.0), |(m, v), p| (m + p, v + p * (1.0 - p)));
     assert!(mean > 0.6 * n as f64, "the kept rows hardly tell class 1: expected {mean} of {n}");
     let opts = SampleOptions { count: 1, seed: 4, ..Default::default() };
-    let done = complete_with_classes(&model, &given, 3, &opts, &mut |_, _| {})?;
+    let done = complete(&model, &given, 3, &opts, &mut |_, _| {})?;
     let drawn = done.classes.expect("classes").iter().filter(|&&c| c == 1).count() as f64;
     assert!((drawn - mean).abs() < 4.0 * var.sqrt() + 1.0, "{drawn} class-1 draws, expected {mean} ± {}", var.sqrt());
     // The prior would draw class 1 about half the time: far from what the rows say.

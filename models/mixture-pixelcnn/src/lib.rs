@@ -17,23 +17,20 @@ use pixel_ops::conv::{masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::logistic_mixture::{channel_log_probs, channel_log_probs_of, log_likelihood, param_count};
 use pixel_ops::network::causal_window;
 use pixel_ops::{Head, ImageSpec, InputEncoding, InputStack, MaskKind, PixelModel, SamplingSession};
-use serde::{Deserialize, Serialize};
 
-/// The mixture PixelCNN's configuration, stored as JSON in the weights' safetensors metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The images: colour channels, height, width, head (`logistic-mixture`).
-    #[serde(flatten)]
-    pub image: ImageSpec,
-    /// Features f of the residual stream.
-    pub hidden: usize,
-    /// Number of residual blocks of 1×1 convolutions.
-    pub layers: usize,
-    /// Size k of the first, mask-A, convolution: the receptive field.
-    pub input_kernel: usize,
-    /// Mixture components K.
-    pub components: usize,
+pixel_ops::architecture_config! {
+    /// The mixture PixelCNN's configuration, stored as JSON in the weights' safetensors metadata;
+    /// its head is `logistic-mixture`.
+    pub struct Config {
+        /// Features f of the residual stream.
+        pub hidden: usize,
+        /// Number of residual blocks of 1×1 convolutions.
+        pub layers: usize,
+        /// Size k of the first, mask-A, convolution: the receptive field.
+        pub input_kernel: usize,
+        /// Mixture components K.
+        pub components: usize,
+    }
 }
 
 impl Config {

@@ -50,10 +50,14 @@ use pixelcnn::PixelCnn;
 use row_lstm::RowLstm;
 use serde::{Deserialize, Serialize};
 
-/// The unconditional small stage.
+/// Why a PixelCNN cannot be the big stage.
+const NOT_A_BIG_STAGE: &str = "the big stage must be a row-lstm or diagonal-bilstm, not a pixelcnn";
+
+/// A stage's network. The small stage is unconditional, any of the three; the big stage is a
+/// recurrent network whose config has `conditioning` > 0 (a PixelCNN takes no conditioning map).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "architecture")]
-pub enum SmallStage {
+pub enum Stage {
     #[serde(rename = "pixelcnn")]
     PixelCnn(pixelcnn::Config),
     #[serde(rename = "row-lstm")]
@@ -62,28 +66,51 @@ pub enum SmallStage {
     DiagonalBiLstm(diagonal_bilstm::Config),
 }
 
-/// The conditional big stage: a recurrent network whose config has `conditioning` > 0.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "architecture")]
-pub enum BigStage {
-    #[serde(rename = "row-lstm")]
-    RowLstm(row_lstm::Config),
-    #[serde(rename = "diagonal-bilstm")]
-    DiagonalBiLstm(diagonal_bilstm::Config),
+impl Stage {
+    fn spec(&self) -> ImageSpec {
+        match self {
+            Stage::PixelCnn(c) => c.spec(),
+            Stage::RowLstm(c) => c.spec(),
+            Stage::DiagonalBiLstm(c) => c.spec(),
+        }
+    }
+
+    /// c, the features of the conditioning map the network takes (0: none).
+    fn conditioning(&self) -> usize {
+        match self {
+            Stage::PixelCnn(_) => 0,
+            Stage::RowLstm(c) => c.conditioning,
+            Stage::DiagonalBiLstm(c) => c.conditioning,
+        }
+    }
+
+    fn build_small(&self, vb: VarBuilder) -> Result<Box<dyn PixelModel>> {
+        Ok(match self {
+            Stage::PixelCnn(c) => Box::new(PixelCnn::new(c, vb)?),
+            Stage::RowLstm(c) => Box::new(RowLstm::new(c, vb)?),
+            Stage::DiagonalBiLstm(c) => Box::new(DiagonalBiLstm::new(c, vb)?),
+        })
+    }
+
+    fn build_big(&self, vb: VarBuilder) -> Result<Box<dyn ConditionalModel>> {
+        Ok(match self {
+            Stage::PixelCnn(_) => candle_core::bail!("{NOT_A_BIG_STAGE}"),
+            Stage::RowLstm(c) => Box::new(RowLstm::new(c, vb)?),
+            Stage::DiagonalBiLstm(c) => Box::new(DiagonalBiLstm::new(c, vb)?),
+        })
+    }
 }
 
-/// The multi-scale configuration, stored as JSON in the weights' safetensors metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The (big) images: colour channels (1 or 3, both stages have the same), n = height = width,
-    /// head; the small stage's are `height / factor` × `width / factor`.
-    #[serde(flatten)]
-    pub image: ImageSpec,
-    /// n / s ≥ 2: the small image holds the pixels at rows and columns that are multiples of it.
-    pub factor: usize,
-    pub small: SmallStage,
-    pub big: BigStage,
+pixel_ops::architecture_config! {
+    /// The multi-scale configuration, stored as JSON in the weights' safetensors metadata. Its
+    /// `image` is the big image (n = height = width); both stages have its colour channels, and the
+    /// small stage's images are `height / factor` × `width / factor`.
+    pub struct Config {
+        /// n / s ≥ 2: the small image holds the pixels at rows and columns that are multiples of it.
+        pub factor: usize,
+        pub small: Stage,
+        pub big: Stage,
+    }
 }
 
 impl Config {
@@ -92,22 +119,16 @@ impl Config {
         self.image
     }
 
-    fn small_spec(&self) -> ImageSpec {
-        match &self.small {
-            SmallStage::PixelCnn(c) => c.spec(),
-            SmallStage::RowLstm(c) => c.spec(),
-            SmallStage::DiagonalBiLstm(c) => c.spec(),
-        }
-    }
-
-    fn big_spec_and_conditioning(&self) -> (ImageSpec, usize) {
-        match &self.big {
-            BigStage::RowLstm(c) => (c.spec(), c.conditioning),
-            BigStage::DiagonalBiLstm(c) => (c.spec(), c.conditioning),
-        }
-    }
-
     fn check(&self) -> Result<()> {
+        if matches!(self.big, Stage::PixelCnn(_)) {
+            candle_core::bail!("{NOT_A_BIG_STAGE}");
+        }
+        if self.big.conditioning() == 0 {
+            candle_core::bail!("the big stage must be conditional: give it `conditioning` = c > 0");
+        }
+        if self.small.conditioning() != 0 {
+            candle_core::bail!("the small stage must be unconditional: give it no `conditioning`");
+        }
         let f = self.factor;
         if f < 2 || !self.image.height.is_multiple_of(f) || !self.image.width.is_multiple_of(f) {
             candle_core::bail!(
@@ -116,16 +137,13 @@ impl Config {
                 self.image.width
             );
         }
-        let (small, (big, conditioning)) = (self.small_spec(), self.big_spec_and_conditioning());
+        let (small, big) = (self.small.spec(), self.big.spec());
         let want_small = ImageSpec { height: self.image.height / f, width: self.image.width / f, ..self.spec() };
         if small != want_small {
             candle_core::bail!("the small stage describes {small:?}, the multi-scale model needs {want_small:?}");
         }
         if big != self.spec() {
             candle_core::bail!("the big stage describes {big:?}, the multi-scale model {:?}", self.spec());
-        }
-        if conditioning == 0 {
-            candle_core::bail!("the big stage must be conditional: give it `conditioning` = c > 0");
         }
         Ok(())
     }
@@ -175,15 +193,7 @@ impl MultiScale {
     /// Builds both stages and the upsampler from `vb` (`small.*`, `upsample.*`, `big.*`).
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         cfg.check()?;
-        let small: Box<dyn PixelModel> = match &cfg.small {
-            SmallStage::PixelCnn(c) => Box::new(PixelCnn::new(c, vb.pp("small"))?),
-            SmallStage::RowLstm(c) => Box::new(RowLstm::new(c, vb.pp("small"))?),
-            SmallStage::DiagonalBiLstm(c) => Box::new(DiagonalBiLstm::new(c, vb.pp("small"))?),
-        };
-        let big: Box<dyn ConditionalModel> = match &cfg.big {
-            BigStage::RowLstm(c) => Box::new(RowLstm::new(c, vb.pp("big"))?),
-            BigStage::DiagonalBiLstm(c) => Box::new(DiagonalBiLstm::new(c, vb.pp("big"))?),
-        };
+        let (small, big) = (cfg.small.build_small(vb.pp("small"))?, cfg.big.build_big(vb.pp("big"))?);
         let features = big.conditioning_features();
         let upsample = Upsampler::new(cfg.image.channels, features, cfg.factor, cfg.image.head, vb.pp("upsample"))?;
         Ok(Self { cfg: cfg.clone(), small, upsample, big, device: vb.device().clone() })

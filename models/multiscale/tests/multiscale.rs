@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use multiscale::{Config, MultiScale};
+use multiscale::{Config, MultiScale, Stage};
 use pixel_ops::testing::{random_fixture, random_images};
 use pixel_ops::PixelModel;
 
@@ -248,5 +248,38 @@ fn configs_keep_their_keys_and_refuse_unknown_ones() -> anyhow::Result<()> {
         let err = serde_json::from_value::<Config>(bad).unwrap_err().to_string();
         assert!(err.contains("colours"), "{at:?}: {err}");
     }
+    Ok(())
+}
+
+/// Either stage may be any of the three networks in a config, but the big stage must take the
+/// conditioning map (a recurrent network with `conditioning` > 0) and the small stage must not.
+#[test]
+fn a_pixelcnn_or_an_unconditional_big_stage_and_a_conditional_small_stage_are_refused() -> anyhow::Result<()> {
+    let (cfg, bytes): (Config, _) = random_fixture("multiscale", "pixelcnn")?;
+    let build = |cfg: &Config| {
+        let vb = VarBuilder::from_buffered_safetensors(bytes.clone(), DType::F32, &Device::Cpu)?;
+        MultiScale::new(cfg, vb).map(|_| ())
+    };
+    build(&cfg)?;
+    let refused = |cfg: Config| build(&cfg).unwrap_err().to_string();
+
+    let swapped = Config { small: cfg.big.clone(), big: cfg.small.clone(), ..cfg.clone() };
+    let e = refused(swapped);
+    assert!(e.contains("big stage must be a row-lstm or diagonal-bilstm, not a pixelcnn"), "{e}");
+
+    let mut unconditional = cfg.clone();
+    if let Stage::DiagonalBiLstm(c) = &mut unconditional.big {
+        c.conditioning = 0;
+    }
+    let e = refused(unconditional);
+    assert!(e.contains("big stage must be conditional"), "{e}");
+
+    let binary: (Config, _) = random_fixture("multiscale", "binary")?;
+    let mut conditional_small = binary.0.clone();
+    if let Stage::DiagonalBiLstm(c) = &mut conditional_small.small {
+        c.conditioning = 4;
+    }
+    let e = refused(conditional_small);
+    assert!(e.contains("small stage must be unconditional"), "{e}");
     Ok(())
 }

@@ -11,25 +11,21 @@ use pixel_ops::conv::{masked_conv2d, Fused, MaskedConv2d};
 use pixel_ops::head::OutputStack;
 use pixel_ops::network::{Layer, Network, Parts};
 use pixel_ops::{ImageSpec, InputEncoding, InputStack, MaskKind, SamplingSession};
-use serde::{Deserialize, Serialize};
 
-/// The PixelCNN configuration, stored as JSON in the weights' safetensors metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The images: colour channels (1 or 3), height, width, head.
-    #[serde(flatten)]
-    pub image: ImageSpec,
-    /// h: the residual stream has 2h features, each block's inner layers h.
-    pub hidden: usize,
-    /// Number of residual blocks.
-    pub layers: usize,
-    /// Features d of the first output 1×1 convolution (1024 in the paper for CIFAR-10, 32 for MNIST).
-    pub output_features: usize,
-    /// Size of the first, mask-A, convolution (7).
-    pub input_kernel: usize,
-    /// Size of each block's mask-B convolution (3).
-    pub block_kernel: usize,
+pixel_ops::architecture_config! {
+    /// The PixelCNN configuration, stored as JSON in the weights' safetensors metadata.
+    pub struct Config {
+        /// h: the residual stream has 2h features, each block's inner layers h.
+        pub hidden: usize,
+        /// Number of residual blocks.
+        pub layers: usize,
+        /// Features d of the first output 1×1 convolution (1024 in the paper for CIFAR-10, 32 for MNIST).
+        pub output_features: usize,
+        /// Size of the first, mask-A, convolution (7).
+        pub input_kernel: usize,
+        /// Size of each block's mask-B convolution (3).
+        pub block_kernel: usize,
+    }
 }
 
 impl Config {

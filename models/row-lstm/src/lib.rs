@@ -35,32 +35,28 @@ use pixel_ops::recurrent::{is_zero, LstmState, RecurrentCell, RowStates};
 #[cfg(doc)]
 use pixel_ops::ConditionalModel;
 use pixel_ops::{ImageSpec, InputEncoding, InputStack, MaskKind, SamplingSession};
-use serde::{Deserialize, Serialize};
 
-/// The Row LSTM configuration, stored as JSON in the weights' safetensors metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The images: colour channels (1 or 3), height, width, head.
-    #[serde(flatten)]
-    pub image: ImageSpec,
-    /// Features of the residual stream between layers (the paper's 2h).
-    pub features: usize,
-    /// h: state features of each LSTM layer.
-    pub hidden: usize,
-    /// Number of Row LSTM layers.
-    pub layers: usize,
-    /// Features d of the first output 1×1 convolution.
-    pub output_features: usize,
-    /// Size of the first, mask-A, convolution (7).
-    pub input_kernel: usize,
-    /// k of the masked 1×k input-to-state convolution along the row (3; the paper's "k×1").
-    pub input_to_state_kernel: usize,
-    /// k of the unmasked 1×k state-to-state convolution over the previous row (3).
-    pub state_to_state_kernel: usize,
-    /// c > 0: a conditional network, whose layers take a c-feature conditioning map (§3.6).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub conditioning: usize,
+pixel_ops::architecture_config! {
+    /// The Row LSTM configuration, stored as JSON in the weights' safetensors metadata.
+    pub struct Config {
+        /// Features of the residual stream between layers (the paper's 2h).
+        pub features: usize,
+        /// h: state features of each LSTM layer.
+        pub hidden: usize,
+        /// Number of Row LSTM layers.
+        pub layers: usize,
+        /// Features d of the first output 1×1 convolution.
+        pub output_features: usize,
+        /// Size of the first, mask-A, convolution (7).
+        pub input_kernel: usize,
+        /// k of the masked 1×k input-to-state convolution along the row (3; the paper's "k×1").
+        pub input_to_state_kernel: usize,
+        /// k of the unmasked 1×k state-to-state convolution over the previous row (3).
+        pub state_to_state_kernel: usize,
+        /// c > 0: a conditional network, whose layers take a c-feature conditioning map (§3.6).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub conditioning: usize,
+    }
 }
 
 impl Config {

@@ -6,7 +6,7 @@
 use anyhow::{bail, Result};
 use candle_core::Device;
 use pixel_data::files::{grid, write_png};
-use pixel_ops::sampler::{complete_with_classes, ClassChoice, Given};
+use pixel_ops::sampler::{complete, ClassChoice, Given};
 use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
 
@@ -31,7 +31,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: CompleteArgs) -> Result<()> {
     }
     let opts = pixel_ops::sampler::SampleOptions { classes, ..draw.options(count) };
     let bar = progress_bar(spec.height.saturating_sub(keep_rows) as u64, "completing rows");
-    let done = complete_with_classes(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
+    let done = complete(m.as_ref(), &given, keep_rows, &opts, &mut |d, _| bar.set_position(d as u64))?;
     bar.finish_and_clear();
     log_drawn_classes(&m, &opts, &done, "each completion's class was drawn from p(c | the kept rows), in order");
     let done = done.images;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use pixel_data::files::{grid, write_png};
-use pixel_ops::sampler::{sample_with_classes, ClassChoice, Given};
+use pixel_ops::sampler::{sample, ClassChoice, Given};
 use pixel_ops::subset::Subset;
 use pixel_zoo::pixel_format;
 use pixel_zoo::Zoo;
@@ -37,7 +37,7 @@ pub fn run(zoo: &Zoo, device: DeviceArg, args: SampleArgs) -> Result<()> {
     check_picture_outputs(&output, gif.as_deref())?;
     let t = Instant::now();
     let bar = progress_bar(m.spec().height as u64, "sampling rows");
-    let drawn = sample_with_classes(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
+    let drawn = sample(m.as_ref(), &opts, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     log_drawn_classes(&m, &opts, &drawn, "each image's class was drawn from the uniform prior p(c), in grid order");
     let spec = m.spec();
