@@ -19,21 +19,24 @@
 //! differently). The file carries a checksum of all its pixels, so a mismatch or a corrupt file is
 //! an error, never a silently wrong image.
 //!
-//! Versions 1, 2 and 3 share one layout (below); a new version marks a change in how the
+//! Versions 1 to 4 share one layout (below); a new version marks a change in how the
 //! probabilities are computed, so a file is decoded only by a build of its own version (an older
 //! one is refused with the advice to decode it with the build that wrote it). Version 2: the CPU's
 //! LSTM cell computes its sigmoids with a vectorised exponential, which moves the recurrent
-//! models' logits by a few ulp. Version 3, the one this build writes and reads ([`VERSION`]): the
-//! cached sessions' products at one position (every layer's, and the LSTMs' state-to-state
-//! products) are computed row by row (`pixel_ops::row_product`), which moves every model's logits
-//! by a few ulp.
+//! models' logits by a few ulp. Version 3: the cached sessions' products at one position (every
+//! layer's, and the LSTMs' state-to-state products) are computed row by row
+//! (`pixel_ops::row_product`), which moves every model's logits by a few ulp. Version 4, the one
+//! this build writes and reads ([`VERSION`]): the logistic mixture's 256 bins are computed on the
+//! CPU by one fused kernel with vectorised exponentials and logarithms
+//! (`pixel_ops::kernels::mixture_bins`), which moves the mixture model's logits by a few ulp; the
+//! other models' files are as in version 3.
 //!
-//! # Container (version 3, all integers little-endian)
+//! # Container (version 4, all integers little-endian)
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 4 | magic `PXZC` |
-//! | 1 | format version (3) |
+//! | 1 | format version (4) |
 //! | 1 | frequency precision in bits (24) |
 //! | 1 | images per coding group ([`GROUP`], 16) |
 //! | 1 | device class the file was coded on (0 = CPU, 1 = CUDA, 2 = Metal) |
@@ -61,7 +64,7 @@ use crate::registry::LoadedModel;
 /// The file's first bytes.
 pub const MAGIC: [u8; 4] = *b"PXZC";
 /// The container version this build writes and reads.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Frequencies sum to 2^PRECISION (constriction's default categorical model).
 pub const PRECISION: u32 = 24;
 /// Images coded together in one batched session.

@@ -29,6 +29,8 @@
 
 use candle_core::{Result, Tensor};
 
+use crate::kernels::mixture_bins;
+
 /// Log scales are clamped below at this value (PixelCNN++'s choice): a component is never
 /// narrower than the scale `e^−7 ≈ 0.0009`, about a ninth of a bin's width `2/255`.
 pub const LOG_SCALE_MIN: f64 = -7.0;
@@ -82,7 +84,7 @@ pub fn channel_log_probs(params: &Tensor, x: &Tensor, components: usize) -> Resu
     for c in 0..mix.channels {
         let mu = mix.mean(c)?;
         let inv_s = mix.log_scales[c].neg()?.exp()?;
-        out.push(mix.bins(&mu, &inv_s, &weight)?);
+        out.push(bins(&mu, &inv_s, &weight)?);
         if c + 1 < mix.channels {
             weight = (weight + mix.log_prob_of_value(c, &mu, &inv_s)?)?;
         }
@@ -107,7 +109,7 @@ pub fn channel_log_probs_of(params: &Tensor, x: &Tensor, components: usize, chan
     }
     let mu = mix.mean(channel)?;
     let inv_s = mix.log_scales[channel].neg()?.exp()?;
-    mix.bins(&mu, &inv_s, &weight)
+    bins(&mu, &inv_s, &weight)
 }
 
 /// `log p(x)` in nats per image, `(b,)`: the sum over pixels of the log of the mixture of the
@@ -180,29 +182,6 @@ impl Mixture {
         Ok(mu)
     }
 
-    /// `(b, 256, h, w)`: the 256 values' log-probabilities of a channel whose components have
-    /// means `mu` and inverse scales `inv_s` (both (b, K, h, w)) and unnormalised log-weights
-    /// `weight` (b, K, h, w): the prior plus the earlier channels' true values' log-probabilities.
-    fn bins(&self, mu: &Tensor, inv_s: &Tensor, weight: &Tensor) -> Result<Tensor> {
-        // The inner bin edges e_j = (2j − 1)/255 − 1, j = 1..=255, on the level axis: (1, 1, 255, 1, 1).
-        let edges = Tensor::arange(1u32, VALUES as u32, mu.device())?
-            .to_dtype(mu.dtype())?
-            .affine(2.0 * HALF_BIN, -1.0 - HALF_BIN)?
-            .reshape((1, 1, VALUES - 1, 1, 1))?;
-        // (b, K, 255, h, w): edge j in units of the scale.
-        let z = edges.broadcast_sub(&mu.unsqueeze(2)?)?.broadcast_mul(&inv_s.unsqueeze(2)?)?;
-        let (log_below, softplus) = log_sigmoid_and_softplus(&z)?;
-        let gap = log_one_minus_exp_neg(&inv_s.affine(2.0 * HALF_BIN, 0.0)?)?.unsqueeze(2)?;
-        let k = VALUES - 1;
-        // v = 0: log σ(z_1); v = 1..=254: log σ(z_{v+1}) − softplus(z_v) + gap; v = 255: −softplus(z_255).
-        let first = log_below.narrow(2, 0, 1)?;
-        let inner = (log_below.narrow(2, 1, k - 1)? - softplus.narrow(2, 0, k - 1)?)?.broadcast_add(&gap)?;
-        let last = softplus.narrow(2, k - 1, 1)?.neg()?;
-        let bins = Tensor::cat(&[first, inner, last], 2)?; // (b, K, 256, h, w)
-        let posterior = candle_nn::ops::log_softmax(weight, 1)?.unsqueeze(2)?;
-        bins.broadcast_add(&posterior)?.log_sum_exp(1) // (b, 256, h, w)
-    }
-
     /// (b, K, h, w): each component's log-probability of channel `c`'s true value, given its
     /// means `mu` and inverse scales `inv_s` (both (b, K, h, w)).
     fn log_prob_of_value(&self, c: usize, mu: &Tensor, inv_s: &Tensor) -> Result<Tensor> {
@@ -218,6 +197,39 @@ impl Mixture {
         let last = v.gt(254.5)?.broadcast_as(shape)?;
         first.where_cond(&log_below_upper, &last.where_cond(&above_lower, &inner)?)
     }
+}
+
+/// `(b, 256, h, w)`: the 256 values' log-probabilities of a channel whose components have
+/// means `mu` and inverse scales `inv_s` (both (b, K, h, w)) and unnormalised log-weights
+/// `weight` (b, K, h, w): the prior plus the earlier channels' true values' log-probabilities.
+fn bins(mu: &Tensor, inv_s: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    if mixture_bins::applies(mu) {
+        return mixture_bins::mixture_bins(mu, inv_s, weight);
+    }
+    bins_generic(mu, inv_s, weight)
+}
+
+/// [`bins`] from tensor operations, for every device and dtype (the CPU kernel
+/// [`mixture_bins`](crate::kernels::mixture_bins) is tested against it): `(b, 256, h, w)` from
+/// `mu`, `inv_s`, `weight` `(b, K, h, w)`.
+pub(crate) fn bins_generic(mu: &Tensor, inv_s: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    // The inner bin edges e_j = (2j − 1)/255 − 1, j = 1..=255, on the level axis: (1, 1, 255, 1, 1).
+    let edges = Tensor::arange(1u32, VALUES as u32, mu.device())?
+        .to_dtype(mu.dtype())?
+        .affine(2.0 * HALF_BIN, -1.0 - HALF_BIN)?
+        .reshape((1, 1, VALUES - 1, 1, 1))?;
+    // (b, K, 255, h, w): edge j in units of the scale.
+    let z = edges.broadcast_sub(&mu.unsqueeze(2)?)?.broadcast_mul(&inv_s.unsqueeze(2)?)?;
+    let (log_below, softplus) = log_sigmoid_and_softplus(&z)?;
+    let gap = log_one_minus_exp_neg(&inv_s.affine(2.0 * HALF_BIN, 0.0)?)?.unsqueeze(2)?;
+    let k = VALUES - 1;
+    // v = 0: log σ(z_1); v = 1..=254: log σ(z_{v+1}) − softplus(z_v) + gap; v = 255: −softplus(z_255).
+    let first = log_below.narrow(2, 0, 1)?;
+    let inner = (log_below.narrow(2, 1, k - 1)? - softplus.narrow(2, 0, k - 1)?)?.broadcast_add(&gap)?;
+    let last = softplus.narrow(2, k - 1, 1)?.neg()?;
+    let bins = Tensor::cat(&[first, inner, last], 2)?; // (b, K, 256, h, w)
+    let posterior = candle_nn::ops::log_softmax(weight, 1)?.unsqueeze(2)?;
+    bins.broadcast_add(&posterior)?.log_sum_exp(1) // (b, 256, h, w)
 }
 
 /// `(log σ(z), softplus(z))`, elementwise, sharing `log(1 + e^{−|z|})`; neither overflows.

@@ -12,6 +12,8 @@
 //!   layers at one position, the LSTMs' state-to-state products);
 //! - [`softmax_nll`]: the 256-way softmax's negative log-likelihood ([`crate::head`]);
 //! - [`lstm_cell`]: the LSTM gates and cell update in one pass ([`crate::lstm`]);
+//! - [`mixture_bins`]: the discretized logistic mixture's 256 bins of a channel
+//!   ([`crate::logistic_mixture`]);
 //! - [`place_small_logits`]: a multi-scale model's small-image logits written over the big stage's
 //!   in place ([`crate::subset`]);
 //! - [`vector_math`]: elementary functions that vectorise, for the kernels above.
@@ -20,6 +22,7 @@ use candle_core::{Layout, Result};
 
 pub mod lstm_cell;
 pub mod masked_conv;
+pub mod mixture_bins;
 pub mod open_tap_columns;
 pub mod place_small_logits;
 pub mod row_product;
