@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use super::vector_math::{exp_f32, ln_f32, with_avx2};
+use super::vector_math::{column_max_and_exp_sums, exp_f32, ln_f32, with_avx2};
 use crate::logistic_mixture::{HALF_BIN, VALUES};
 
 /// Whether [`mixture_bins`] takes tensors like `t`: f32 on the CPU.
@@ -66,18 +66,8 @@ fn bins(mu: &[f32], inv_s: &[f32], weight: &[f32], (b, k, hw): (usize, usize, us
                 }
                 row[inner] = posterior - softplus[inner - 1];
             }
-            max.copy_from_slice(&rows[..VALUES]);
-            for row in rows.chunks_exact(VALUES).skip(1) {
-                for (m, &r) in max.iter_mut().zip(row) {
-                    *m = m.max(r);
-                }
-            }
-            sum.fill(0.0);
-            for row in rows.chunks_exact(VALUES) {
-                for ((s, &r), &m) in sum.iter_mut().zip(row).zip(&max) {
-                    *s += exp_f32(r - m);
-                }
-            }
+            // The components are the rows, the values the columns.
+            column_max_and_exp_sums(&rows, &mut max, &mut sum, 0.0, |r, m| exp_f32(r - m));
             for (v, (&s, &m)) in sum.iter().zip(&max).enumerate() {
                 out[(i * VALUES + v) * hw + p] = ln_f32(s) + m;
             }

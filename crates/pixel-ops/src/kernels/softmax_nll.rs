@@ -5,7 +5,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType};
 
 use super::contiguous;
-use super::vector_math::{exp_f32, with_avx2};
+use super::vector_math::{column_max_and_exp_sums, exp_f32, with_avx2};
 
 /// Negative log-likelihood in nats of each value under a softmax over `levels`: `logits`
 /// `(b, c, levels, h, w)`, `x` `(b, c, h, w)` pixel values → `(b, c, h, w)`, in the logits' dtype.
@@ -61,18 +61,8 @@ impl SoftmaxNll {
             let (mut max, mut sum) = (vec![T::zero(); hw], vec![0f64; hw]);
             for k in 0..planes {
                 let plane = &z[k * levels * hw..(k + 1) * levels * hw];
-                max.copy_from_slice(&plane[..hw]);
-                for level in plane.chunks_exact(hw).skip(1) {
-                    for (m, &v) in max.iter_mut().zip(level) {
-                        *m = num_traits::Float::max(*m, v);
-                    }
-                }
-                sum.fill(0.0);
-                for level in plane.chunks_exact(hw) {
-                    for ((s, &v), &m) in sum.iter_mut().zip(level).zip(&max) {
-                        *s += T::exp_below_max(v, m);
-                    }
-                }
+                // The levels are the rows, the positions the columns.
+                column_max_and_exp_sums(plane, &mut max, &mut sum, 0.0, T::exp_below_max);
                 for (p, &value) in x[k * hw..(k + 1) * hw].iter().enumerate() {
                     if value as usize >= levels {
                         candle_core::bail!("pixel value {value} is not one of the {levels} levels");

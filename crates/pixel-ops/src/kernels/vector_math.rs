@@ -62,6 +62,33 @@ pub fn ln_f32(x: f32) -> f32 {
     f + y + e * LN2_HI
 }
 
+/// The two halves of a log-sum-exp taken column by column over `rows` (row-major, each row as long
+/// as `max`): each column's maximum into `max`, then Σ e^(v − max) over the column into `sum`, each
+/// term from `exp_below_max(v, max)`. The log-sum-exp of column j is then ln sum[j] + max[j]. Written
+/// a row at a time, so the loops run along the columns and vectorise.
+#[inline(always)]
+pub fn column_max_and_exp_sums<T: num_traits::Float, S: Copy + std::ops::AddAssign>(
+    rows: &[T],
+    max: &mut [T],
+    sum: &mut [S],
+    zero: S,
+    exp_below_max: impl Fn(T, T) -> S,
+) {
+    let width = max.len();
+    max.copy_from_slice(&rows[..width]);
+    for row in rows.chunks_exact(width).skip(1) {
+        for (m, &v) in max.iter_mut().zip(row) {
+            *m = m.max(v);
+        }
+    }
+    sum.fill(zero);
+    for row in rows.chunks_exact(width) {
+        for ((s, &v), &m) in sum.iter_mut().zip(row).zip(max.iter()) {
+            *s += exp_below_max(v, m);
+        }
+    }
+}
+
 /// Runs `f` in a function compiled with AVX2 enabled when the CPU has it (so that the loops
 /// inlined into it use 8-float vectors), otherwise as it is (the SSE2 baseline of x86-64, or
 /// whatever the target has).
