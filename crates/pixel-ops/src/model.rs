@@ -50,7 +50,9 @@ impl ImageSpec {
 /// let json = r#"{"channels": 1, "height": 28, "width": 28, "head": "bernoulli", "layers": 2}"#;
 /// let config: Config = serde_json::from_str(json).unwrap();
 /// assert_eq!((config.image.height, config.layers, config.classes), (28, 2, 0));
-/// assert!(serde_json::from_str::<Config>(&json.replace("layers", "layer")).is_err());
+/// let unknown = json.replace('}', r#", "colours": 3}"#);
+/// let err = serde_json::from_str::<Config>(&unknown).unwrap_err().to_string();
+/// assert!(err.contains("colours"), "{err}");
 /// ```
 #[macro_export]
 macro_rules! architecture_config {
