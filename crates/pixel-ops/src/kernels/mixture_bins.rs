@@ -67,7 +67,7 @@ fn bins(mu: &[f32], inv_s: &[f32], weight: &[f32], (b, k, hw): (usize, usize, us
                 row[inner] = posterior - softplus[inner - 1];
             }
             // The components are the rows, the values the columns.
-            column_max_and_exp_sums(&rows, &mut max, &mut sum, 0.0, |r, m| exp_f32(r - m));
+            column_max_and_exp_sums(&rows, &mut max, &mut sum, |r, m| exp_f32(r - m));
             for (v, (&s, &m)) in sum.iter().zip(&max).enumerate() {
                 out[(i * VALUES + v) * hw + p] = ln_f32(s) + m;
             }

@@ -62,7 +62,7 @@ impl SoftmaxNll {
             for k in 0..planes {
                 let plane = &z[k * levels * hw..(k + 1) * levels * hw];
                 // The levels are the rows, the positions the columns.
-                column_max_and_exp_sums(plane, &mut max, &mut sum, 0.0, T::exp_below_max);
+                column_max_and_exp_sums(plane, &mut max, &mut sum, T::exp_below_max);
                 for (p, &value) in x[k * hw..(k + 1) * hw].iter().enumerate() {
                     if value as usize >= levels {
                         candle_core::bail!("pixel value {value} is not one of the {levels} levels");

@@ -67,11 +67,10 @@ pub fn ln_f32(x: f32) -> f32 {
 /// term from `exp_below_max(v, max)`. The log-sum-exp of column j is then ln sum[j] + max[j]. Written
 /// a row at a time, so the loops run along the columns and vectorise.
 #[inline(always)]
-pub fn column_max_and_exp_sums<T: num_traits::Float, S: Copy + std::ops::AddAssign>(
+pub fn column_max_and_exp_sums<T: num_traits::Float, S: num_traits::Zero + Copy + std::ops::AddAssign>(
     rows: &[T],
     max: &mut [T],
     sum: &mut [S],
-    zero: S,
     exp_below_max: impl Fn(T, T) -> S,
 ) {
     let width = max.len();
@@ -81,7 +80,7 @@ pub fn column_max_and_exp_sums<T: num_traits::Float, S: Copy + std::ops::AddAssi
             *m = m.max(v);
         }
     }
-    sum.fill(zero);
+    sum.fill(S::zero());
     for row in rows.chunks_exact(width) {
         for ((s, &v), &m) in sum.iter_mut().zip(row).zip(max.iter()) {
             *s += exp_below_max(v, m);
