@@ -2,6 +2,7 @@
 
     cd reference && PYTHONPATH=. python -m pixelzoo_ref.trend
     python -m pixelzoo_ref.trend --curves-dir ~/.cache/pixel-zoo/train/diagonal-bilstm-cifar10 --from 0.4
+    python -m pixelzoo_ref.trend --markdown --target row-lstm-mnist=83.6   # a table for the docs
 
 Reads the committed curves (docs/curves/<id>.csv, the same files plot_curves draws) or, with
 --curves-dir, every curves.csv / <id>.csv below a folder, and fits
@@ -116,6 +117,32 @@ def format_line(d, unit):
     return text
 
 
+MARKDOWN_HEADER = (
+    "| model | valid now | images | fit | asymptote | gain per 16,000 images | at 2× the images "
+    "| target (valid) | images to target | hours more |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+
+def format_row(d):
+    """One Markdown table row (the columns of MARKDOWN_HEADER) for a description."""
+    cells = [f"`{d['id']}`", f"{d['valid']:.4g}", f"{d['images']:,}"]
+    if d.get("fit") is None:
+        return "| " + " | ".join(cells + ["too few points"] + [""] * 6) + " |"
+    a, b, c, rms = d["fit"]
+    cells += [f"n^-{c:.2f}", f"{a:.4g}", f"{d['gain_per_16k']:.3g}", f"{d['at_2x']:.4g}"]
+    if "target" not in d:
+        cells += ["", "", ""]
+    elif d["images_to_target"] is None:
+        cells += [f"{d['target']:g}", "never (asymptote above)", ""]
+    else:
+        needed = d["images_to_target"]
+        speed = d.get("images_per_s")
+        more = max(needed - d["images"], 0.0)
+        hours = f"{more / speed / 3600:.1f} at {speed:.0f} img/s" if speed else ""
+        cells += [f"{d['target']:g}", f"{needed:,.0f}", hours]
+    return "| " + " | ".join(cells) + " |"
+
+
 def find_curves(curves_dir):
     paths = sorted(glob.glob(os.path.join(curves_dir, "*.csv")))
     paths += sorted(glob.glob(os.path.join(curves_dir, "*", "curves.csv")))
@@ -136,6 +163,8 @@ def main(argv=None):
     p.add_argument("--target", action="append", default=[], metavar="ID=VALUE",
                    help="validation figure to project for a model (repeatable)")
     p.add_argument("--dataset", action="append", default=[], metavar="ID=mnist|cifar10")
+    p.add_argument("--markdown", action="store_true",
+                   help="print a Markdown table (for docs/training.md) instead of sentences")
     args = p.parse_args(argv)
     targets = {}
     for item in args.target:
@@ -145,6 +174,8 @@ def main(argv=None):
     found = find_curves(os.path.expanduser(args.curves_dir))
     if not found:
         raise SystemExit(f"no curve CSVs in {args.curves_dir}")
+    if args.markdown:
+        print(MARKDOWN_HEADER)
     for model_id, path in found:
         dataset = dataset_of(model_id, overrides)
         if dataset is None:
@@ -157,7 +188,8 @@ def main(argv=None):
             print(f"{model_id}: no validation points in {path}")
             continue
         unit = "nats/image" if dataset == "mnist" else "bits/dim"
-        print(format_line(describe(model_id, rows, args.start, targets.get(model_id)), unit))
+        described = describe(model_id, rows, args.start, targets.get(model_id))
+        print(format_row(described) if args.markdown else format_line(described, unit))
 
 
 if __name__ == "__main__":

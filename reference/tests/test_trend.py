@@ -25,9 +25,15 @@ def test_describe_reports_gain_and_projection():
     assert d["at_2x"] < d["at_1_5x"] < d["valid"]
     assert abs(d["images_per_s"] - 20.0) < 1e-6
     assert "reaches 3.65" in trend.format_line(d, "bits/dim")
+    row = trend.format_row(d)
+    header_columns = trend.MARKDOWN_HEADER.splitlines()[0].count("|")
+    assert row.count("|") == header_columns
+    assert "`m-cifar10`" in row and "at 20 img/s" in row
+    assert "never" in trend.format_row(trend.describe("m-cifar10", rows, 0.4, target=3.5))
 
 
 def test_too_few_points():
     assert trend.fit_power_law([1.0, 2.0], [3.0, 2.0]) is None
     d = trend.describe("m-mnist", [(1000.0, 90.0, 10.0), (2000.0, 89.0, 20.0)], 0.0)
     assert "too few" in trend.format_line(d, "nats/image")
+    assert trend.format_row(d).count("|") == trend.MARKDOWN_HEADER.splitlines()[0].count("|")
