@@ -13,7 +13,10 @@ both RNG states, the position in the data order, the legs so far), `curves.csv` 
   `--checkpoint-minutes`, at every validation and on SIGTERM/SIGINT, each atomically, and
   `--resume` continues exactly where the last one left off. When there is no checkpoint,
   `--init-from FILE` starts from exported weights (e.g. the committed ones) as a fine-tune whose
-  images and hours carry on from that file's metadata. Each start is a *leg*: its command, host,
+  images and hours carry on from that file's metadata. `--grow-from FILE` does the same from the
+  weights of the same network with fewer layers: those layers are copied and the new ones, on top,
+  start as the identity (`nets/grow.py`), so the deeper network starts where the trained one was.
+  Each start is a *leg*: its command, host,
   threads, start and end, images and seconds are recorded in the checkpoint and the export.
 - An exponential moving average of the weights (`--ema`, openai/pixel-cnn uses 0.9995) is what is
   validated and exported; the raw weights only train.
@@ -99,11 +102,17 @@ def parse(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from the state directory's checkpoint")
     p.add_argument("--init-from", default=None,
                    help="exported weights to start from when there is no checkpoint (a fine-tune)")
+    p.add_argument("--grow-from", default=None,
+                   help="exported weights of this network with fewer layers, when there is no "
+                        "checkpoint: a fine-tune of the deeper network, the new layers on top "
+                        "starting as the identity")
     p.add_argument("--hardware", default=None, help="what this leg runs on, for the record")
     p.add_argument("--dist-timeout", type=float, default=60.0,
                    help="torchrun: minutes a rank waits for the others (rank 0 validates meanwhile)")
     add_arguments(p)
     args = p.parse_args(argv)
+    if args.init_from and args.grow_from:
+        p.error("give --init-from or --grow-from, not both")
     if args.steps is None:
         args.steps = 10000 if args.schedule == "cosine" else 2**62
     if args.out is None:
@@ -218,6 +227,14 @@ def read_start(args, cfg, ckpt_path):
                 return "error", (f"{args.init_from}: its config {meta['config']} is not this run's "
                                  f"{json.dumps(cfg, sort_keys=True)}")
             return "init", (record, load_file(args.init_from))
+        if args.grow_from:
+            record = init_weights_record(args.grow_from)
+            if "config" not in record[3]:
+                return "error", f"{args.grow_from}: no config in its metadata, so nothing to grow from"
+            problem = nets.grow.growth_problem(json.loads(record[3]["config"]), cfg)
+            if problem:
+                return "error", f"--grow-from {args.grow_from}: {problem}"
+            return "init", (record, load_file(args.grow_from))
     except (OSError, RuntimeError, KeyError, ValueError) as e:
         return "error", f"cannot read the start of the run: {e}"
     return "fresh", None
@@ -290,13 +307,23 @@ def run(args, ranks, rng, device, argv):
         fresh_optimizer = False
         say(f"resumed at step {step} ({images} images, {train_seconds:.0f} s), best valid {best:.4f}", flush=True)
     elif kind == "init":
-        (images, train_seconds, legs, _), weights = start
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        if missing or unexpected:
-            raise SystemExit(f"{args.init_from}: missing {missing}, unexpected {unexpected}")
+        (images, train_seconds, legs, meta), weights = start
+        if args.grow_from:
+            trained_layers = json.loads(meta["config"])["layers"]
+            try:
+                nets.grow.grow(model, weights, trained_layers)
+            except ValueError as e:
+                raise SystemExit(f"--grow-from {args.grow_from}: {e}")
+            say(f"grown from {args.grow_from}: its {trained_layers} layers, then "
+                f"{cfg['layers'] - trained_layers} starting as the identity", flush=True)
+        else:
+            missing, unexpected = model.load_state_dict(weights, strict=False)
+            if missing or unexpected:
+                raise SystemExit(f"{args.init_from}: missing {missing}, unexpected {unexpected}")
         if ema is not None:
             ema = Ema(model, args.ema)
-        say(f"fine-tune from {args.init_from} ({images} images, {train_seconds:.0f} s behind it)", flush=True)
+        say(f"fine-tune from {args.init_from or args.grow_from} ({images} images, "
+            f"{train_seconds:.0f} s behind it)", flush=True)
     elif args.resume:
         say(f"no checkpoint in {args.out}: a fresh run", flush=True)
     del start
@@ -306,7 +333,8 @@ def run(args, ranks, rng, device, argv):
            "hardware": args.hardware or host_description(torch.get_num_threads()),
            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "start_step": step, "start_images": images, "start_seconds": round(train_seconds, 1),
-           "from": "checkpoint" if not fresh_optimizer else (args.init_from or "scratch")}
+           "from": "checkpoint" if not fresh_optimizer else (
+               args.init_from or (f"grown from {args.grow_from}" if args.grow_from else "scratch"))}
     if ranks.distributed:
         leg["ranks"] = ranks.world  # "hardware" is rank 0's host
     legs.append(leg)
@@ -317,7 +345,8 @@ def run(args, ranks, rng, device, argv):
 
     if ranks.main:
         csv_path = os.path.join(args.out, "curves.csv")
-        new_csv = not os.path.exists(csv_path) or fresh_optimizer and not args.init_from and not args.resume
+        new_csv = not os.path.exists(csv_path) or (fresh_optimizer and not args.init_from
+                                                    and not args.grow_from and not args.resume)
         csv_file = open(csv_path, "w" if new_csv else "a", newline="")
         writer = csv.writer(csv_file)
         if new_csv:

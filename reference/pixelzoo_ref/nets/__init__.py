@@ -8,6 +8,7 @@
                    Image Generation with PixelCNN Decoders)
     logistic_mixture.py  the discretized logistic mixture head (PixelCNN++)
     mixture_pixelcnn.py  a small local PixelCNN with that head, for lossless coding
+    grow.py        a trained network grown deeper, its new layers starting as the identity
 
 A weights file is the zoo's safetensors layout: one tensor per parameter, named as the parameter
 (`input_conv.weight`, `layers.0.input_to_state.bias`, ...), and metadata `format = "pixel-zoo"`
@@ -20,7 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..config import RECURRENT
-from . import logistic_mixture
+from . import grow, logistic_mixture
 from .gated_pixelcnn import GatedPixelCNN
 from .mixture_pixelcnn import MixturePixelCNN
 from .multiscale import MultiScale

@@ -28,6 +28,11 @@ class PointwiseBlock(nn.Module):
     def forward(self, x):
         return x + self.outer(F.relu(self.inner(F.relu(x))))
 
+    def start_as_identity(self):
+        """Zero the branch's last projection: the block passes its input through (growing)."""
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
 
 class MixturePixelCNN(nn.Module):
     def __init__(self, cfg):

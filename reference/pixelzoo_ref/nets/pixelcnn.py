@@ -21,6 +21,11 @@ class ResidualBlock(nn.Module):
         y = self.expand(F.relu(y))
         return x + y
 
+    def start_as_identity(self):
+        """Zero the branch's last projection: the block passes its input through (growing)."""
+        nn.init.zeros_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)
+
 
 class OutputStack(nn.Module):
     """Two ReLU + 1x1 mask-B convolutions: 2h -> d -> colours*levels."""

@@ -85,6 +85,16 @@ def shift_down(x):
     return F.pad(x, (0, 0, 1, 0))[:, :, :-1, :]
 
 
+def zero_residual(layer):
+    """A recurrent layer passes its input through (growing): its residual 1x1 convolution zeroed.
+    Without that convolution the LSTM's output is added as it is, and cannot be zeroed."""
+    if layer.residual is None:
+        raise ValueError("a layer without its residual convolution (residual_conv = false) cannot "
+                         "start as the identity")
+    nn.init.zeros_(layer.residual.weight)
+    nn.init.zeros_(layer.residual.bias)
+
+
 class RowLSTMLayer(nn.Module):
     def __init__(self, features, h, colours, is_kernel, ss_kernel, residual_conv=True, conditioning=0):
         super().__init__()
@@ -116,6 +126,9 @@ class RowLSTMLayer(nn.Module):
             rows.append(h_prev)
         out = torch.stack(rows, dim=2)  # (b, h, H, W)
         return x + (self.residual(out) if self.residual is not None else out)
+
+    def start_as_identity(self):
+        zero_residual(self)
 
 
 class DiagonalLSTM(nn.Module):
@@ -178,6 +191,9 @@ class DiagonalBiLSTMLayer(nn.Module):
         # position only reads rows above it from that direction.
         out = l2r + shift_down(r2l.flip(3))
         return x + (self.residual(out) if self.residual is not None else out)
+
+    def start_as_identity(self):
+        zero_residual(self)
 
 
 class RecurrentPixelModel(nn.Module):
