@@ -16,6 +16,9 @@ both RNG states, the position in the data order, the legs so far), `curves.csv` 
   images and hours carry on from that file's metadata. `--grow-from FILE` does the same from the
   weights of the same network with fewer layers: those layers are copied and the new ones, on top,
   start as the identity (`nets/grow.py`), so the deeper network starts where the trained one was.
+  `--big-from FILE` starts a multi-scale model's big stage from a trained single-scale network of the
+  same config (its conditioning maps at zero, `nets/multiscale.py`), beside `--init-from` or a fresh
+  start; the leg records it, and the images and hours carried on are `--init-from`'s.
   Each start is a *leg*: its command, host,
   threads, start and end, images and seconds are recorded in the checkpoint and the export.
 - An exponential moving average of the weights (`--ema`, openai/pixel-cnn uses 0.9995) is what is
@@ -106,6 +109,9 @@ def parse(argv=None):
                    help="exported weights of this network with fewer layers, when there is no "
                         "checkpoint: a fine-tune of the deeper network, the new layers on top "
                         "starting as the identity")
+    p.add_argument("--big-from", default=None,
+                   help="multiscale, when there is no checkpoint: exported weights of the single-scale "
+                        "network the big stage is (without its conditioning), to start the big stage from")
     p.add_argument("--hardware", default=None, help="what this leg runs on, for the record")
     p.add_argument("--dist-timeout", type=float, default=60.0,
                    help="torchrun: minutes a rank waits for the others (rank 0 validates meanwhile)")
@@ -113,6 +119,8 @@ def parse(argv=None):
     args = p.parse_args(argv)
     if args.init_from and args.grow_from:
         p.error("give --init-from or --grow-from, not both")
+    if args.big_from and args.grow_from:
+        p.error("--big-from is for a multiscale model, which cannot grow: give --init-from or nothing")
     if args.steps is None:
         args.steps = 10000 if args.schedule == "cosine" else 2**62
     if args.out is None:
@@ -213,30 +221,45 @@ class Ranks:
 
 def read_start(args, cfg, ckpt_path):
     """What the run starts from, read by rank 0 alone: ("checkpoint", ck), ("init", (record,
-    weights)), ("fresh", None) or ("error", message). Tensors on the CPU."""
+    weights)), ("fresh", None) or ("error", message), and the weights of `--big-from` (None without
+    it or from a checkpoint). Tensors on the CPU."""
     try:
         if args.resume and os.path.exists(ckpt_path):
             ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
             if ck.get("config", cfg) != cfg:
-                return "error", f"{ckpt_path} holds another config: {ck['config']}"
-            return "checkpoint", ck
-        if args.init_from:
-            record = init_weights_record(args.init_from)
-            meta = record[3]
-            if "config" in meta and json.loads(meta["config"]) != cfg:
-                return "error", (f"{args.init_from}: its config {meta['config']} is not this run's "
-                                 f"{json.dumps(cfg, sort_keys=True)}")
-            return "init", (record, load_file(args.init_from))
-        if args.grow_from:
-            record = init_weights_record(args.grow_from)
-            if "config" not in record[3]:
-                return "error", f"{args.grow_from}: no config in its metadata, so nothing to grow from"
-            problem = nets.grow.growth_problem(json.loads(record[3]["config"]), cfg)
+                return ("error", f"{ckpt_path} holds another config: {ck['config']}"), None
+            return ("checkpoint", ck), None
+        big = None
+        if args.big_from:
+            meta = nets.read_metadata(args.big_from)
+            if "config" not in meta:
+                return ("error", f"{args.big_from}: no config in its metadata, so no big stage to start from"), None
+            problem = nets.multiscale.big_stage_problem(cfg, json.loads(meta["config"]))
             if problem:
-                return "error", f"--grow-from {args.grow_from}: {problem}"
-            return "init", (record, load_file(args.grow_from))
+                return ("error", f"--big-from {args.big_from}: {problem}"), None
+            big = load_file(args.big_from)
+        return read_weights_start(args, cfg), big
     except (OSError, RuntimeError, KeyError, ValueError) as e:
-        return "error", f"cannot read the start of the run: {e}"
+        return ("error", f"cannot read the start of the run: {e}"), None
+
+
+def read_weights_start(args, cfg):
+    """("init", (record, weights)) from --init-from or --grow-from, ("fresh", None) or ("error", message)."""
+    if args.init_from:
+        record = init_weights_record(args.init_from)
+        meta = record[3]
+        if "config" in meta and json.loads(meta["config"]) != cfg:
+            return "error", (f"{args.init_from}: its config {meta['config']} is not this run's "
+                             f"{json.dumps(cfg, sort_keys=True)}")
+        return "init", (record, load_file(args.init_from))
+    if args.grow_from:
+        record = init_weights_record(args.grow_from)
+        if "config" not in record[3]:
+            return "error", f"{args.grow_from}: no config in its metadata, so nothing to grow from"
+        problem = nets.grow.growth_problem(json.loads(record[3]["config"]), cfg)
+        if problem:
+            return "error", f"--grow-from {args.grow_from}: {problem}"
+        return "init", (record, load_file(args.grow_from))
     return "fresh", None
 
 
@@ -286,7 +309,7 @@ def run(args, ranks, rng, device, argv):
     order, pos = rng.permutation(len(train)), 0
     step, images, best, train_seconds = 0, 0, float("inf"), 0.0
     legs, fresh_optimizer = [], True
-    kind, start = ranks.broadcast(read_start(args, cfg, ckpt_path) if ranks.main else None)
+    (kind, start), big_stage = ranks.broadcast(read_start(args, cfg, ckpt_path) if ranks.main else None)
     if kind == "error":
         raise SystemExit(start)
     if kind == "checkpoint":
@@ -326,7 +349,15 @@ def run(args, ranks, rng, device, argv):
             f"{train_seconds:.0f} s behind it)", flush=True)
     elif args.resume:
         say(f"no checkpoint in {args.out}: a fresh run", flush=True)
-    del start
+    if big_stage is not None:
+        try:
+            model.start_big_stage_from(big_stage)
+        except ValueError as e:
+            raise SystemExit(f"--big-from {args.big_from}: {e}")
+        if ema is not None:
+            ema = Ema(model, args.ema)
+        say(f"big stage from {args.big_from}, its conditioning maps at zero", flush=True)
+    del start, big_stage
 
     launcher = "torchrun -m" if ranks.distributed else "python -m"
     leg = {"command": f"{launcher} pixelzoo_ref.train " + shlex.join(sys.argv[1:] if argv is None else argv),
@@ -334,7 +365,8 @@ def run(args, ranks, rng, device, argv):
            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "start_step": step, "start_images": images, "start_seconds": round(train_seconds, 1),
            "from": "checkpoint" if not fresh_optimizer else (
-               args.init_from or (f"grown from {args.grow_from}" if args.grow_from else "scratch"))}
+               (args.init_from or (f"grown from {args.grow_from}" if args.grow_from else "scratch"))
+               + (f", its big stage from {args.big_from}" if args.big_from else ""))}
     if ranks.distributed:
         leg["ranks"] = ranks.world  # "hardware" is rank 0's host
     legs.append(leg)

@@ -15,6 +15,11 @@ stride `factor`, ReLU, a 3x3 convolution, ReLU) to a c x n x n map; each layer o
 network maps it with a 1x1 unmasked convolution to 4h x n x n, added to its input-to-state map
 (`recurrent.py`, config `conditioning`). Parameter names: `small.*`, `upsample.{deconv,conv}.*`,
 `big.*`.
+
+The big stage is the single-scale network of the same config plus those conditioning maps, so it can
+start from that network's trained weights (`start_big_stage_from`): with the conditioning maps at
+zero it predicts exactly as the trained network, blind to the small image, and learns from there to
+use it.
 """
 import torch
 import torch.nn as nn
@@ -43,6 +48,24 @@ def subset_mask(n_rows, n_cols, factor, device):
     return rows[:, None] & cols[None, :]
 
 
+def big_stage_problem(cfg, trained_cfg):
+    """None when the trained weights of a single-scale network of `trained_cfg` can start the big stage
+    of a multi-scale model of `cfg`, otherwise what stands in the way."""
+    if cfg.get("architecture") != "multiscale":
+        return f"only a multiscale model has a big stage, not a {cfg.get('architecture')}"
+    big = {k: v for k, v in cfg["big"].items() if k != "conditioning"}
+    others = sorted(k for k in set(big) | set(trained_cfg) if big.get(k) != trained_cfg.get(k))
+    if others:
+        return ("the trained network is not the big stage without its conditioning: "
+                + ", ".join(f"{k} {trained_cfg.get(k)!r} (big stage {big.get(k)!r})" for k in others))
+    return None
+
+
+def is_conditioning(name):
+    """Whether a big-stage parameter name is one of the conditioning maps."""
+    return "conditioning" in name.split(".")
+
+
 class MultiScale(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -63,6 +86,22 @@ class MultiScale(nn.Module):
         self.small = PixelCNN(small) if small["architecture"] == "pixelcnn" else RecurrentPixelModel(small)
         self.upsample = Upsampler(cfg["channels"], big["conditioning"], f)
         self.big = RecurrentPixelModel(big)
+
+    def start_big_stage_from(self, trained_weights):
+        """Load a single-scale network's trained weights (a state dict without the `big.` prefix)
+        into the big stage and zero its conditioning maps. Raises ValueError on any other mismatch."""
+        try:
+            missing, unexpected = self.big.load_state_dict(trained_weights, strict=False)
+        except RuntimeError as e:  # tensors of other shapes
+            raise ValueError(f"the trained weights do not fit the big stage: {e}") from None
+        not_conditioning = [k for k in missing if not is_conditioning(k)]
+        if not_conditioning or unexpected:
+            raise ValueError(f"the trained weights do not fit the big stage: missing {not_conditioning}, "
+                             f"unexpected {list(unexpected)}")
+        with torch.no_grad():
+            for name, p in self.big.named_parameters():
+                if is_conditioning(name):
+                    p.zero_()
 
     def forward(self, x):
         f = self.cfg["factor"]
