@@ -13,24 +13,15 @@ from pixelzoo_ref import nets
 from pixelzoo_ref.fixtures import RANDOM
 from pixelzoo_ref.nets.multiscale import big_stage_problem, subset_mask
 from pixelzoo_ref.repo import REFERENCE
+from trained import pixels, trained_network
 
 MULTISCALE = [name for arch, name in RANDOM if arch == "multiscale"]
-
-
-def pixels(cfg, seed=0):
-    top = 2 if cfg["head"] == "bernoulli" else 256
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, top, (3, cfg["channels"], cfg["height"], cfg["width"]), generator=g)
 
 
 def trained_and_multiscale(name):
     cfg = dict(architecture="multiscale", **RANDOM[("multiscale", name)])
     trained_cfg = {k: v for k, v in cfg["big"].items() if k != "conditioning"}
-    torch.manual_seed(1)
-    trained = nets.build(trained_cfg)
-    with torch.no_grad():  # away from the initialisation, so that every weight matters
-        for p in trained.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    trained = trained_network(trained_cfg)
     torch.manual_seed(2)
     return cfg, trained_cfg, trained, nets.build(cfg)
 

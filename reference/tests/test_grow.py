@@ -13,25 +13,16 @@ from pixelzoo_ref import nets
 from pixelzoo_ref.fixtures import RANDOM
 from pixelzoo_ref.nets.grow import grow, growth_problem
 from pixelzoo_ref.repo import REFERENCE
+from trained import pixels, trained_network
 
 GROWABLE = [key for key in RANDOM if key[0] in ("pixelcnn", "row-lstm", "diagonal-bilstm", "mixture-pixelcnn")
             and RANDOM[key].get("residual_conv", True)]
 
 
-def pixels(cfg, seed=0):
-    top = 2 if cfg["head"] == "bernoulli" else 256
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, top, (3, cfg["channels"], cfg["height"], cfg["width"]), generator=g)
-
-
 def trained_and_grown(arch, name, extra_layers=2):
     trained_cfg = dict(architecture=arch, **RANDOM[(arch, name)])
     grown_cfg = dict(trained_cfg, layers=trained_cfg["layers"] + extra_layers)
-    torch.manual_seed(1)
-    trained = nets.build(trained_cfg)
-    with torch.no_grad():  # away from the initialisation, so that every weight matters
-        for p in trained.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    trained = trained_network(trained_cfg)
     torch.manual_seed(2)
     grown = nets.build(grown_cfg)
     return trained_cfg, trained, grown_cfg, grown
