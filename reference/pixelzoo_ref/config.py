@@ -140,3 +140,9 @@ def stage_config(args, arch, shape, head, hidden, features, layers, output_featu
         cfg["input_to_state_kernel"] = args.input_to_state_kernel
         cfg["state_to_state_kernel"] = args.state_to_state_kernel
     return cfg
+
+
+def config_differences(a, b, ignore=()):
+    """The keys, sorted, whose values differ between configs `a` and `b` (a key one lacks counts as
+    None there), other than those in `ignore`."""
+    return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))

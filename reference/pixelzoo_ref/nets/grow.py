@@ -7,6 +7,7 @@ Diagonal BiLSTM layers with their residual 1x1 convolution, the mixture PixelCNN
 Each of those layer classes says how it starts as the identity (`start_as_identity`). The Gated
 PixelCNN cannot (its vertical stack is not residual), nor can the multi-scale model (two networks).
 """
+from ..config import config_differences
 from .gated_pixelcnn import GatedPixelCNN
 
 # The attribute holding a network's stack of layers.
@@ -16,8 +17,7 @@ LAYER_STACKS = ("blocks", "layers")
 def growth_problem(trained_cfg, grown_cfg):
     """None when a network of `grown_cfg` can grow from trained weights of `trained_cfg`, otherwise
     what stands in the way."""
-    others = sorted(k for k in set(trained_cfg) | set(grown_cfg)
-                    if k != "layers" and trained_cfg.get(k) != grown_cfg.get(k))
+    others = config_differences(trained_cfg, grown_cfg, ignore=("layers",))
     if others:
         return ("the configs differ in more than `layers`: "
                 + ", ".join(f"{k} {trained_cfg.get(k)!r} -> {grown_cfg.get(k)!r}" for k in others))

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import RECURRENT, STAGES
+from ..config import RECURRENT, STAGES, config_differences
 from .layers import encode_input
 from .pixelcnn import PixelCNN
 from .recurrent import RecurrentPixelModel
@@ -54,7 +54,7 @@ def big_stage_problem(cfg, trained_cfg):
     if cfg.get("architecture") != "multiscale":
         return f"only a multiscale model has a big stage, not a {cfg.get('architecture')}"
     big = {k: v for k, v in cfg["big"].items() if k != "conditioning"}
-    others = sorted(k for k in set(big) | set(trained_cfg) if big.get(k) != trained_cfg.get(k))
+    others = config_differences(big, trained_cfg)
     if others:
         return ("the trained network is not the big stage without its conditioning: "
                 + ", ".join(f"{k} {trained_cfg.get(k)!r} (big stage {big.get(k)!r})" for k in others))
