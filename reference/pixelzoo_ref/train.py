@@ -14,8 +14,9 @@ both RNG states, the position in the data order, the legs so far), `curves.csv` 
   `--resume` continues exactly where the last one left off. When there is no checkpoint,
   `--init-from FILE` starts from exported weights (e.g. the committed ones) as a fine-tune whose
   images and hours carry on from that file's metadata. `--grow-from FILE` does the same from the
-  weights of the same network with fewer layers: those layers are copied and the new ones, on top,
-  start as the identity (`nets/grow.py`), so the deeper network starts where the trained one was.
+  weights of the same network with fewer layers (a multi-scale model: in its small stage, its big
+  stage or both): those layers are copied and the new ones, on top, start as the identity
+  (`nets/grow.py`), so the deeper network starts where the trained one was.
   `--big-from FILE` starts a multi-scale model's big stage from a trained single-scale network of the
   same config (its conditioning maps at zero, `nets/multiscale.py`), beside `--init-from` or a fresh
   start; the leg records it, and the images and hours carried on are `--init-from`'s.
@@ -120,7 +121,7 @@ def parse(argv=None):
     if args.init_from and args.grow_from:
         p.error("give --init-from or --grow-from, not both")
     if args.big_from and args.grow_from:
-        p.error("--big-from is for a multiscale model, which cannot grow: give --init-from or nothing")
+        p.error("give --big-from or --grow-from, not both")
     if args.steps is None:
         args.steps = 10000 if args.schedule == "cosine" else 2**62
     if args.out is None:
@@ -332,13 +333,12 @@ def run(args, ranks, rng, device, argv):
     elif kind == "init":
         (images, train_seconds, legs, meta), weights = start
         if args.grow_from:
-            trained_layers = json.loads(meta["config"])["layers"]
             try:
-                nets.grow.grow(model, weights, trained_layers)
+                grown = nets.grow.grow(model, weights, json.loads(meta["config"]))
             except ValueError as e:
                 raise SystemExit(f"--grow-from {args.grow_from}: {e}")
-            say(f"grown from {args.grow_from}: its {trained_layers} layers, then "
-                f"{cfg['layers'] - trained_layers} starting as the identity", flush=True)
+            say(f"grown from {args.grow_from}: new layers {', '.join(p.rstrip('.') for p in grown)} "
+                "start as the identity", flush=True)
         else:
             missing, unexpected = model.load_state_dict(weights, strict=False)
             if missing or unexpected:

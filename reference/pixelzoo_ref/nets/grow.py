@@ -4,28 +4,51 @@ goes on from there (the residual branch's last projection zeroed, as in Fixup or
 
 Every network whose layers are residual can grow: PixelCNN's residual blocks, the Row LSTM and
 Diagonal BiLSTM layers with their residual 1x1 convolution, the mixture PixelCNN's pointwise blocks.
-Each of those layer classes says how it starts as the identity (`start_as_identity`). The Gated
-PixelCNN cannot (its vertical stack is not residual), nor can the multi-scale model (two networks).
+Each of those layer classes says how it starts as the identity (`start_as_identity`). A multi-scale
+model grows stage by stage: its small network, its big one or both, each by the same rule. The Gated
+PixelCNN cannot grow (its vertical stack is not residual).
 """
 from ..config import config_differences
 from .gated_pixelcnn import GatedPixelCNN
 
 # The attribute holding a network's stack of layers.
 LAYER_STACKS = ("blocks", "layers")
+# A multi-scale model's stages: the attribute of each network and the config key of its config.
+MULTISCALE_STAGES = ("small", "big")
+
+
+def _network_problem(trained_cfg, grown_cfg, may_stay):
+    """What stands in the way of one network of `trained_cfg` growing into `grown_cfg`, or None.
+    `may_stay`: the same number of layers is fine (a multi-scale stage that does not grow)."""
+    others = config_differences(trained_cfg, grown_cfg, ignore=("layers",))
+    if others:
+        return ("the configs differ in more than `layers`: "
+                + ", ".join(f"{k} {trained_cfg.get(k)!r} -> {grown_cfg.get(k)!r}" for k in others))
+    trained_layers, grown_layers = trained_cfg.get("layers", 0), grown_cfg.get("layers", 0)
+    if may_stay and grown_layers == trained_layers:
+        return None
+    if grown_cfg["architecture"] == "gated-pixelcnn":
+        return "a gated-pixelcnn network cannot grow (its vertical stack is not residual)"
+    if grown_layers <= trained_layers:
+        return f"growing needs more layers than the trained {trained_layers}, not {grown_layers}"
+    return None
 
 
 def growth_problem(trained_cfg, grown_cfg):
     """None when a network of `grown_cfg` can grow from trained weights of `trained_cfg`, otherwise
     what stands in the way."""
-    others = config_differences(trained_cfg, grown_cfg, ignore=("layers",))
+    if "multiscale" not in (trained_cfg.get("architecture"), grown_cfg.get("architecture")):
+        return _network_problem(trained_cfg, grown_cfg, may_stay=False)
+    others = config_differences(trained_cfg, grown_cfg, ignore=MULTISCALE_STAGES)
     if others:
-        return ("the configs differ in more than `layers`: "
+        return ("the configs differ in more than their stages' `layers`: "
                 + ", ".join(f"{k} {trained_cfg.get(k)!r} -> {grown_cfg.get(k)!r}" for k in others))
-    if grown_cfg["architecture"] in ("gated-pixelcnn", "multiscale"):
-        return f"a {grown_cfg['architecture']} network cannot grow (its layers are not all residual)"
-    if grown_cfg.get("layers", 0) <= trained_cfg.get("layers", 0):
-        return (f"growing needs more layers than the trained {trained_cfg.get('layers')}, "
-                f"not {grown_cfg.get('layers')}")
+    for stage in MULTISCALE_STAGES:
+        problem = _network_problem(trained_cfg[stage], grown_cfg[stage], may_stay=True)
+        if problem:
+            return f"the {stage} stage: {problem}"
+    if all(trained_cfg[s]["layers"] == grown_cfg[s]["layers"] for s in MULTISCALE_STAGES):
+        return "growing needs more layers in the small stage, the big stage or both"
     return None
 
 
@@ -40,21 +63,36 @@ def layer_stack(model):
     raise ValueError(f"{type(model).__name__} has no stack of layers to grow")
 
 
-def grow(model, trained_weights, trained_layers):
-    """Load `trained_weights` (a state dict of the same network with `trained_layers` layers) into
-    `model`, a deeper one: everything but the layers above `trained_layers` comes from the trained
-    weights, and those layers start as the identity. Raises ValueError on any other mismatch."""
-    name, stack = layer_stack(model)
-    if len(stack) <= trained_layers:
-        raise ValueError(f"the network has {len(stack)} layers; growing needs more than {trained_layers}")
-    for layer in list(stack)[trained_layers:]:
-        start = getattr(layer, "start_as_identity", None)
-        if start is None:
-            raise ValueError(f"{type(layer).__name__} cannot start as the identity")
-        start()
+def networks(model, cfg):
+    """(parameter name prefix, network, config) of each network that may grow: the model itself, or
+    a multi-scale model's two stages."""
+    if cfg.get("architecture") == "multiscale":
+        return [(f"{s}.", getattr(model, s), cfg[s]) for s in MULTISCALE_STAGES]
+    return [("", model, cfg)]
+
+
+def grow(model, trained_weights, trained_cfg):
+    """Load `trained_weights` (a state dict of a network of `trained_cfg`) into `model`, the same
+    network with more layers (in one stage or both, for a multi-scale model): everything but the
+    new layers comes from the trained weights, and those layers start as the identity. Raises
+    ValueError on any other mismatch."""
+    grown = []
+    for prefix, network, trained in networks(model, trained_cfg):
+        trained_layers = trained["layers"]
+        name, stack = layer_stack(network)
+        if len(stack) < trained_layers or (len(stack) == trained_layers and not prefix):
+            raise ValueError(f"the network has {len(stack)} layers; growing needs more than {trained_layers}")
+        for layer in list(stack)[trained_layers:]:
+            start = getattr(layer, "start_as_identity", None)
+            if start is None:
+                raise ValueError(f"{type(layer).__name__} cannot start as the identity")
+            start()
+        grown += [f"{prefix}{name}.{i}." for i in range(trained_layers, len(stack))]
+    if not grown:
+        raise ValueError("no stage has more layers than the trained one: nothing to grow")
     missing, unexpected = model.load_state_dict(trained_weights, strict=False)
-    grown = tuple(f"{name}.{i}." for i in range(trained_layers, len(stack)))
-    not_grown = [k for k in missing if not k.startswith(grown)]
+    not_grown = [k for k in missing if not k.startswith(tuple(grown))]
     if not_grown or unexpected:
         raise ValueError(f"the trained weights do not fit the network below its new layers: "
                          f"missing {not_grown}, unexpected {list(unexpected)}")
+    return grown
