@@ -15,6 +15,12 @@ from .gated_pixelcnn import GatedPixelCNN
 LAYER_STACKS = ("blocks", "layers")
 # A multi-scale model's stages: the attribute of each network and the config key of its config.
 MULTISCALE_STAGES = ("small", "big")
+GATED_CANNOT_GROW = "a gated-pixelcnn network cannot grow (its vertical stack is not residual)"
+
+
+def _differ(what, trained_cfg, grown_cfg, keys):
+    return (f"the configs differ in more than {what}: "
+            + ", ".join(f"{k} {trained_cfg.get(k)!r} -> {grown_cfg.get(k)!r}" for k in keys))
 
 
 def _network_problem(trained_cfg, grown_cfg, may_stay):
@@ -22,13 +28,12 @@ def _network_problem(trained_cfg, grown_cfg, may_stay):
     `may_stay`: the same number of layers is fine (a multi-scale stage that does not grow)."""
     others = config_differences(trained_cfg, grown_cfg, ignore=("layers",))
     if others:
-        return ("the configs differ in more than `layers`: "
-                + ", ".join(f"{k} {trained_cfg.get(k)!r} -> {grown_cfg.get(k)!r}" for k in others))
+        return _differ("`layers`", trained_cfg, grown_cfg, others)
     trained_layers, grown_layers = trained_cfg.get("layers", 0), grown_cfg.get("layers", 0)
     if may_stay and grown_layers == trained_layers:
         return None
     if grown_cfg["architecture"] == "gated-pixelcnn":
-        return "a gated-pixelcnn network cannot grow (its vertical stack is not residual)"
+        return GATED_CANNOT_GROW
     if grown_layers <= trained_layers:
         return f"growing needs more layers than the trained {trained_layers}, not {grown_layers}"
     return None
@@ -41,8 +46,7 @@ def growth_problem(trained_cfg, grown_cfg):
         return _network_problem(trained_cfg, grown_cfg, may_stay=False)
     others = config_differences(trained_cfg, grown_cfg, ignore=MULTISCALE_STAGES)
     if others:
-        return ("the configs differ in more than their stages' `layers`: "
-                + ", ".join(f"{k} {trained_cfg.get(k)!r} -> {grown_cfg.get(k)!r}" for k in others))
+        return _differ("their stages' `layers`", trained_cfg, grown_cfg, others)
     for stage in MULTISCALE_STAGES:
         problem = _network_problem(trained_cfg[stage], grown_cfg[stage], may_stay=True)
         if problem:
@@ -55,7 +59,7 @@ def growth_problem(trained_cfg, grown_cfg):
 def layer_stack(model):
     """(attribute name, ModuleList) of a network's layers."""
     if isinstance(model, GatedPixelCNN):
-        raise ValueError("a gated-pixelcnn network cannot grow (its vertical stack is not residual)")
+        raise ValueError(GATED_CANNOT_GROW)
     for name in LAYER_STACKS:
         stack = getattr(model, name, None)
         if stack is not None:
@@ -80,8 +84,8 @@ def grow(model, trained_weights, trained_cfg):
     for prefix, network, trained in networks(model, trained_cfg):
         trained_layers = trained["layers"]
         name, stack = layer_stack(network)
-        if len(stack) < trained_layers or (len(stack) == trained_layers and not prefix):
-            raise ValueError(f"the network has {len(stack)} layers; growing needs more than {trained_layers}")
+        if len(stack) < trained_layers:
+            raise ValueError(f"the network has {len(stack)} layers, fewer than the trained {trained_layers}")
         for layer in list(stack)[trained_layers:]:
             start = getattr(layer, "start_as_identity", None)
             if start is None:
@@ -89,7 +93,7 @@ def grow(model, trained_weights, trained_cfg):
             start()
         grown += [f"{prefix}{name}.{i}." for i in range(trained_layers, len(stack))]
     if not grown:
-        raise ValueError("no stage has more layers than the trained one: nothing to grow")
+        raise ValueError("nothing to grow: the network (or each stage) has as many layers as the trained one")
     missing, unexpected = model.load_state_dict(trained_weights, strict=False)
     not_grown = [k for k in missing if not k.startswith(tuple(grown))]
     if not_grown or unexpected:
