@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use hub::{Fault, HubServer};
+use hub::{unused_port, Fault, HubServer};
 use md5::{Digest, Md5};
 use pixel_zoo::data::datasets::Dataset;
 use pixel_zoo::data_fetch::{fetch, DataSource, RemoteFile, Unpack, RECORD};
@@ -330,7 +330,7 @@ fn an_unreachable_server_says_so_and_a_failure_keeps_the_data_already_there() {
     let Some(data) = data_dir() else { return };
     let files = mnist_test_files(&data)[1..].to_vec();
     // A port with nobody listening: the machine is offline as far as this fetch can tell.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = unused_port();
     let cache = tempfile::tempdir().unwrap();
     let nested = cache.path().join("a/b/data");
     let offline = source("mnist", &files, vec![format!("http://127.0.0.1:{port}/mnist/")], Unpack::IdxGz);

@@ -11,7 +11,7 @@ mod hub;
 use std::collections::HashMap;
 use std::path::Path;
 
-use hub::{Fault, HubServer};
+use hub::{unused_port, Fault, HubServer};
 use pixel_zoo::checksum::sha256_hex;
 use pixel_zoo::manifest::ModelEntry;
 use pixel_zoo::weights::{Resolver, WeightsSource};
@@ -174,7 +174,7 @@ fn a_server_that_keeps_failing_gives_up_after_three_attempts_and_caches_nothing(
         assert!(files_under(cache.path()).is_empty(), "{fault:?}: {:?}", files_under(cache.path()));
     }
     // No server at all: the same, after three attempts.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = unused_port();
     let (cache, weights) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let z = zoo(entry(&bytes), &format!("http://127.0.0.1:{port}"), cache.path(), weights.path());
     let err = z.load("pixelcnn-test", &Device::Cpu).err().expect("must fail").to_string();

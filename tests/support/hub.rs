@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -23,6 +23,34 @@ pub enum Fault {
     Status(u16),
     /// Send the headers of the whole file, then this many bytes of it, then close the connection.
     CutAfter(usize),
+}
+
+/// The ports [`unused_port`] has handed out in this test process; no [`HubServer`] listens on them.
+static UNUSED_PORTS: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A port of 127.0.0.1 with nobody listening, for tests of an unreachable server. It was free when
+/// asked for, and every [`HubServer`] started afterwards in this process avoids it, so a test running
+/// beside the caller cannot start its server there (the kernel hands a freed port out again).
+pub fn unused_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().unwrap().port();
+    // Recorded while still bound: a server that gets the port after the drop sees it in the list.
+    UNUSED_PORTS.lock().unwrap().push(port);
+    port
+}
+
+/// A listener on a free port of 127.0.0.1 that [`unused_port`] has not handed out.
+fn free_listener() -> TcpListener {
+    let mut passed_over = Vec::new();
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().unwrap().port();
+        if !UNUSED_PORTS.lock().unwrap().contains(&port) {
+            return listener;
+        }
+        // Held until a good port is found, so the next bind cannot return the same one.
+        passed_over.push(listener);
+    }
 }
 
 pub struct HubServer {
@@ -40,7 +68,7 @@ impl HubServer {
 
     /// Serves `files`, answering the first requests with `faults`, one each, in order.
     pub fn with_faults(files: HashMap<String, Vec<u8>>, faults: Vec<Fault>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let listener = free_listener();
         listener.set_nonblocking(true).unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let stop = Arc::new(AtomicBool::new(false));
