@@ -101,10 +101,15 @@ pub fn build(
     let unusable = |msg: String| ZooError::BadWeights { id: entry.id.clone(), path: path.to_path_buf(), msg };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| unusable(format!("not a valid safetensors file ({e})")))?;
     for (name, view) in st.tensors() {
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(unusable(format!("tensor '{name}' is {:?}; the zoo's weights are F32", view.dtype())));
-        }
-        let finite = view.data().chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
+        let finite = match view.dtype() {
+            safetensors::Dtype::F32 => {
+                view.data().chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+            }
+            safetensors::Dtype::F16 => view.data().chunks_exact(2).all(|b| f16_is_finite([b[0], b[1]])),
+            other => {
+                return Err(unusable(format!("tensor '{name}' is {other:?}; the zoo's weights are F32 or F16")));
+            }
+        };
         if !finite {
             return Err(unusable(format!("tensor '{name}' holds NaN or infinite values")));
         }
@@ -146,6 +151,13 @@ pub fn build(
     Ok(model)
 }
 
+/// Whether the little-endian IEEE half-precision number `bytes` is finite (its exponent bits are
+/// not all ones). Weights files may store float16 (half the size of float32, for networks whose
+/// scores it leaves unchanged); the network is built in the dtype asked for either way.
+fn f16_is_finite(bytes: [u8; 2]) -> bool {
+    u16::from_le_bytes(bytes) & 0x7c00 != 0x7c00
+}
+
 /// The safetensors backend of the [`VarBuilder`], recording which tensors the network reads, so
 /// that tensors it does not read are found (a file of another model or config).
 struct ReadRecorder {
@@ -179,5 +191,22 @@ impl SimpleBackend for ReadRecorder {
 
     fn contains_tensor(&self, name: &str) -> bool {
         SimpleBackend::contains_tensor(&self.inner, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_is_finite;
+
+    #[test]
+    fn float16_finiteness_is_read_from_the_exponent_bits() {
+        // 1.0, the largest finite value, the smallest subnormal, -0.0: finite.
+        for bits in [0x3c00u16, 0x7bff, 0x0001, 0x8000] {
+            assert!(f16_is_finite(bits.to_le_bytes()), "{bits:#06x}");
+        }
+        // +inf, -inf, a quiet NaN, a NaN with a low payload bit: not.
+        for bits in [0x7c00u16, 0xfc00, 0x7e00, 0x7c01] {
+            assert!(!f16_is_finite(bits.to_le_bytes()), "{bits:#06x}");
+        }
     }
 }

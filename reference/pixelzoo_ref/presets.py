@@ -23,7 +23,6 @@ import json
 import os
 import sys
 
-from safetensors.torch import load_file
 
 from . import nets, repo
 from .config import DEFAULTS, config_from
@@ -199,7 +198,7 @@ def check_shipped(verbose=True):
                 ok = False
             model = nets.build(got)
             try:
-                model.load_state_dict(load_file(path), strict=True)
+                model.load_state_dict(nets.load_tensors(path), strict=True)
                 weights_note = f"weights load ({sum(t.numel() for t in model.parameters())} parameters)"
             except RuntimeError as e:
                 problems.append(f"{name}: weights do not load: {e}")

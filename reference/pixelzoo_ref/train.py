@@ -61,7 +61,6 @@ import time
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
 
 from . import data as D
 from . import nets, repo
@@ -238,7 +237,7 @@ def read_start(args, cfg, ckpt_path):
             problem = nets.multiscale.big_stage_problem(cfg, json.loads(meta["config"]))
             if problem:
                 return ("error", f"--big-from {args.big_from}: {problem}"), None
-            big = load_file(args.big_from)
+            big = nets.load_tensors(args.big_from)
         return read_weights_start(args, cfg), big
     except (OSError, RuntimeError, KeyError, ValueError) as e:
         return ("error", f"cannot read the start of the run: {e}"), None
@@ -252,7 +251,7 @@ def read_weights_start(args, cfg):
         if "config" in meta and json.loads(meta["config"]) != cfg:
             return "error", (f"{args.init_from}: its config {meta['config']} is not this run's "
                              f"{json.dumps(cfg, sort_keys=True)}")
-        return "init", (record, load_file(args.init_from))
+        return "init", (record, nets.load_tensors(args.init_from))
     if args.grow_from:
         record = init_weights_record(args.grow_from)
         if "config" not in record[3]:
@@ -260,7 +259,7 @@ def read_weights_start(args, cfg):
         problem = nets.grow.growth_problem(json.loads(record[3]["config"]), cfg)
         if problem:
             return "error", f"--grow-from {args.grow_from}: {problem}"
-        return "init", (record, load_file(args.grow_from))
+        return "init", (record, nets.load_tensors(args.grow_from))
     return "fresh", None
 
 

@@ -225,11 +225,18 @@ fn generate(dir: &Path) {
         }),
     );
     put(
-        "f16.safetensors",
+        "i32.safetensors",
+        &edit(&|ts, _| {
+            let i = find(ts, "output.logits.bias");
+            ts[i].1 = Dtype::I32;
+        }),
+    );
+    put(
+        "inf-f16.safetensors",
         &edit(&|ts, _| {
             let i = find(ts, "output.logits.bias");
             ts[i].1 = Dtype::F16;
-            ts[i].3 = vec![0, 0x3c]; // 1.0 in f16
+            ts[i].3 = vec![0, 0x7c]; // +infinity in f16
         }),
     );
     put(

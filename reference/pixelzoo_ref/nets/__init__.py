@@ -66,12 +66,17 @@ def read_config(path):
     return json.loads(read_metadata(path)["config"])
 
 
+def load_tensors(path):
+    """The tensors of a weights file in float32, whether the file stores float32 or float16."""
+    return {name: t.float() for name, t in load_file(path).items()}
+
+
 def load(path):
     """(network in eval mode, config) of a weights file: built from its config, every parameter
     loaded (strictly: no tensor missing, none left over)."""
     cfg = read_config(path)
     model = build(cfg)
-    model.load_state_dict(load_file(path), strict=True)
+    model.load_state_dict(load_tensors(path), strict=True)
     return model.eval(), cfg
 
 
