@@ -46,11 +46,9 @@ fn float16_weights_build_the_network_of_their_values_in_float32() {
     let dir = tempfile::tempdir().unwrap();
     let zoo = Zoo::new().unwrap();
     for id in ["pixelcnn-mnist", "diagonal-bilstm-mnist", "multiscale-mnist"] {
-        let half = rounded(id, true, dir.path());
-        assert!(
-            std::fs::metadata(&half).unwrap().len() * 10
-                < std::fs::metadata(rounded(id, false, dir.path())).unwrap().len() * 6
-        );
+        let (half, single) = (rounded(id, true, dir.path()), rounded(id, false, dir.path()));
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        assert!(size(&half) * 10 < size(&single) * 6);
         let logits = |weights: Option<&Path>| -> Vec<f32> {
             let m = zoo.load_with(id, &Device::Cpu, weights).unwrap();
             let s = m.spec();
@@ -59,7 +57,7 @@ fn float16_weights_build_the_network_of_their_values_in_float32() {
             m.logits(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
         };
         let from_f16 = logits(Some(&half));
-        assert_eq!(from_f16, logits(Some(&rounded(id, false, dir.path()))), "{id}");
+        assert_eq!(from_f16, logits(Some(&single)), "{id}");
         // The rounding changed the network (the test compares different weights), a little.
         let shipped = logits(None);
         let largest = shipped.iter().fold(0f32, |m, z| m.max(z.abs()));

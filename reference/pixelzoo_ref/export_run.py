@@ -4,9 +4,9 @@
 
 Copies the run's `model.safetensors` (the best-validation EMA weights, float32) to
 `WEIGHTS_DIR/ID.safetensors` (with `--dtype float16`, its values rounded to float16: half the bytes
-in git, for networks whose scores the rounding leaves unchanged; the zoo loads either), adds its `curves.csv` rows to `DOCS_DIR/curves/ID.csv` (those at image
-counts the committed curves do not have yet), and prints the
-`[model.training]` table for weights-manifest.toml (every leg: command, hardware, start and end,
+in git, for networks whose scores the rounding leaves unchanged; the zoo loads either), adds its
+`curves.csv` rows to `DOCS_DIR/curves/ID.csv` (those at image counts the committed curves do not
+have yet), and prints the `[model.training]` table for weights-manifest.toml (every leg: command, hardware, start and end,
 images, seconds) and the new sha256. The test figure is measured afterwards by the zoo
 (`zoo eval ID --json`) and goes into `[model.metrics]`; this script never reads test images.
 `update_manifest` writes the record and that figure into the manifest.

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,7 @@ from pixelzoo_ref import nets
 from pixelzoo_ref.fixtures import RANDOM
 from pixelzoo_ref.nets.multiscale import big_stage_problem, subset_mask
 from pixelzoo_ref.repo import REFERENCE
-from trained import pixels, trained_network
+from trained import mnist_training_data, pixels, trained_network
 
 MULTISCALE = [name for arch, name in RANDOM if arch == "multiscale"]
 
@@ -65,12 +64,7 @@ def test_a_network_that_is_not_the_big_stage_is_refused():
 def test_train_starts_the_big_stage_from_an_export(tmp_path):
     """train.py --big-from: a Row LSTM export starts a multi-scale run's big stage, and the leg says
     so; an export of another size is refused before training."""
-    data = tmp_path / "data"
-    os.makedirs(data / "mnist")
-    n = 50_008  # 50,000 for training, 8 for validation
-    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
-    with open(data / "mnist" / "train-images-idx3-ubyte", "wb") as f:
-        f.write(np.array([2051, n, 28, 28], dtype=">u4").tobytes() + x.tobytes())
+    data = mnist_training_data(tmp_path / "data")
     stage = ["--hidden", "4", "--features", "8", "--layers", "1", "--output-features", "8", "--input-kernel", "3"]
     common = ["--data-dir", str(data), "--dataset", "mnist-binarized", "--batch", "8", "--steps", "2",
               "--schedule", "constant", "--eval-every", "2", "--valid-limit", "8", "--threads", "1"]

@@ -19,6 +19,7 @@ import torch
 
 from pixelzoo_ref.nets import build
 from pixelzoo_ref.repo import REFERENCE
+from trained import mnist_training_data
 
 STEPS, HALF, SEED = 6, 3, 5
 COMMON = ["--dataset", "mnist-binarized", "--dynamic-binarization", "--arch", "pixelcnn", "--hidden", "4",
@@ -31,14 +32,7 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """An MNIST training file of 50,008 random images: 50,000 for training, 8 for validation."""
-    d = tmp_path_factory.mktemp("data")
-    os.makedirs(d / "mnist")
-    n = 50_008
-    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
-    header = np.array([2051, n, 28, 28], dtype=">u4").tobytes()
-    with open(d / "mnist" / "train-images-idx3-ubyte", "wb") as f:
-        f.write(header + x.tobytes())
-    return str(d)
+    return str(mnist_training_data(tmp_path_factory.mktemp("data")))
 
 
 def environment(**extra):

@@ -6,25 +6,20 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 
 from pixelzoo_ref import export_run, nets
 from pixelzoo_ref.repo import REFERENCE
-from trained import pixels
+from trained import mnist_training_data, pixels
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A two-step training run of a tiny PixelCNN: (train dir, run id)."""
     tmp = tmp_path_factory.mktemp("run")
-    os.makedirs(tmp / "data" / "mnist")
-    n = 50_008  # 50,000 for training, 8 for validation
-    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
-    with open(tmp / "data" / "mnist" / "train-images-idx3-ubyte", "wb") as f:
-        f.write(np.array([2051, n, 28, 28], dtype=">u4").tobytes() + x.tobytes())
+    mnist_training_data(tmp / "data")
     cmd = [sys.executable, "-m", "pixelzoo_ref.train", "--out", str(tmp / "train" / "tiny"), "--id", "tiny",
            "--data-dir", str(tmp / "data"), "--dataset", "mnist-binarized", "--arch", "pixelcnn", "--hidden", "4",
            "--layers", "1", "--output-features", "8", "--input-kernel", "5", "--batch", "8", "--steps", "2",

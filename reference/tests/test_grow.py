@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,7 @@ from pixelzoo_ref import nets
 from pixelzoo_ref.fixtures import RANDOM
 from pixelzoo_ref.nets.grow import grow, growth_problem
 from pixelzoo_ref.repo import REFERENCE
-from trained import pixels, trained_network
+from trained import mnist_training_data, pixels, trained_network
 
 GROWABLE = [key for key in RANDOM if key[0] in ("pixelcnn", "row-lstm", "diagonal-bilstm", "mixture-pixelcnn")
             and RANDOM[key].get("residual_conv", True)]
@@ -117,12 +116,7 @@ def test_what_cannot_grow_is_refused():
 def test_train_grows_from_an_export(tmp_path):
     """train.py --grow-from: a 1-layer export becomes a 2-layer run that carries on its images and
     records where it grew from; a config that differs in more than the layers is refused."""
-    data = tmp_path / "data"
-    os.makedirs(data / "mnist")
-    n = 50_008  # 50,000 for training, 8 for validation
-    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
-    with open(data / "mnist" / "train-images-idx3-ubyte", "wb") as f:
-        f.write(np.array([2051, n, 28, 28], dtype=">u4").tobytes() + x.tobytes())
+    data = mnist_training_data(tmp_path / "data")
     common = ["--data-dir", str(data), "--dataset", "mnist-binarized", "--arch", "pixelcnn", "--hidden", "4",
               "--output-features", "8", "--input-kernel", "5", "--batch", "8", "--steps", "2",
               "--schedule", "constant", "--eval-every", "2", "--valid-limit", "8", "--threads", "1"]

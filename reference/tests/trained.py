@@ -1,5 +1,9 @@
-"""Helpers shared by the tests that start one network from another's weights (test_grow.py,
-test_big_stage.py): random pixels for a config, and a network that looks trained."""
+"""Helpers shared by the tests that train or start one network from another's weights
+(test_grow.py, test_big_stage.py, test_distributed.py, test_export_run.py): random pixels for a
+config, a network that looks trained, and an MNIST training file for short training runs."""
+import os
+
+import numpy as np
 import torch
 
 from pixelzoo_ref import nets
@@ -20,3 +24,14 @@ def trained_network(cfg, seed=1):
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
     return model
+
+
+def mnist_training_data(data):
+    """Write into the directory `data` an MNIST training file of 50,008 random images (50,000 for
+    training, 8 for validation), as train.py --data-dir reads it; returns `data`."""
+    os.makedirs(os.path.join(data, "mnist"), exist_ok=True)
+    n = 50_008
+    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    with open(os.path.join(data, "mnist", "train-images-idx3-ubyte"), "wb") as f:
+        f.write(np.array([2051, n, 28, 28], dtype=">u4").tobytes() + x.tobytes())
+    return data
